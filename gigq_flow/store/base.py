@@ -1,0 +1,139 @@
+"""The storage contract every backend implements, and the typed rows it exchanges.
+
+``JobQueue`` and ``Worker`` speak only to a :class:`Store`; a backend owns its SQL,
+its schema and migrations, its connections and its wake-up mechanism. Values cross
+this boundary already encoded (``str`` for JSON, ``bytes`` for pickle): the store
+never decodes params or results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job ready to be inserted: encoded payload and deduplicated dependency ids."""
+
+    id: str
+    name: str
+    function_module: str
+    function_name: str
+    params: str | bytes
+    priority: int
+    dependencies: tuple[str, ...]
+    max_attempts: int
+    timeout: float
+    description: str
+    created_at: str
+    pass_parent_results: bool | None
+    retry_delay: float
+    serializer: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """One attempt at a job, as a worker sees it. ``execution_id`` fences its writes."""
+
+    id: str
+    name: str
+    function_module: str
+    function_name: str
+    params: str | bytes
+    attempts: int
+    max_attempts: int
+    retry_delay: float
+    pass_parent_results: bool | None
+    has_dependencies: bool
+    serializer: str
+    execution_id: str
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class ParentResult:
+    """A parent's encoded result, for building ``parent_results``."""
+
+    id: str
+    name: str | None
+    result: str | bytes | None
+    serializer: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    created_at: str
+
+
+class Store(Protocol):
+    """Everything the queue and the workers need from a database."""
+
+    location: str
+
+    # -- writes (each one transaction) -------------------------------------------------
+    def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
+        """Insert jobs, their edges and the workflow record atomically.
+
+        Raises UnknownDependencyError when a dependency is neither among ``jobs``
+        nor already stored. A job whose parent already ended failed, timed out or
+        was cancelled is stored as upstream_failed.
+        """
+
+    def claim(self, worker_id: str) -> ClaimedJob | None:
+        """Mark the best ready job running for ``worker_id`` and open an execution row."""
+
+    def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
+        """Store the result and release the children; False when the claim went stale."""
+
+    def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
+        """Record a failed attempt: back to pending after ``retry_delay``, or failed for good
+        (descendants become upstream_failed). False when the claim went stale."""
+
+    def expire_timeouts(self) -> int:
+        """Requeue or time out running jobs past their timeout; returns how many."""
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a pending job; its pending descendants become upstream_failed."""
+
+    def requeue(self, job_id: str) -> bool:
+        """Failed, timed-out or cancelled back to pending, with its upstream_failed
+        descendants."""
+
+    def clear_completed(self, before_timestamp: str | None = None) -> int:
+        """Delete completed and cancelled jobs; returns how many."""
+
+    # -- reads ---------------------------------------------------------------------------
+    def get_job(self, job_id: str) -> Row | None: ...
+
+    def get_executions(self, job_id: str) -> list[Row]: ...
+
+    def list_jobs(self, status: str | None, limit: int) -> list[Row]: ...
+
+    def count_by_status(self) -> dict[str, int]: ...
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]: ...
+
+    def parent_results(self, job_id: str) -> list[ParentResult]: ...
+
+    def list_workflows(self) -> list[Row]: ...
+
+    def get_workflow(self, workflow_id: str) -> Row | None: ...
+
+    def workflow_jobs(self, workflow_id: str) -> list[Row]: ...
+
+    def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]: ...
+
+    # -- wake-ups and lifecycle ----------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until work may have appeared (or a wake-up), at most ``timeout`` s."""
+
+    def wake_all(self) -> None:
+        """Wake every thread of this process blocked in ``wait_for_work``."""
+
+    def close(self) -> None:
+        """Close this thread's connection."""

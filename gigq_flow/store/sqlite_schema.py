@@ -1,0 +1,192 @@
+"""SQLite schema: creation, and migration of new, empty and GigQ 0.5 files in place.
+
+The ``jobs`` and ``job_executions`` tables keep every GigQ 0.5 column, so GigQ files
+open in place and GigQ-style SQL still reads them. The version is ``PRAGMA
+user_version``: 0 means a new file or a GigQ file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import datetime
+
+from ..errors import DatabaseError, SchemaVersionError
+
+SCHEMA_VERSION = 1
+
+GIGQ_JOBS_TABLE = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    function_module TEXT NOT NULL,
+    params TEXT,
+    priority INTEGER DEFAULT 0,
+    dependencies TEXT,
+    max_attempts INTEGER DEFAULT 3,
+    timeout INTEGER DEFAULT 300,
+    description TEXT,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    attempts INTEGER DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    started_at TEXT,
+    completed_at TEXT,
+    worker_id TEXT,
+    pass_parent_results INTEGER,
+    retry_delay INTEGER DEFAULT 0,
+    retry_after TEXT
+)"""
+
+GIGQ_EXECUTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS job_executions (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    completed_at TEXT,
+    result TEXT,
+    error TEXT,
+    FOREIGN KEY (job_id) REFERENCES jobs (id)
+)"""
+
+# Columns GigQ added after its first release, then ours; (name, declaration).
+ADDED_JOB_COLUMNS = (
+    ("pass_parent_results", "INTEGER"),
+    ("retry_delay", "INTEGER DEFAULT 0"),
+    ("retry_after", "TEXT"),
+    ("workflow_id", "TEXT"),
+    ("pending_deps", "INTEGER NOT NULL DEFAULT 0"),
+    ("execution_id", "TEXT"),
+    ("timeout_at", "REAL"),
+    ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
+)
+
+OUR_TABLES_AND_INDEXES = (
+    """CREATE TABLE IF NOT EXISTS job_dependencies (
+        job_id TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (job_id, depends_on)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    # A claim reads the head of this index: cost independent of how many jobs wait.
+    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
+        WHERE status = 'pending' AND pending_deps = 0""",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (timeout_at) WHERE status = 'running'",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_status_created ON jobs (status, created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
+    "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows}
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """Return the file's schema version; refuse files we cannot safely read."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path} was written by a newer gigq_flow (schema {version}, this one reads "
+            f"up to {SCHEMA_VERSION}); upgrade gigq_flow to open it"
+        )
+    tables = table_names(conn)
+    if version == 0 and tables and "jobs" not in tables:
+        raise DatabaseError(
+            f"{path} is a SQLite database but not a job queue (it has tables "
+            f"{', '.join(sorted(tables))} and no 'jobs' table); use a new file for the queue"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file to SCHEMA_VERSION in one transaction (no-op when current)."""
+    if check_version(conn, path) == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if check_version(conn, path) < SCHEMA_VERSION:  # another process may have won
+            _migrate_to_1(conn, path)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_to_1(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute(GIGQ_JOBS_TABLE)
+    conn.execute(GIGQ_EXECUTIONS_TABLE)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, declaration in ADDED_JOB_COLUMNS:
+        if name not in columns:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+    for statement in OUR_TABLES_AND_INDEXES:
+        conn.execute(statement)
+    _backfill_dependencies(conn, path)
+    _backfill_running_deadlines(conn)
+
+
+def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:
+    """Fill the edge table and the counters from GigQ's JSON ``dependencies`` column.
+
+    As in GigQ, a dependency on a job that no longer exists counts as satisfied.
+    """
+    rows = conn.execute(
+        "SELECT id, dependencies FROM jobs WHERE dependencies IS NOT NULL "
+        "AND dependencies NOT IN ('', '[]', 'null')"
+    ).fetchall()
+    for job_id, raw in rows:
+        try:
+            parents = list(dict.fromkeys(json.loads(raw)))
+            if not all(isinstance(p, str) for p in parents):
+                raise ValueError("ids must be strings")
+        except (ValueError, TypeError) as exc:
+            raise DatabaseError(
+                f"{path}: job {job_id} has malformed dependencies {raw!r} ({exc}); "
+                "fix the row (a JSON list of job ids) and open the file again"
+            ) from exc
+        conn.executemany(
+            "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on, position) "
+            "VALUES (?, ?, ?)",
+            [(job_id, parent, i) for i, parent in enumerate(parents)],
+        )
+    conn.execute(
+        """UPDATE jobs SET pending_deps = (
+               SELECT COUNT(*) FROM job_dependencies d JOIN jobs p ON p.id = d.depends_on
+               WHERE d.job_id = jobs.id AND p.status != 'completed')
+           WHERE id IN (SELECT job_id FROM job_dependencies)"""
+    )
+
+
+def _backfill_running_deadlines(conn: sqlite3.Connection) -> None:
+    """Give jobs a GigQ worker left running a deadline, so a timeout can reclaim them."""
+    rows = conn.execute(
+        "SELECT id, started_at, timeout FROM jobs WHERE status = 'running'"
+    ).fetchall()
+    for job_id, started_at, timeout in rows:
+        try:
+            started = datetime.fromisoformat(started_at).timestamp()
+        except (TypeError, ValueError):
+            started = time.time()
+        conn.execute(
+            "UPDATE jobs SET timeout_at = ? WHERE id = ?", (started + (timeout or 300), job_id)
+        )
