@@ -14,9 +14,11 @@ from .job import Job, JobStatus
 from .logs import setup_logging
 from .queue import JobQueue
 from .results import ParentResults
+from .run import JobState, RunSnapshot, WorkflowRun
 from .store.sqlite import close_thread_connections as close_connections
 from .tasks import task
 from .worker import Worker
+from .workflow import Workflow
 
 __version__ = "0.1.0"
 
@@ -29,11 +31,15 @@ __all__ = [
     "Job",
     "JobNotFoundError",
     "JobQueue",
+    "JobState",
     "JobStatus",
     "ParentResults",
+    "RunSnapshot",
     "UnknownDependencyError",
     "Worker",
+    "Workflow",
     "WorkflowError",
+    "WorkflowRun",
     "close_connections",
     "setup_logging",
     "task",

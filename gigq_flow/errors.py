@@ -38,6 +38,10 @@ class JobNotFoundError(GigqFlowError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class WorkflowNotFoundError(JobNotFoundError):
+    """No workflow with the given id exists in the queue."""
+
+
 class WorkflowError(GigqFlowError, ValueError):
     """A workflow cannot be submitted as it stands."""
 

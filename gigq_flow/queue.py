@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, JobNotFoundError
 from .job import Job, JobStatus
 from .serialization import dumps_params, loads
 from .store import Store, open_store
 from .store.base import NewJob, Row
+
+if TYPE_CHECKING:
+    from .run import WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,21 @@ class JobQueue:
     def clear_completed(self, before_timestamp: str | None = None) -> int:
         """Delete completed and cancelled jobs (completed before the timestamp, if given)."""
         return self.store.clear_completed(before_timestamp)
+
+    def list_workflows(self) -> list[dict[str, Any]]:
+        """Submitted workflows, newest first: id, name, created_at, counts per status, total."""
+        workflows = self.store.list_workflows()
+        for workflow in workflows:
+            workflow["counts"] = {status.value: workflow["counts"].get(status.value, 0)
+                                  for status in JobStatus}
+            workflow["total"] = sum(workflow["counts"].values())
+        return workflows
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRun:
+        """The run handle of a submitted workflow (from any process or kernel)."""
+        from .run import WorkflowRun
+
+        return WorkflowRun(self, workflow_id)
 
     def close(self) -> None:
         """Close this thread's connection to the file."""

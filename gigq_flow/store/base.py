@@ -120,15 +120,25 @@ class Store(Protocol):
 
     def parent_results(self, job_id: str) -> list[ParentResult]: ...
 
-    def list_workflows(self) -> list[Row]: ...
+    def list_workflows(self) -> list[Row]:
+        """Newest first: id, name, created_at and ``counts`` per status."""
 
     def get_workflow(self, workflow_id: str) -> Row | None: ...
 
-    def workflow_jobs(self, workflow_id: str) -> list[Row]: ...
+    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+        """The run-state columns of a workflow's jobs, in submission order."""
+
+    def workflow_counts(self, workflow_id: str) -> dict[str, int]: ...
+
+    def workflow_results(self, workflow_id: str) -> list[Row]:
+        """id, name, encoded result and serializer of the completed jobs."""
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]: ...
 
     # -- wake-ups and lifecycle ----------------------------------------------------------
+    def next_due(self) -> float | None:
+        """Seconds until a delayed retry becomes ready or a running job times out."""
+
     def wait_for_work(self, timeout: float) -> None:
         """Block until work may have appeared (or a wake-up), at most ``timeout`` s."""
 

@@ -553,8 +553,18 @@ class SQLiteStore:
         return [ParentResult(*row) for row in rows]
 
     def list_workflows(self) -> list[Row]:
-        return [dict(row) for row in self._read(
-            "SELECT id, name, created_at FROM workflows ORDER BY created_at DESC")]
+        rows = self._read(
+            """SELECT w.id, w.name, w.created_at, j.status, COUNT(j.id) AS count
+               FROM workflows w LEFT JOIN jobs j ON j.workflow_id = w.id
+               GROUP BY w.id, j.status ORDER BY w.created_at DESC, w.id""")
+        workflows: dict[str, Row] = {}
+        for row in rows:
+            entry = workflows.setdefault(
+                row["id"], {"id": row["id"], "name": row["name"],
+                            "created_at": row["created_at"], "counts": {}})
+            if row["status"] is not None:
+                entry["counts"][row["status"]] = row["count"]
+        return list(workflows.values())
 
     def get_workflow(self, workflow_id: str) -> Row | None:
         rows = self._read(
@@ -562,9 +572,26 @@ class SQLiteStore:
         return dict(rows[0]) if rows else None
 
     def workflow_jobs(self, workflow_id: str) -> list[Row]:
-        return [dict(row) for row in self._read(
-            "SELECT * FROM jobs WHERE workflow_id = ? ORDER BY created_at, rowid",
-            (workflow_id,))]
+        rows = self._read(
+            """SELECT id, name, function_module, function_name, status, attempts,
+                   max_attempts, started_at, completed_at, worker_id, error
+               FROM jobs WHERE workflow_id = ? ORDER BY created_at, rowid""",
+            (workflow_id,),
+        )
+        return [dict(row) for row in rows]
+
+    def workflow_counts(self, workflow_id: str) -> dict[str, int]:
+        return dict(self._read(
+            "SELECT status, COUNT(*) FROM jobs WHERE workflow_id = ? GROUP BY status",
+            (workflow_id,)))
+
+    def workflow_results(self, workflow_id: str) -> list[Row]:
+        rows = self._read(
+            "SELECT id, name, result, serializer FROM jobs "
+            "WHERE workflow_id = ? AND status = 'completed' ORDER BY created_at, rowid",
+            (workflow_id,),
+        )
+        return [dict(row) for row in rows]
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
         rows = self._read(

@@ -1,0 +1,222 @@
+"""``Workflow``: build a DAG of jobs, check it with networkx, submit it atomically."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import networkx as nx
+
+from .errors import (
+    ConfigurationError,
+    CycleError,
+    DuplicateJobError,
+    SelfDependencyError,
+    UnknownDependencyError,
+)
+from .job import Job
+from .queue import JobQueue, to_new_job
+from .serialization import SERIALIZERS
+from .store.base import WorkflowRecord
+from .tasks import TaskWrapper
+from .worker import Worker
+
+if TYPE_CHECKING:
+    from .run import WorkflowRun
+
+DEFAULT_DB_PATH = "gigq_flow.db"
+DEFAULT_RUN_WORKERS = 4
+
+
+def default_queue() -> JobQueue:
+    """The embedded default: a SQLite file ``gigq_flow.db`` in the working directory."""
+    return JobQueue(os.path.join(os.getcwd(), DEFAULT_DB_PATH))
+
+
+class Workflow:
+    """A named DAG of jobs. Add jobs or plain functions, ``validate()``, then ``submit()``
+    (or ``run()`` in a notebook). ``serializer="pickle"`` makes every job of the workflow
+    pickle its params and results (trusted database files only)."""
+
+    def __init__(self, name: str, *, serializer: str | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"workflow name must be a non-empty string, got {name!r}")
+        if serializer is not None and serializer not in SERIALIZERS:
+            raise ConfigurationError(
+                f"serializer must be one of {sorted(SERIALIZERS)}, got {serializer!r}"
+            )
+        self.name = name
+        self.serializer = serializer
+        self.jobs: list[Job] = []
+        self.job_map: dict[str, Job] = {}
+
+    # -- building ---------------------------------------------------------------------------
+    def add_job(self, job: Job, depends_on: Sequence[Job | str] | None = None) -> Job:
+        """Add a Job; ``depends_on`` takes Jobs of this workflow and ids of queued jobs."""
+        if not isinstance(job, Job):
+            raise ConfigurationError(
+                f"add_job() takes a Job, got {type(job).__name__}; use add_task() for functions"
+            )
+        if job.id in self.job_map:
+            raise DuplicateJobError(
+                f"job {job.name!r} ({job.id}) was already added to workflow {self.name!r}; "
+                "create a new Job (or call add_task again) for a second instance"
+            )
+        if depends_on is not None:
+            job.dependencies = list(dict.fromkeys(_dependency_id(dep) for dep in depends_on))
+        if self.serializer is not None:
+            job.serializer = self.serializer
+        self.jobs.append(job)
+        self.job_map[job.id] = job
+        return job
+
+    def add_task(
+        self,
+        fn: Callable,
+        params: dict[str, Any] | None = None,
+        depends_on: Sequence[Job | str] | None = None,
+        pass_parent_results: bool | None = None,
+        **job_options: Any,
+    ) -> Job:
+        """Add a ``@task`` or a plain module-level function, called with ``params``.
+
+        ``job_options`` (name, priority, max_attempts, timeout, description,
+        retry_delay, serializer) override the task's own options.
+        """
+        if isinstance(fn, TaskWrapper):
+            options = {**fn.options, **job_options}
+            function = fn.__wrapped__
+        else:
+            options = {"name": getattr(fn, "__name__", None), **job_options}
+            function = fn
+        job = Job(
+            function=function, params=params, pass_parent_results=pass_parent_results, **options
+        )
+        return self.add_job(job, depends_on=depends_on)
+
+    # -- checking ---------------------------------------------------------------------------
+    @property
+    def graph(self) -> nx.DiGraph:
+        """A node per job id (name, function, params, job), an edge parent -> child."""
+        graph = nx.DiGraph(name=self.name)
+        for job in self.jobs:
+            graph.add_node(
+                job.id, name=job.name, function=f"{job.function_module}.{job.function_name}",
+                params=job.params, job=job,
+            )
+        for job in self.jobs:
+            graph.add_edges_from((dep, job.id) for dep in job.dependencies if dep in self.job_map)
+        return graph
+
+    def validate(self, queue: JobQueue | None = None) -> None:
+        """Raise a WorkflowError subclass naming the problem; with a queue, also check
+        that dependencies outside the workflow are jobs of that queue."""
+        seen: set[str] = set()
+        for job in self.jobs:
+            if job.id in seen:
+                raise DuplicateJobError(
+                    f"job {job.name!r} ({job.id}) appears twice in workflow {self.name!r}; "
+                    "add each Job once"
+                )
+            seen.add(job.id)
+            if job.id in job.dependencies:
+                raise SelfDependencyError(
+                    f"job {job.name!r} depends on itself; remove it from its own depends_on"
+                )
+        graph = self.graph
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            raise CycleError([graph.nodes[parent]["name"] for parent, _ in cycle])
+        if queue is not None:
+            self._check_outside_dependencies(queue)
+
+    def _check_outside_dependencies(self, queue: JobQueue) -> None:
+        outside = {dep: job for job in self.jobs for dep in job.dependencies
+                   if dep not in self.job_map}
+        missing = set(outside) - queue.store.existing_ids(outside)
+        if missing:
+            dep = sorted(missing)[0]
+            raise UnknownDependencyError(
+                f"job {outside[dep].name!r} depends on {dep!r}, which is neither a job of "
+                f"workflow {self.name!r} nor a job in {queue.db_path}; add that job to the "
+                "workflow or submit it first"
+            )
+
+    # -- submitting and running -------------------------------------------------------------
+    def submit_all(self, queue: JobQueue) -> list[str]:
+        """Validate, then submit every job in one transaction; ids in the order added."""
+        self._submit(queue)
+        return [job.id for job in self.jobs]
+
+    def submit(self, queue: JobQueue | None = None) -> WorkflowRun:
+        """Validate and submit atomically; returns the run handle."""
+        from .run import WorkflowRun
+
+        queue = queue or default_queue()
+        record = self._submit(queue)
+        return WorkflowRun(queue, record.id)
+
+    def _submit(self, queue: JobQueue) -> WorkflowRecord:
+        self.validate(queue)
+        record = WorkflowRecord(
+            id=str(uuid.uuid4()), name=self.name, created_at=datetime.now().isoformat()
+        )
+        queue.store.submit([to_new_job(job) for job in self.jobs], record)
+        return record
+
+    def run(
+        self,
+        queue: JobQueue | None = None,
+        workers: int = DEFAULT_RUN_WORKERS,
+        wait: bool = True,
+        progress: bool = True,
+        timeout: float | None = None,
+    ) -> WorkflowRun:
+        """Submit and run on ``workers`` background threads of this process.
+
+        With ``wait=True`` it returns when every job is terminal (or ``timeout``
+        passes) and stops the threads; with ``wait=False`` it returns at once and the
+        threads stop by themselves when the run is done.
+        """
+        queue = queue or default_queue()
+        worker = Worker(queue.db_path, worker_id=f"run-{uuid.uuid4().hex[:8]}",
+                        polling_interval=1, concurrency=workers)
+        run = self.submit(queue)
+        worker.start_background()
+        if wait:
+            try:
+                run.wait(timeout=timeout, progress=progress)
+            finally:
+                worker.stop(wait=True)
+        else:
+            threading.Thread(target=_stop_when_done, args=(run, worker), daemon=True).start()
+        return run
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {len(self.jobs)} jobs>"
+
+    @staticmethod
+    def load(queue: JobQueue, workflow_id: str) -> WorkflowRun:
+        """The run handle of a submitted workflow, from any process."""
+        return queue.get_workflow(workflow_id)
+
+
+def _dependency_id(dep: Job | str) -> str:
+    if isinstance(dep, Job):
+        return dep.id
+    if isinstance(dep, str):
+        return dep
+    raise ConfigurationError(
+        f"depends_on takes Jobs and job ids, got {type(dep).__name__}"
+    )
+
+
+def _stop_when_done(run: WorkflowRun, worker: Worker) -> None:
+    run.wait()
+    worker.stop(wait=True)
