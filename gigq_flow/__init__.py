@@ -15,7 +15,7 @@ from .logs import setup_logging
 from .queue import JobQueue
 from .results import ParentResults
 from .run import JobState, RunSnapshot, WorkflowRun
-from .store.sqlite import close_thread_connections as close_connections
+from .store.sqlite_connection import close_thread_connections as close_connections
 from .tasks import task
 from .worker import Worker
 from .workflow import Workflow

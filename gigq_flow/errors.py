@@ -31,6 +31,11 @@ class TaskDefinitionError(GigqFlowError, TypeError):
     """A function cannot become a job (lambda, closure, method, async, ...)."""
 
 
+class NotAllowedError(GigqFlowError, PermissionError):
+    """A worker refused a job: its function is outside the allow-list, or its payload is
+    pickled and the worker does not accept pickle."""
+
+
 class JobNotFoundError(GigqFlowError, KeyError):
     """No job with the given id exists in the queue."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, JobNotFoundError
@@ -62,11 +64,16 @@ class JobQueue:
     """A queue in a SQLite file: submit, inspect, cancel and requeue jobs.
 
     ``initialize=True`` creates the file's schema, or migrates a GigQ 0.5 file in place.
+    ``synchronous="FULL"`` makes every commit durable across a power cut (the default,
+    ``"NORMAL"``, may lose the last commits then, never the file's consistency).
     """
 
-    def __init__(self, db_path: str | os.PathLike[str], initialize: bool = True) -> None:
+    def __init__(
+        self, db_path: str | os.PathLike[str], initialize: bool = True, *,
+        synchronous: str = "NORMAL",
+    ) -> None:
         self.db_path = os.fspath(db_path)
-        self.store: Store = open_store(db_path, initialize=initialize)
+        self.store: Store = open_store(db_path, initialize=initialize, synchronous=synchronous)
 
     def submit(self, job: Job) -> str:
         """Submit one job; returns its id. Its dependencies must already be in the queue."""
@@ -143,6 +150,22 @@ class JobQueue:
         from .run import WorkflowRun
 
         return WorkflowRun(self, workflow_id)
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """Worker processes seen by this queue, newest first, each with ``state``:
+        ``alive``, ``dead`` (no heartbeat for a lease period: presumed dead, its jobs are
+        reclaimed) or ``stopped``, and ``running_jobs``."""
+        now = time.time()
+        workers = self.store.list_workers()
+        for worker in workers:
+            if worker["stopped_at"]:
+                worker["state"] = "stopped"
+            elif now - worker["last_heartbeat"] > worker["lease_timeout"]:
+                worker["state"] = "dead"
+            else:
+                worker["state"] = "alive"
+            worker["last_heartbeat"] = datetime.fromtimestamp(worker["last_heartbeat"]).isoformat()
+        return workers
 
     def close(self) -> None:
         """Close this thread's connection to the file."""

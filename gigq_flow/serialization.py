@@ -35,7 +35,7 @@ def loads(data: str | bytes | None, serializer: str | None = "json") -> Any:
     """Decode what :func:`dumps` wrote; ``None`` stays ``None``."""
     if data is None:
         return None
-    if serializer == "pickle" or isinstance(data, bytes):
+    if serializer == "pickle":
         return pickle.loads(data)
     return json.loads(data)
 

@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from types import FrameType, TracebackType
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from .errors import ConfigurationError, DatabaseError, SerializationError
+from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
 from .results import ParentResults
 from .serialization import dumps, loads
 from .store import open_store
@@ -21,7 +22,10 @@ from .store.base import ClaimedJob
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLLING_INTERVAL = 5.0
+DEFAULT_LEASE_TIMEOUT = 30.0
+DEFAULT_GRACE_PERIOD = 30.0
 DATABASE_ERROR_BACKOFF = 1.0
+SUPERVISE_INTERVAL = 0.1
 
 
 def accepts_parent_results(func: Callable) -> bool:
@@ -39,14 +43,27 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return value
+
+
 class Worker:
     """Runs jobs from a queue until stopped.
 
-    ``start()`` blocks (SIGINT/SIGTERM stop it gracefully when called on the main
-    thread); ``start_background()`` returns at once; ``with Worker(...)`` runs in the
-    background inside the block. With ``concurrency > 1`` that many threads each
-    claim and run jobs, with ids ``f"{worker_id}-{i}"``. An idle thread wakes as soon
-    as work appears; ``polling_interval`` is only its longest sleep.
+    ``start()`` blocks; on the main thread the first SIGINT/SIGTERM stops claiming,
+    lets running jobs finish within ``grace_period`` seconds and returns the rest to
+    the queue, and a second one exits the process at once. ``start_background()``
+    returns at once; ``with Worker(...)`` runs in the background inside the block.
+    With ``concurrency > 1`` that many threads claim and run jobs, with ids
+    ``f"{worker_id}-{i}"``. An idle thread wakes as soon as work appears;
+    ``polling_interval`` is only its longest sleep.
+
+    Running jobs hold a lease that a heartbeat thread renews every third of
+    ``lease_timeout``: if this process dies, other workers reclaim its jobs once the
+    lease expires. ``allowed_modules`` limits which functions may run (a module and
+    its submodules); pickled payloads run only with ``allow_pickle=True``.
     """
 
     def __init__(
@@ -55,22 +72,38 @@ class Worker:
         worker_id: str | None = None,
         polling_interval: float = DEFAULT_POLLING_INTERVAL,
         concurrency: int = 1,
+        *,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        allowed_modules: Iterable[str] | None = None,
+        allow_pickle: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if isinstance(polling_interval, bool) or not isinstance(polling_interval, (int, float)) \
-                or polling_interval <= 0:
+        self.polling_interval = _positive("polling_interval", polling_interval)
+        self.lease_timeout = _positive("lease_timeout", lease_timeout)
+        if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) \
+                or grace_period < 0:
+            raise ConfigurationError(f"grace_period must be seconds >= 0, got {grace_period!r}")
+        if isinstance(allowed_modules, str):
             raise ConfigurationError(
-                f"polling_interval must be a number of seconds > 0, got {polling_interval!r}"
+                f"allowed_modules takes a list of module names, got the string {allowed_modules!r}"
             )
         self.db_path = os.fspath(db_path)
         self.worker_id = worker_id or f"worker-{uuid.uuid4()}"
-        self.polling_interval = polling_interval
         self.concurrency = concurrency
+        self.grace_period = grace_period
+        self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
+        self.allow_pickle = allow_pickle
         self.running = False
         self.store = open_store(db_path)
         self._local = threading.local()
-        self._background: threading.Thread | None = None
+        self._active: dict[str, ClaimedJob] = {}
+        self._active_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._heartbeat_stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._signals_received = 0
 
     # -- one job ----------------------------------------------------------------------------
     @property
@@ -79,18 +112,25 @@ class Worker:
         return getattr(self._local, "worker_id", self.worker_id)
 
     def process_one(self) -> bool:
-        """Time out overdue jobs, then claim and run one ready job; False if none was ready."""
-        self.store.expire_timeouts()
-        claim = self.store.claim(self.current_worker_id)
+        """Reclaim overdue jobs, then claim and run one ready job; False if none was ready."""
+        self._ensure_heartbeat()
+        self.store.expire_overdue()
+        claim = self.store.claim(self.current_worker_id, self.lease_timeout)
         if claim is None:
             return False
         logger.info("%s: running job %s (%s)", claim.worker_id, claim.id, claim.name)
-        self._run(claim)
+        with self._active_lock:
+            self._active[claim.execution_id] = claim
+        try:
+            self._run(claim)
+        finally:
+            with self._active_lock:
+                self._active.pop(claim.execution_id, None)
         return True
 
     def _run(self, claim: ClaimedJob) -> None:
         try:
-            func = self._import(claim.function_module, claim.function_name)
+            func = self._load_function(claim)
             params = loads(claim.params, claim.serializer)
             if claim.has_dependencies and self._wants_parent_results(claim, func):
                 params["parent_results"] = self._parent_results(claim.id)
@@ -115,13 +155,33 @@ class Worker:
         if not self.store.fail(claim, error, retry=retry):
             logger.warning("job %s: failure discarded, the job was reclaimed", claim.id)
 
-    @staticmethod
-    def _import(module_name: str, function_name: str) -> Callable:
+    def _load_function(self, claim: ClaimedJob) -> Callable:
+        """Check the allow-list and the serializer before importing anything."""
+        module_name, function_name = claim.function_module, claim.function_name
+        if self.allowed_modules is not None and not any(
+            module_name == allowed or module_name.startswith(allowed + ".")
+            for allowed in self.allowed_modules
+        ):
+            raise NotAllowedError(
+                f"{module_name}.{function_name} is outside this worker's allowed modules "
+                f"({', '.join(self.allowed_modules) or 'none'}); add {module_name!r} to "
+                "allowed_modules to run it"
+            )
+        if claim.serializer == "pickle":
+            self._check_pickle_allowed()
         module = importlib.import_module(module_name)
         try:
             return getattr(module, function_name)
         except AttributeError:
             raise ImportError(f"module {module_name!r} has no function {function_name!r}") from None
+
+    def _check_pickle_allowed(self) -> None:
+        if not self.allow_pickle:
+            raise NotAllowedError(
+                "the job's payload is pickled and this worker refuses pickle (unpickling runs "
+                "code chosen by whoever wrote the database); start the worker with "
+                "allow_pickle=True if you trust the database file"
+            )
 
     @staticmethod
     def _wants_parent_results(claim: ClaimedJob, func: Callable) -> bool:
@@ -130,10 +190,45 @@ class Worker:
         return accepts_parent_results(func)
 
     def _parent_results(self, job_id: str) -> ParentResults:
+        parents = self.store.parent_results(job_id)
+        if any(parent.serializer == "pickle" for parent in parents):
+            self._check_pickle_allowed()
         return ParentResults([
             (parent.id, parent.name, loads(parent.result, parent.serializer))
-            for parent in self.store.parent_results(job_id)
+            for parent in parents
         ])
+
+    # -- heartbeat --------------------------------------------------------------------------
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self.store.register_worker(self.worker_id, self.concurrency, self.lease_timeout)
+        self._heartbeat_stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"{self.worker_id}-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Renew leases every third of ``lease_timeout``; a failed beat is logged and retried."""
+        try:
+            while not self._heartbeat_stop.wait(self.lease_timeout / 3):
+                with self._active_lock:
+                    execution_ids = list(self._active)
+                try:
+                    self.store.heartbeat(self.worker_id, execution_ids, self.lease_timeout)
+                except Exception:
+                    logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
+            self.store.unregister_worker(self.worker_id)
+        except Exception:
+            logger.exception("worker %s: could not record its stop", self.worker_id)
+        finally:
+            self.store.close()
+
+    def _stop_heartbeat(self) -> None:
+        self._heartbeat_stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(5)
 
     # -- the loop -------------------------------------------------------------------------
     def _loop(self, index: int) -> None:
@@ -156,59 +251,80 @@ class Worker:
             logger.info("worker thread %s stopped", self.current_worker_id)
             self.store.close()
 
-    def _run_threads(self) -> None:
-        if self.concurrency == 1:
-            self._loop(0)
-            return
+    def _supervise(self) -> None:
+        """Run the loop threads; once stopped, wait ``grace_period`` for running jobs,
+        then return the unfinished ones to the queue."""
+        self._ensure_heartbeat()
         threads = [
             threading.Thread(target=self._loop, args=(i,), name=f"{self.worker_id}-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
+        stop_deadline = None
+        alive = threads
+        while alive:
+            if not self.running:
+                stop_deadline = stop_deadline or time.monotonic() + self.grace_period
+                if time.monotonic() >= stop_deadline:
+                    break
+            alive[0].join(SUPERVISE_INTERVAL)
+            alive = [thread for thread in alive if thread.is_alive()]
+        with self._active_lock:
+            unfinished = list(self._active.values())
+        if unfinished:
+            released = self.store.release(unfinished)
+            logger.warning("worker %s: grace period over; %d unfinished job(s) returned to the "
+                           "queue", self.worker_id, released)
+        self._stop_heartbeat()
+        self.store.close()
 
     def start(self) -> None:
-        """Run until ``stop()`` or, on the main thread, SIGINT/SIGTERM; running jobs finish."""
+        """Run until ``stop()`` or, on the main thread, a SIGINT/SIGTERM (see the class)."""
         self.running = True
+        self._signals_received = 0
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
         logger.info("worker %s started on %s", self.worker_id, self.db_path)
         try:
-            self._run_threads()
+            self._supervise()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             logger.info("worker %s stopped", self.worker_id)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        logger.info("worker %s: signal %d, finishing current jobs", self.worker_id, signum)
+        self._signals_received += 1
+        if self._signals_received > 1:
+            logger.warning("worker %s: second signal, exiting now", self.worker_id)
+            os._exit(128 + signum)
+        logger.info("worker %s: signal %d, finishing running jobs (grace %.0f s)",
+                    self.worker_id, signum, self.grace_period)
         self.stop()
 
     def start_background(self) -> threading.Thread:
         """Run the worker in daemon threads and return at once."""
-        if self._background is not None and self._background.is_alive():
+        if self._supervisor is not None and self._supervisor.is_alive():
             raise ConfigurationError(f"worker {self.worker_id} is already running")
         self.running = True
-        self._background = threading.Thread(
-            target=self._run_threads, name=f"gigq-flow-{self.worker_id}", daemon=True
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"gigq-flow-{self.worker_id}", daemon=True
         )
-        self._background.start()
-        return self._background
+        self._supervisor.start()
+        return self._supervisor
 
     def stop(self, wait: bool = False, timeout: float | None = None) -> None:
         """Claim nothing more; running jobs finish. ``wait`` joins background threads."""
         self.running = False
         self.store.wake_all()
-        if wait and self._background is not None:
-            self._background.join(timeout)
+        if wait and self._supervisor is not None:
+            self._supervisor.join(timeout)
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Stop the heartbeat and close this thread's connection."""
+        self._stop_heartbeat()
         self.store.close()
 
     def __enter__(self) -> Worker:

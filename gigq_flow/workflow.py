@@ -178,15 +178,19 @@ class Workflow:
         progress: bool = True,
         timeout: float | None = None,
     ) -> WorkflowRun:
-        """Submit and run on ``workers`` background threads of this process.
+        """Submit and run on ``workers`` background threads of this process (they accept
+        pickle when the workflow's own jobs use it: this process wrote them).
 
         With ``wait=True`` it returns when every job is terminal (or ``timeout``
         passes) and stops the threads; with ``wait=False`` it returns at once and the
         threads stop by themselves when the run is done.
         """
         queue = queue or default_queue()
-        worker = Worker(queue.db_path, worker_id=f"run-{uuid.uuid4().hex[:8]}",
-                        polling_interval=1, concurrency=workers)
+        worker = Worker(
+            queue.db_path, worker_id=f"run-{uuid.uuid4().hex[:8]}", polling_interval=1,
+            concurrency=workers,
+            allow_pickle=any(job.serializer == "pickle" for job in self.jobs),
+        )
         run = self.submit(queue)
         worker.start_background()
         if wait:

@@ -84,8 +84,9 @@ class Store(Protocol):
         was cancelled is stored as upstream_failed.
         """
 
-    def claim(self, worker_id: str) -> ClaimedJob | None:
-        """Mark the best ready job running for ``worker_id`` and open an execution row."""
+    def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
+        """Mark the best ready job running for ``worker_id`` under a lease of
+        ``lease_timeout`` seconds, and open an execution row."""
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""
@@ -94,8 +95,21 @@ class Store(Protocol):
         """Record a failed attempt: back to pending after ``retry_delay``, or failed for good
         (descendants become upstream_failed). False when the claim went stale."""
 
-    def expire_timeouts(self) -> int:
-        """Requeue or time out running jobs past their timeout; returns how many."""
+    def expire_overdue(self) -> int:
+        """Requeue, time out or fail running jobs past their timeout or their lease;
+        returns how many."""
+
+    def release(self, claims: Sequence[ClaimedJob]) -> int:
+        """Return unfinished jobs of a stopping worker to the queue (attempt not counted)."""
+
+    def register_worker(self, worker_id: str, concurrency: int, lease_timeout: float) -> None:
+        """Record a worker process (host, pid, start, heartbeat)."""
+
+    def heartbeat(self, worker_id: str, execution_ids: Sequence[str], lease_timeout: float) -> int:
+        """Renew the worker's heartbeat and its attempts' leases."""
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Mark a worker stopped."""
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a pending job; its pending descendants become upstream_failed."""
@@ -109,6 +123,8 @@ class Store(Protocol):
 
     # -- reads ---------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Row | None: ...
+
+    def list_workers(self) -> list[Row]: ...
 
     def get_executions(self, job_id: str) -> list[Row]: ...
 

@@ -1,11 +1,8 @@
-"""The embedded backend: one SQLite file, shared by threads and processes.
+"""The embedded backend: the job semantics over one SQLite file.
 
-Connection policy: one connection per thread and file, opened on first use and kept
-until :func:`close_thread_connections`. Connections run in autocommit mode; every
-write is one ``BEGIN IMMEDIATE`` transaction, so lock waits happen at its start and
-are retried here with short sleeps (no "database is locked" reaches the caller).
-WAL journal, ``synchronous=NORMAL`` by default: a power cut may roll back the last
-commits, never corrupt the file; ``synchronous="FULL"`` makes every commit durable.
+The file, its connections and its transactions are :mod:`.sqlite_connection`'s; this
+module holds every statement that gives a job its meaning (claim, complete, fail,
+leases, propagation). Each state change is one transaction.
 """
 
 from __future__ import annotations
@@ -13,30 +10,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
+import socket
 import sqlite3
-import threading
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from ..errors import DatabaseError, DuplicateJobError, UnknownDependencyError
 from ..job import FINAL_FAILURES, JobStatus
 from .base import ClaimedJob, NewJob, ParentResult, Row, WorkflowRecord
+from .sqlite_connection import SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
 from .wakeup import signal_for
 
 logger = logging.getLogger(__name__)
 
-LOCK_RETRY_SECONDS = 60.0
 CHANGE_POLL_SECONDS = 0.02
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _SQL_CHUNK = 500
 
 T = TypeVar("T")
-_local = threading.local()
 
 _FINAL = tuple(s.value for s in FINAL_FAILURES)
 _DESCENDANTS = """
@@ -50,22 +43,9 @@ def now_iso() -> str:
     return datetime.now().isoformat(timespec="microseconds")
 
 
-def _is_locked(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), _SQL_CHUNK):
         yield items[start : start + _SQL_CHUNK]
-
-
-def close_thread_connections(path: str | None = None) -> None:
-    """Close this thread's connections (to one file, or to all)."""
-    connections: dict[str, sqlite3.Connection] = getattr(_local, "connections", {})
-    for key in [path] if path else list(connections):
-        conn = connections.pop(key, None)
-        if conn is not None:
-            conn.close()
 
 
 class SQLiteStore:
@@ -74,133 +54,26 @@ class SQLiteStore:
     def __init__(
         self, path: str | os.PathLike[str], *, initialize: bool = True, synchronous: str = "NORMAL"
     ) -> None:
-        raw = os.fspath(path)
-        if raw in ("", ":memory:"):
-            raise DatabaseError(
-                "an in-memory database cannot be shared by workers; pass a file path"
-            )
-        if synchronous.upper() not in SYNCHRONOUS_MODES:
-            raise DatabaseError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
-        self.location = self.path = os.path.abspath(raw)
-        self.synchronous = synchronous.upper()
+        self.db = SQLiteConnections(path, synchronous)
+        self.location = self.path = self.db.path
         self._wake = signal_for(self.path)
-        self._check_path()
-        self._create_private_file()
-        conn = self._connection()
+        conn = self.db.connection()
         try:
             if initialize:
-                self._retry_locked(lambda: migrate(conn, self.path))
+                self.db.retry_locked(lambda: migrate(conn, self.path))
             elif check_version(conn, self.path) != SCHEMA_VERSION:
                 raise DatabaseError(
                     f"{self.path} has no current gigq_flow schema; "
                     "open it with initialize=True to create or migrate it"
                 )
         except sqlite3.Error as exc:
-            raise self._wrap(exc) from exc
-
-    # -- connections and transactions --------------------------------------------------
-    def _check_path(self) -> None:
-        parent = os.path.dirname(self.path)
-        if not os.path.isdir(parent):
-            raise DatabaseError(
-                f"cannot open {self.path}: directory {parent} does not exist; create it first"
-            )
-        if os.path.isdir(self.path):
-            raise DatabaseError(f"{self.path} is a directory; pass a file path for the queue")
-
-    def _create_private_file(self) -> None:
-        """New files are readable by their owner only: the queue is the power to run code."""
-        try:
-            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise DatabaseError(f"cannot create {self.path}: {exc.strerror}") from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        connections = getattr(_local, "connections", None)
-        if connections is None:
-            connections = _local.connections = {}
-        conn = connections.get(self.path)
-        if conn is None:
-            conn = connections[self.path] = self._connect()
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            mode = self._retry_locked(
-                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            )
-            if mode != "wal":
-                logger.warning("%s: WAL journal unavailable (got %s)", self.path, mode)
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute("PRAGMA foreign_keys = OFF")
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from exc
-        return conn
-
-    def _wrap(self, exc: sqlite3.Error) -> DatabaseError:
-        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
-            return DatabaseError(
-                f"{self.path} is not a SQLite database ({exc}); pass a queue file or a new path"
-            )
-        if "readonly" in str(exc):
-            return DatabaseError(
-                f"{self.path} is read-only ({exc}); give the user write access to the file "
-                "and its directory"
-            )
-        return DatabaseError(f"{self.path}: {exc}")
-
-    def _retry_locked(self, operation: Callable[[], T]) -> T:
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        delay = 0.0005
-        while True:
-            try:
-                return operation()
-            except sqlite3.OperationalError as exc:
-                if not _is_locked(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise DatabaseError(
-                        f"{self.path} stayed locked for {LOCK_RETRY_SECONDS:.0f}s; "
-                        "is a process holding a long transaction on it?"
-                    ) from exc
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 0.02)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        try:
-            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise self._wrap(exc) from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _read(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
-        conn = self._connection()
-        try:
-            return self._retry_locked(lambda: conn.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise self._wrap(exc) from exc
+            raise self.db.wrap(exc) from exc
 
     # -- submit ---------------------------------------------------------------------------
     def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
         new_ids = {job.id for job in jobs}
         outside = list({dep for job in jobs for dep in job.dependencies} - new_ids)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             taken = self._statuses(conn, list(new_ids))
             if taken:
                 raise DuplicateJobError(
@@ -272,14 +145,15 @@ class SQLiteStore:
         )
 
     # -- the worker's path ----------------------------------------------------------------
-    def claim(self, worker_id: str) -> ClaimedJob | None:
+    def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
         now = now_iso()
         execution_id = str(uuid.uuid4())
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             row = conn.execute(
                 """UPDATE jobs SET status = 'running', worker_id = :worker, started_at = :now,
                        updated_at = :now, attempts = attempts + 1, execution_id = :execution,
-                       timeout_at = :clock + COALESCE(timeout, 300)
+                       timeout_at = :clock + COALESCE(timeout, 300),
+                       lease_expires_at = :clock + :lease
                    WHERE id = (SELECT id FROM jobs
                                WHERE status = 'pending' AND pending_deps = 0
                                  AND (retry_after IS NULL OR retry_after <= :now)
@@ -287,7 +161,8 @@ class SQLiteStore:
                    RETURNING id, name, function_module, function_name, params, attempts,
                        max_attempts, retry_delay, pass_parent_results,
                        dependencies NOT IN ('[]', '', 'null'), serializer""",
-                {"worker": worker_id, "now": now, "execution": execution_id, "clock": time.time()},
+                {"worker": worker_id, "now": now, "execution": execution_id, "clock": time.time(),
+                 "lease": lease_timeout},
             ).fetchone()
             if row is None:
                 return None
@@ -307,10 +182,11 @@ class SQLiteStore:
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         now = now_iso()
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             current = conn.execute(
                 """UPDATE jobs SET status = 'completed', result = ?, error = NULL,
-                       completed_at = ?, updated_at = ?, worker_id = NULL, timeout_at = NULL
+                       completed_at = ?, updated_at = ?, worker_id = NULL, timeout_at = NULL,
+                       lease_expires_at = NULL
                    WHERE id = ? AND execution_id = ? AND status = 'running'""",
                 (result, now, now, claim.id, claim.execution_id),
             ).rowcount == 1
@@ -328,7 +204,7 @@ class SQLiteStore:
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
         now_dt = datetime.now()
         now = now_dt.isoformat(timespec="microseconds")
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             if retry:
                 retry_after = (
                     (now_dt + timedelta(seconds=claim.retry_delay)).isoformat(timespec="microseconds")
@@ -336,14 +212,16 @@ class SQLiteStore:
                 )
                 current = conn.execute(
                     """UPDATE jobs SET status = 'pending', error = ?, updated_at = ?,
-                           worker_id = NULL, retry_after = ?, timeout_at = NULL
+                           worker_id = NULL, retry_after = ?, timeout_at = NULL,
+                           lease_expires_at = NULL
                        WHERE id = ? AND execution_id = ? AND status = 'running'""",
                     (error, now, retry_after, claim.id, claim.execution_id),
                 ).rowcount == 1
             else:
                 current = conn.execute(
                     """UPDATE jobs SET status = 'failed', error = ?, updated_at = ?,
-                           completed_at = ?, worker_id = NULL, timeout_at = NULL
+                           completed_at = ?, worker_id = NULL, timeout_at = NULL,
+                           lease_expires_at = NULL
                        WHERE id = ? AND execution_id = ? AND status = 'running'""",
                     (error, now, now, claim.id, claim.execution_id),
                 ).rowcount == 1
@@ -375,23 +253,28 @@ class SQLiteStore:
                       "outcome discarded", claim.execution_id),
             )
 
-    def expire_timeouts(self) -> int:
+    def expire_overdue(self) -> int:
+        """Running jobs past their timeout, or whose worker stopped renewing its lease, are
+        requeued while attempts remain, else end timeout (or failed, for a lost worker)."""
         clock = time.time()
-        if not self._read(
-            "SELECT 1 FROM jobs WHERE status = 'running' AND timeout_at < ? LIMIT 1", (clock,)
-        ):
+        overdue_sql = ("SELECT id, attempts, max_attempts, retry_delay, timeout, worker_id, "
+                       "timeout_at < :clock FROM jobs WHERE status = 'running' "
+                       "AND (timeout_at < :clock OR lease_expires_at < :clock)")
+        if not self.db.read(overdue_sql, {"clock": clock}):
             return 0
         now_dt = datetime.now()
         now = now_dt.isoformat(timespec="microseconds")
-        with self._transaction() as conn:
-            expired = conn.execute(
-                "SELECT id, attempts, max_attempts, retry_delay, timeout FROM jobs "
-                "WHERE status = 'running' AND timeout_at < ?",
-                (clock,),
-            ).fetchall()
-            for job_id, attempts, max_attempts, retry_delay, timeout in expired:
-                error = f"Job timed out after {timeout} seconds"
-                logger.warning("job %s timed out after %s s", job_id, timeout)
+        with self.db.transaction() as conn:
+            overdue = conn.execute(overdue_sql, {"clock": clock}).fetchall()
+            for job_id, attempts, max_attempts, retry_delay, timeout, worker, timed_out in overdue:
+                if timed_out:
+                    error, execution_status, final = (
+                        f"Job timed out after {timeout} seconds", "timeout", "timeout")
+                else:
+                    error, execution_status, final = (
+                        f"worker {worker} stopped renewing its lease (presumed dead)",
+                        "lost", "failed")
+                logger.warning("job %s: %s", job_id, error)
                 if attempts < max_attempts:
                     retry_after = (
                         (now_dt + timedelta(seconds=retry_delay)).isoformat(timespec="microseconds")
@@ -400,24 +283,85 @@ class SQLiteStore:
                     conn.execute(
                         "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
                         "worker_id = NULL, retry_after = ?, timeout_at = NULL, "
-                        "execution_id = NULL WHERE id = ?",
+                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
                         (error, now, retry_after, job_id),
                     )
                 else:
                     conn.execute(
-                        "UPDATE jobs SET status = 'timeout', error = ?, updated_at = ?, "
+                        "UPDATE jobs SET status = ?, error = ?, updated_at = ?, "
                         "completed_at = ?, worker_id = NULL, timeout_at = NULL, "
-                        "execution_id = NULL WHERE id = ?",
-                        (error, now, now, job_id),
+                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
+                        (final, error, now, now, job_id),
                     )
                     self._propagate_failure(conn, job_id, now)
                 conn.execute(
-                    "UPDATE job_executions SET status = 'timeout', completed_at = ?, error = ? "
+                    "UPDATE job_executions SET status = ?, completed_at = ?, error = ? "
                     "WHERE job_id = ? AND status = 'running'",
-                    (now, error, job_id),
+                    (execution_status, now, error, job_id),
                 )
         self._wake.bump()
-        return len(expired)
+        return len(overdue)
+
+    def release(self, claims: Sequence[ClaimedJob]) -> int:
+        """Return jobs a stopping worker could not finish to the queue; the interrupted
+        attempt does not count. Returns how many were still this worker's."""
+        now = now_iso()
+        released = 0
+        with self.db.transaction() as conn:
+            for claim in claims:
+                if conn.execute(
+                    "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0), "
+                    "worker_id = NULL, execution_id = NULL, timeout_at = NULL, "
+                    "lease_expires_at = NULL, updated_at = ? "
+                    "WHERE id = ? AND execution_id = ? AND status = 'running'",
+                    (now, claim.id, claim.execution_id),
+                ).rowcount:
+                    released += 1
+                    conn.execute(
+                        "UPDATE job_executions SET status = 'interrupted', completed_at = ?, "
+                        "error = 'worker shut down before the job finished; returned to the "
+                        "queue' WHERE id = ?",
+                        (now, claim.execution_id),
+                    )
+        self._wake.bump()
+        return released
+
+    # -- workers --------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, concurrency: int, lease_timeout: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (id, host, pid, concurrency, lease_timeout, "
+                "started_at, last_heartbeat, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (worker_id, socket.gethostname(), os.getpid(), concurrency, lease_timeout,
+                 now_iso(), time.time()),
+            )
+
+    def heartbeat(self, worker_id: str, execution_ids: Sequence[str], lease_timeout: float) -> int:
+        """Renew the leases of this worker's running attempts; returns how many it still holds."""
+        clock = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE workers SET last_heartbeat = ? WHERE id = ?", (clock, worker_id))
+            renewed = 0
+            for chunk in _chunks(list(execution_ids)):
+                marks = ",".join("?" * len(chunk))
+                renewed += conn.execute(
+                    f"UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' "
+                    f"AND execution_id IN ({marks})",
+                    (clock + lease_timeout, *chunk),
+                ).rowcount
+        self.db.checkpoint_if_large()
+        return renewed
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE workers SET stopped_at = ? WHERE id = ?", (now_iso(), worker_id))
+
+    def list_workers(self) -> list[Row]:
+        rows = self.db.read(
+            """SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running'
+                   AND (j.worker_id = w.id OR j.worker_id LIKE w.id || '-%')) AS running_jobs
+               FROM workers w ORDER BY w.started_at DESC""")
+        return [dict(row) for row in rows]
 
     # -- failure propagation --------------------------------------------------------------
     @staticmethod
@@ -434,7 +378,7 @@ class SQLiteStore:
 
     def cancel(self, job_id: str) -> bool:
         now = now_iso()
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             cancelled = conn.execute(
                 "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
                 "WHERE id = ? AND status = 'pending'",
@@ -447,11 +391,11 @@ class SQLiteStore:
     def requeue(self, job_id: str) -> bool:
         now = now_iso()
         marks = ",".join("?" * len(_FINAL))
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             requeued = conn.execute(
                 f"""UPDATE jobs SET status = 'pending', attempts = 0, error = NULL,
                         retry_after = NULL, completed_at = NULL, updated_at = ?,
-                        execution_id = NULL
+                        execution_id = NULL, lease_expires_at = NULL
                     WHERE id = ? AND status IN ({marks})""",
                 (now, job_id, *_FINAL),
             ).rowcount == 1
@@ -496,7 +440,7 @@ class SQLiteStore:
         if before_timestamp:
             condition += " AND completed_at < ?"
             args = (before_timestamp,)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 f"DELETE FROM job_executions WHERE job_id IN (SELECT id FROM jobs WHERE {condition})",
                 args,
@@ -510,11 +454,11 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Row | None:
-        rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return dict(rows[0]) if rows else None
 
     def get_executions(self, job_id: str) -> list[Row]:
-        rows = self._read(
+        rows = self.db.read(
             "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
             "FROM job_executions WHERE job_id = ? ORDER BY started_at, rowid",
             (job_id,),
@@ -523,28 +467,28 @@ class SQLiteStore:
 
     def list_jobs(self, status: str | None, limit: int) -> list[Row]:
         if status:
-            rows = self._read(
+            rows = self.db.read(
                 "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
                 (status, limit),
             )
         else:
-            rows = self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+            rows = self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [dict(row) for row in rows]
 
     def count_by_status(self) -> dict[str, int]:
-        return dict(self._read("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
+        return dict(self.db.read("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
 
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
         ids = list(job_ids)
         found: set[str] = set()
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in self._read(
+            found.update(row[0] for row in self.db.read(
                 f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
         return found
 
     def parent_results(self, job_id: str) -> list[ParentResult]:
-        rows = self._read(
+        rows = self.db.read(
             """SELECT d.depends_on, p.name, p.result, p.serializer FROM job_dependencies d
                LEFT JOIN jobs p ON p.id = d.depends_on
                WHERE d.job_id = ? ORDER BY d.position""",
@@ -553,7 +497,7 @@ class SQLiteStore:
         return [ParentResult(*row) for row in rows]
 
     def list_workflows(self) -> list[Row]:
-        rows = self._read(
+        rows = self.db.read(
             """SELECT w.id, w.name, w.created_at, j.status, COUNT(j.id) AS count
                FROM workflows w LEFT JOIN jobs j ON j.workflow_id = w.id
                GROUP BY w.id, j.status ORDER BY w.created_at DESC, w.id""")
@@ -567,12 +511,12 @@ class SQLiteStore:
         return list(workflows.values())
 
     def get_workflow(self, workflow_id: str) -> Row | None:
-        rows = self._read(
+        rows = self.db.read(
             "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
         return dict(rows[0]) if rows else None
 
     def workflow_jobs(self, workflow_id: str) -> list[Row]:
-        rows = self._read(
+        rows = self.db.read(
             """SELECT id, name, function_module, function_name, status, attempts,
                    max_attempts, started_at, completed_at, worker_id, error
                FROM jobs WHERE workflow_id = ? ORDER BY created_at, rowid""",
@@ -581,12 +525,12 @@ class SQLiteStore:
         return [dict(row) for row in rows]
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]:
-        return dict(self._read(
+        return dict(self.db.read(
             "SELECT status, COUNT(*) FROM jobs WHERE workflow_id = ? GROUP BY status",
             (workflow_id,)))
 
     def workflow_results(self, workflow_id: str) -> list[Row]:
-        rows = self._read(
+        rows = self.db.read(
             "SELECT id, name, result, serializer FROM jobs "
             "WHERE workflow_id = ? AND status = 'completed' ORDER BY created_at, rowid",
             (workflow_id,),
@@ -594,7 +538,7 @@ class SQLiteStore:
         return [dict(row) for row in rows]
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
-        rows = self._read(
+        rows = self.db.read(
             """SELECT d.depends_on, d.job_id FROM job_dependencies d
                JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
                ORDER BY j.created_at, j.rowid, d.position""",
@@ -606,10 +550,11 @@ class SQLiteStore:
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job times out."""
         now = now_iso()
-        rows = self._read(
+        rows = self.db.read(
             """SELECT (SELECT MIN(retry_after) FROM jobs WHERE status = 'pending'
                          AND pending_deps = 0 AND retry_after > ?),
-                      (SELECT MIN(timeout_at) FROM jobs WHERE status = 'running')""",
+                      (SELECT MIN(MIN(timeout_at, COALESCE(lease_expires_at, timeout_at)))
+                         FROM jobs WHERE status = 'running')""",
             (now,),
         )
         retry_after, timeout_at = rows[0]
@@ -625,7 +570,7 @@ class SQLiteStore:
         CHANGE_POLL_SECONDS (``PRAGMA data_version``), else after ``timeout``."""
         deadline = time.monotonic() + timeout
         generation = self._wake.generation
-        conn = self._connection()
+        conn = self.db.connection()
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         while True:
             remaining = deadline - time.monotonic()
@@ -640,4 +585,4 @@ class SQLiteStore:
         self._wake.bump()
 
     def close(self) -> None:
-        close_thread_connections(self.path)
+        self.db.close()

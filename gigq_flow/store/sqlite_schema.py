@@ -64,6 +64,7 @@ ADDED_JOB_COLUMNS = (
     ("pending_deps", "INTEGER NOT NULL DEFAULT 0"),
     ("execution_id", "TEXT"),
     ("timeout_at", "REAL"),
+    ("lease_expires_at", "REAL"),
     ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
 )
 
@@ -80,10 +81,20 @@ OUR_TABLES_AND_INDEXES = (
         name TEXT NOT NULL,
         created_at TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        concurrency INTEGER NOT NULL,
+        lease_timeout REAL NOT NULL,
+        started_at TEXT NOT NULL,
+        last_heartbeat REAL NOT NULL,
+        stopped_at TEXT
+    )""",
     # A claim reads the head of this index: cost independent of how many jobs wait.
     """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
         WHERE status = 'pending' AND pending_deps = 0""",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (timeout_at) WHERE status = 'running'",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS idx_jobs_status_created ON jobs (status, created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",

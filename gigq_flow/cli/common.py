@@ -1,0 +1,144 @@
+"""What every command shares: the usage error, opening the queue, argument types, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any, Callable, NoReturn
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import GigqFlowError
+from ..job import JobStatus
+from ..queue import JobQueue
+from ..workflow import DEFAULT_DB_PATH
+
+PROG = "gigq-flow"
+DB_ENV_VAR = "GIGQ_FLOW_DB"
+WIDE_OUTPUT = 1000
+"""Console width when stdout is not a terminal: tables keep one row per line in pipes."""
+
+STATUS_STYLES = {
+    JobStatus.PENDING.value: "yellow",
+    JobStatus.RUNNING.value: "cyan",
+    JobStatus.COMPLETED.value: "green",
+    JobStatus.FAILED.value: "red",
+    JobStatus.TIMEOUT.value: "red",
+    JobStatus.CANCELLED.value: "magenta",
+    JobStatus.UPSTREAM_FAILED.value: "bright_black",
+}
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(GigqFlowError, ValueError):
+    """The command line asks for something that cannot work as typed (exit status 2)."""
+
+
+class RefusedError(GigqFlowError):
+    """A valid request the queue's current state refuses, e.g. cancelling a finished job
+    (exit status 1)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake becomes one ``UsageError`` line instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- argument types (argparse turns their ValueError/TypeError into a usage error) --------
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+non_negative_int.__name__ = positive_int.__name__ = "integer"
+
+
+# -- the queue ------------------------------------------------------------------------------
+def default_db() -> str:
+    """``$GIGQ_FLOW_DB`` if set, else the embedded default in the working directory."""
+    return os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH
+
+
+def open_queue(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
+    """The queue at ``--db``. Commands that only read or change existing jobs refuse a
+    missing file instead of creating an empty queue where a typo pointed."""
+    path = args.db
+    if not create and not os.path.exists(path):
+        raise UsageError(
+            f"no queue at {os.path.abspath(path)} (the file does not exist); "
+            f"pass --db PATH, or create it with '{PROG} submit' or '{PROG} demo'"
+        )
+    return JobQueue(path)
+
+
+# -- output ---------------------------------------------------------------------------------
+def console() -> Console:
+    """A rich console on stdout; user text is never read as markup."""
+    wide = None if sys.stdout.isatty() else WIDE_OUTPUT
+    return Console(width=wide, markup=False, highlight=False, emoji=False)
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    grid = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    for column in grid.columns:
+        column.overflow = "fold"
+    return grid
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def short_time(iso: str | None) -> str:
+    """``2024-05-01T12:00:00.123456`` -> ``2024-05-01 12:00:00``; empty when unset."""
+    if not iso:
+        return ""
+    return iso[:19].replace("T", " ")
+
+
+def print_json(value: Any) -> None:
+    """Machine-readable output: indented JSON; values JSON cannot hold become strings."""
+    print(json.dumps(value, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+def to_json_text(value: Any) -> str:
+    """A value as one JSON line for a table cell or a status field."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)

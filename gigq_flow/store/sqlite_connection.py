@@ -1,0 +1,218 @@
+"""The SQLite transport: the file, per-thread connections, transactions and lock waits.
+
+Connection policy: one connection per thread and file, opened on first use and kept
+until :func:`close_thread_connections`. Connections run in autocommit mode; every
+write is one ``BEGIN IMMEDIATE`` transaction, so lock waits happen at its start and
+are retried here with short randomized sleeps: no "database is locked" reaches the
+caller. WAL journal, ``synchronous=NORMAL`` by default: a power cut may roll back the
+last commits but never corrupts the file; ``synchronous="FULL"`` makes each commit
+durable on return, at the cost of an fsync per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
+
+from ..errors import DatabaseError
+
+logger = logging.getLogger(__name__)
+
+LOCK_RETRY_SECONDS = 60.0
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
+     "lustre", "davfs", "fuse.s3fs", "fuse.gcsfuse"}
+)
+
+T = TypeVar("T")
+_local = threading.local()
+
+
+def close_thread_connections(path: str | None = None) -> None:
+    """Close this thread's connections (to one file, or to all)."""
+    connections: dict[str, sqlite3.Connection] = getattr(_local, "connections", {})
+    for key in [path] if path else list(connections):
+        conn = connections.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+
+def is_locked(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the filesystem holding ``path``, from /proc/mounts (Linux only)."""
+    try:
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            entries = [line.split()[1:3] for line in mounts if len(line.split()) > 2]
+    except OSError:
+        return None
+    best = ("", None)
+    for mount_point, fs_type in entries:
+        mount_point = mount_point.replace("\\040", " ")
+        if (path == mount_point or path.startswith(mount_point.rstrip("/") + "/")) \
+                and len(mount_point) > len(best[0]):
+            best = (mount_point, fs_type)
+    return best[1]
+
+
+class SQLiteConnections:
+    """Owns the file at ``path``: checks it, creates it private, hands out connections."""
+
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
+        raw = os.fspath(path)
+        if raw in ("", ":memory:"):
+            raise DatabaseError(
+                "an in-memory database cannot be shared by workers; pass a file path"
+            )
+        if str(synchronous).upper() not in SYNCHRONOUS_MODES:
+            raise DatabaseError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
+            )
+        self.path = os.path.abspath(raw)
+        self.synchronous = synchronous.upper()
+        self._check_path()
+        self._create_private_file()
+        self._warn_if_network_filesystem()
+
+    def _check_path(self) -> None:
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            raise DatabaseError(
+                f"cannot open {self.path}: directory {parent} does not exist; create it first"
+            )
+        if os.path.isdir(self.path):
+            raise DatabaseError(f"{self.path} is a directory; pass a file path for the queue")
+
+    def _create_private_file(self) -> None:
+        """New files are readable by their owner only: the queue is the power to run code."""
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DatabaseError(f"cannot create {self.path}: {exc.strerror}") from exc
+
+    def _warn_if_network_filesystem(self) -> None:
+        fs_type = filesystem_type(self.path)
+        if fs_type in NETWORK_FILESYSTEMS:
+            message = (
+                f"{self.path} is on a network filesystem ({fs_type}): SQLite's locking is not "
+                "safe there and the queue can be corrupted; keep the file on a local disk, or "
+                "use the PostgreSQL backend for workers on several hosts"
+            )
+            logger.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    # -- connections --------------------------------------------------------------------------
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the file, opened on first use."""
+        connections = getattr(_local, "connections", None)
+        if connections is None:
+            connections = _local.connections = {}
+        conn = connections.get(self.path)
+        if conn is None:
+            conn = connections[self.path] = self._connect()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            mode = self.retry_locked(
+                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            )
+            if mode != "wal":
+                logger.warning("%s: WAL journal unavailable (got %s)", self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
+        return conn
+
+    def close(self) -> None:
+        close_thread_connections(self.path)
+
+    # -- errors and lock waits ----------------------------------------------------------------
+    def wrap(self, exc: sqlite3.Error) -> DatabaseError:
+        """A DatabaseError naming the file, the cause and, where known, the fix."""
+        text = str(exc)
+        if "not a database" in text:
+            return DatabaseError(
+                f"{self.path} is not a SQLite database ({text}); pass a queue file or a new path"
+            )
+        if "readonly" in text:
+            return DatabaseError(
+                f"{self.path} is read-only ({text}); give this user write access to the file "
+                "and its directory"
+            )
+        return DatabaseError(f"{self.path}: {text}")
+
+    def retry_locked(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying while another connection holds the write lock."""
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        delay = 0.0005
+        while True:
+            try:
+                return operation()
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise DatabaseError(
+                        f"{self.path} stayed locked for {LOCK_RETRY_SECONDS:.0f}s; "
+                        "is a process holding a long transaction on it?"
+                    ) from exc
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.02)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        conn = self.connection()
+        try:
+            self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self.wrap(exc) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def read(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
+        """Rows of one read statement (WAL: readers do not wait for writers)."""
+        conn = self.connection()
+        try:
+            return self.retry_locked(lambda: conn.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
+
+    def checkpoint_if_large(self) -> None:
+        """Fold the WAL back into the file once it passes WAL_SIZE_LIMIT (long readers
+        can stop SQLite's automatic checkpoints from catching up)."""
+        try:
+            size = os.path.getsize(self.path + "-wal")
+        except OSError:
+            return
+        if size > WAL_SIZE_LIMIT:
+            busy, _, _ = self.read("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+            logger.info("%s: WAL at %d bytes, checkpoint %s", self.path, size,
+                        "blocked by a reader" if busy else "done")
