@@ -154,7 +154,7 @@ class SQLiteStore:
                        updated_at = :now, attempts = attempts + 1, execution_id = :execution,
                        timeout_at = :clock + COALESCE(timeout, 300),
                        lease_expires_at = :clock + :lease
-                   WHERE id = (SELECT id FROM jobs
+                   WHERE id = (SELECT id FROM jobs INDEXED BY idx_jobs_ready
                                WHERE status = 'pending' AND pending_deps = 0
                                  AND (retry_after IS NULL OR retry_after <= :now)
                                ORDER BY priority DESC, created_at LIMIT 1)

@@ -95,7 +95,6 @@ OUR_TABLES_AND_INDEXES = (
     """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
         WHERE status = 'pending' AND pending_deps = 0""",
     "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_status_created ON jobs (status, created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
     "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",

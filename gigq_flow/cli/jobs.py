@@ -1,0 +1,362 @@
+"""GigQ's commands: submit, status, list, stats, cancel, requeue, clear, worker."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from rich.table import Table
+
+from ..job import FINAL_FAILURES, Job, JobStatus
+from ..queue import JobQueue
+from ..tasks import TaskWrapper
+from ..worker import DEFAULT_POLLING_INTERVAL, Worker
+from .common import (
+    RefusedError,
+    UsageError,
+    console,
+    non_negative_int,
+    open_queue,
+    positive_float,
+    positive_int,
+    print_json,
+    short_time,
+    status_text,
+    table,
+    to_json_text,
+)
+
+DEFAULT_LIST_LIMIT = 100
+REQUEUEABLE = ", ".join(status.value for status in FINAL_FAILURES)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("submit", help="submit a job that calls module.function")
+    p.add_argument("function", help="the function to run, as module.function (importable here "
+                                    "and by the workers)")
+    p.add_argument("--name", help="job name (default: the function's name)")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                   help="a keyword argument; VALUE is read as JSON when it parses "
+                        "(3, true, [1,2], {\"a\":1}), else as a string; repeatable")
+    p.add_argument("--priority", type=int, help="higher runs first (default: 0)")
+    p.add_argument("--max-attempts", type=positive_int, help="attempts before failing (default: 3)")
+    p.add_argument("--timeout", type=positive_int, help="seconds per attempt (default: 300)")
+    p.add_argument("--retry-delay", type=non_negative_int,
+                   help="seconds before a failed attempt is retried (default: 0)")
+    p.add_argument("--description", help="free text shown by status")
+    p.add_argument("--depends-on", action="append", default=[], metavar="JOB_ID",
+                   help="id of a queued job that must complete first; repeatable")
+    p.set_defaults(handler=cmd_submit)
+
+    p = commands.add_parser("status", help="show one job")
+    p.add_argument("job_id")
+    p.add_argument("--show-params", action="store_true", help="show the job's parameters")
+    p.add_argument("--show-result", action="store_true", help="show the job's result")
+    p.add_argument("--show-executions", action="store_true", help="show every attempt")
+    p.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    p.set_defaults(handler=cmd_status)
+
+    p = commands.add_parser("list", help="list jobs, newest first")
+    p.add_argument("--status", choices=[status.value for status in JobStatus],
+                   help="only jobs in this status")
+    p.add_argument("--limit", type=non_negative_int, default=DEFAULT_LIST_LIMIT,
+                   help=f"at most this many jobs (default: {DEFAULT_LIST_LIMIT})")
+    p.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
+    p.set_defaults(handler=cmd_list)
+
+    p = commands.add_parser("stats", help="count the jobs in each status")
+    p.add_argument("--json", action="store_true", help="print the counts as a JSON object")
+    p.set_defaults(handler=cmd_stats)
+
+    p = commands.add_parser("cancel", help="cancel a pending job (its dependents become "
+                                           "upstream_failed)")
+    p.add_argument("job_id")
+    p.set_defaults(handler=cmd_cancel)
+
+    p = commands.add_parser("requeue", help="put a failed, timed-out or cancelled job back to "
+                                            "pending, with its upstream_failed dependents")
+    p.add_argument("job_id")
+    p.set_defaults(handler=cmd_requeue)
+
+    p = commands.add_parser("clear", help="delete completed and cancelled jobs")
+    p.add_argument("--before", metavar="TIMESTAMP",
+                   help="only jobs finished before this ISO timestamp (2024-05-01 or "
+                        "2024-05-01T12:00), or more than this many days ago (7, 0.5)")
+    p.set_defaults(handler=cmd_clear)
+
+    p = commands.add_parser("worker", help="run jobs until stopped (Ctrl-C or SIGTERM let "
+                                           "running jobs finish)")
+    p.add_argument("--worker-id", help="id recorded on the jobs it runs (default: generated)")
+    p.add_argument("--polling-interval", type=positive_float, default=DEFAULT_POLLING_INTERVAL,
+                   help="longest idle sleep in seconds; new work wakes it sooner "
+                        f"(default: {DEFAULT_POLLING_INTERVAL:g})")
+    p.add_argument("--concurrency", type=positive_int, default=1,
+                   help="threads claiming and running jobs (default: 1)")
+    p.add_argument("--once", action="store_true", help="run at most one ready job, then exit")
+    p.set_defaults(handler=cmd_worker, log_level="INFO")
+
+
+# -- submit ---------------------------------------------------------------------------------
+def import_function(spec: str) -> Callable[..., Any]:
+    """``module.function`` -> the function, imported the way a worker will import it."""
+    module_name, _, function_name = spec.rpartition(".")
+    if not module_name or not function_name:
+        raise UsageError(
+            f"function {spec!r} must be given as module.function, e.g. mypackage.tasks.resize"
+        )
+    add_cwd_to_path()
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(
+            f"cannot import {spec!r}: {exc}; check the name, and that its directory is the "
+            "working directory or on PYTHONPATH"
+        ) from exc
+    except Exception as exc:
+        raise UsageError(
+            f"cannot import {spec!r}: importing {module_name} raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        function = getattr(module, function_name)
+    except AttributeError:
+        raise UsageError(f"cannot import {spec!r}: module {module_name} has no attribute "
+                         f"{function_name!r}") from None
+    if not callable(function):
+        raise UsageError(f"{spec!r} is a {type(function).__name__}, not a function")
+    return function
+
+
+def add_cwd_to_path() -> None:
+    """Let ``submit`` and ``worker`` import modules of the working directory, as
+    ``python -m`` would (a console script does not put it on sys.path)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_value(text: str) -> Any:
+    """JSON when it parses (NaN and Infinity excepted), else the text itself; never eval."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(
+                f"--param {item!r} is not KEY=VALUE; write e.g. --param count=3 "
+                "or --param name=alice"
+            )
+        if not key.isidentifier():
+            raise UsageError(
+                f"--param {item!r}: {key!r} is not a parameter name "
+                "(letters, digits and underscores, not starting with a digit)"
+            )
+        if key in params:
+            raise UsageError(f"--param {key} is given twice; give each parameter once")
+        params[key] = parse_value(text)
+    return params
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    function = import_function(args.function)
+    params = parse_params(args.param)
+    options: dict[str, Any] = {}
+    if isinstance(function, TaskWrapper):  # a @task keeps its own options unless overridden
+        options = dict(function.options)
+        function = function.__wrapped__
+    given = {
+        "name": args.name, "priority": args.priority, "max_attempts": args.max_attempts,
+        "timeout": args.timeout, "retry_delay": args.retry_delay,
+        "description": args.description,
+    }
+    options.update({key: value for key, value in given.items() if value is not None})
+    options.setdefault("name", getattr(function, "__name__", args.function))
+    job = Job(function=function, params=params, dependencies=args.depends_on, **options)
+    queue = open_queue(args, create=True)
+    job_id = queue.submit(job)
+    print(f"Job submitted: {job_id}")
+    return 0
+
+
+# -- reading jobs ---------------------------------------------------------------------------
+def existing_job(queue: JobQueue, job_id: str) -> dict[str, Any]:
+    info = queue.get_status(job_id)
+    if not info["exists"]:
+        raise UsageError(f"no job with id {job_id!r} in {os.path.abspath(queue.db_path)}")
+    return info
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    info = existing_job(queue, args.job_id)
+    if args.json:
+        print_json(info)
+        return 0
+    out = console()
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        ("ID", info["id"]),
+        ("Name", info["name"]),
+        ("Function", f"{info['function_module']}.{info['function_name']}"),
+        ("Status", status_text(info["status"])),
+        ("Priority", str(info["priority"])),
+        ("Attempts", f"{info['attempts'] or 0}/{info['max_attempts']}"),
+        ("Created", short_time(info["created_at"])),
+        ("Updated", short_time(info["updated_at"])),
+        ("Started", short_time(info["started_at"])),
+        ("Completed", short_time(info["completed_at"])),
+        ("Worker", info["worker_id"] or ""),
+        ("Workflow", info.get("workflow_id") or ""),
+        ("Depends on", ", ".join(info["dependencies"] or [])),
+        ("Description", info["description"] or ""),
+        ("Error", info["error"] or ""),
+    ]
+    for label, value in rows:
+        if value:
+            fields.add_row(label, value)
+    out.print(fields)
+    if args.show_params:
+        out.print("\nParams:")
+        out.print(json.dumps(info["params"], indent=2, default=repr, ensure_ascii=False))
+    if args.show_result:
+        out.print("\nResult:")
+        out.print(json.dumps(info["result"], indent=2, default=repr, ensure_ascii=False))
+    if args.show_executions:
+        attempts = table("Execution", "Worker", "Status", "Started", "Completed", "Error",
+                         title="\nExecutions")
+        for execution in info["executions"]:
+            attempts.add_row(execution["id"], execution["worker_id"],
+                             status_text(execution["status"]),
+                             short_time(execution["started_at"]),
+                             short_time(execution["completed_at"]), execution["error"] or "")
+        out.print(attempts)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    jobs = queue.list_jobs(status=args.status, limit=args.limit)
+    if args.json:
+        print_json(jobs)
+        return 0
+    caption = None
+    if args.limit and len(jobs) == args.limit:
+        caption = f"the newest {args.limit} jobs; --limit N shows more"
+    rows = table("ID", "Name", "Status", "Priority", "Attempts", "Created", "Updated")
+    rows.caption = caption
+    for job in jobs:
+        rows.add_row(job["id"], job["name"], status_text(job["status"]), str(job["priority"]),
+                     f"{job['attempts'] or 0}/{job['max_attempts']}",
+                     short_time(job["created_at"]), short_time(job["updated_at"]))
+    if jobs:
+        console().print(rows)
+    else:
+        print("No jobs" + (f" with status {args.status}." if args.status else "."))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    counts = open_queue(args).stats()
+    if args.json:
+        print_json(counts)
+        return 0
+    rows = table("Status", "Count")
+    for status, count in counts.items():
+        rows.add_row(status_text(status) if status != "total" else "total", str(count))
+    console().print(rows)
+    return 0
+
+
+# -- changing jobs --------------------------------------------------------------------------
+def cmd_cancel(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    info = existing_job(queue, args.job_id)
+    if not queue.cancel(args.job_id):
+        raise RefusedError(
+            f"job {args.job_id} is {_current(queue, args.job_id, info)}; "
+            "only pending jobs can be cancelled"
+        )
+    print(f"Job {args.job_id} cancelled.")
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    info = existing_job(queue, args.job_id)
+    if not queue.requeue_job(args.job_id):
+        status = _current(queue, args.job_id, info)
+        message = f"job {args.job_id} is {status}; only {REQUEUEABLE} jobs can be requeued"
+        if status == JobStatus.UPSTREAM_FAILED.value:
+            message += "; requeue the job it depends on that failed instead"
+        raise RefusedError(message)
+    print(f"Job {args.job_id} requeued.")
+    return 0
+
+
+def _current(queue: JobQueue, job_id: str, before: dict[str, Any]) -> str:
+    now = queue.get_status(job_id)
+    return (now if now["exists"] else before)["status"]
+
+
+def parse_before(text: str) -> str:
+    """``--before``: a number of days ago (GigQ's meaning) or an ISO date/time."""
+    try:
+        days = float(text)
+    except ValueError:
+        pass
+    else:
+        if not 0 <= days < 1e6:
+            raise UsageError(f"--before {text}: a number of days must be >= 0")
+        return (datetime.now() - timedelta(days=days)).isoformat()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--before {text!r} is neither a number of days nor an ISO timestamp; "
+            "write e.g. --before 7 or --before 2024-05-01T12:00"
+        ) from None
+    if moment.tzinfo is not None:  # the queue stores local times without an offset
+        moment = moment.astimezone().replace(tzinfo=None)
+    return moment.isoformat()
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    before = parse_before(args.before) if args.before is not None else None
+    cleared = open_queue(args).clear_completed(before)
+    print(f"Cleared {cleared} completed or cancelled job{'s' if cleared != 1 else ''}.")
+    return 0
+
+
+# -- worker ---------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    add_cwd_to_path()
+    open_queue(args, create=True)  # a bad file is reported before any thread starts
+    worker = Worker(args.db, worker_id=args.worker_id,
+                    polling_interval=args.polling_interval, concurrency=args.concurrency)
+    if args.once:
+        try:
+            ran = worker.process_one()
+        finally:
+            worker.close()
+        print("Processed one job." if ran else "No job was ready.")
+        return 0
+    worker.start()
+    return 0
