@@ -162,7 +162,7 @@ class SQLiteConnections:
     def retry_locked(self, operation: Callable[[], T]) -> T:
         """Run ``operation``, retrying while another connection holds the write lock."""
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        delay = 0.0005
+        delay = 0.001
         while True:
             try:
                 return operation()
