@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 LOCK_RETRY_SECONDS = 60.0
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+CACHE_KIB = 32 * 1024  # per connection: keeps the hot pages of large queues in memory
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
      "lustre", "davfs", "fuse.s3fs", "fuse.gcsfuse"}
@@ -137,6 +138,7 @@ class SQLiteConnections:
                 logger.warning("%s: WAL journal unavailable (got %s)", self.path, mode)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         return conn
