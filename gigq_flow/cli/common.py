@@ -107,14 +107,16 @@ def console() -> Console:
 
 
 def table(*columns: str, title: str | None = None) -> Table:
-    grid = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    grid = Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title,
+                 title_justify="left", title_style="bold")
     for column in grid.columns:
         column.overflow = "fold"
     return grid
 
 
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+def status_text(status: str, label: str | None = None) -> Text:
+    """``label`` (default: the status itself) in the colour of ``status``."""
+    return Text(label or status, style=STATUS_STYLES.get(status, ""))
 
 
 def short_time(iso: str | None) -> str:

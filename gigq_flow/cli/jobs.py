@@ -188,6 +188,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     options.update({key: value for key, value in given.items() if value is not None})
     options.setdefault("name", getattr(function, "__name__", args.function))
     job = Job(function=function, params=params, dependencies=args.depends_on, **options)
+    if args.depends_on and not os.path.exists(args.db):
+        raise UsageError(f"--depends-on {args.depends_on[0]}: no such job, "
+                         f"{os.path.abspath(args.db)} does not exist yet")
     queue = open_queue(args, create=True)
     job_id = queue.submit(job)
     print(f"Job submitted: {job_id}")
@@ -240,14 +243,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print("\nResult:")
         out.print(json.dumps(info["result"], indent=2, default=repr, ensure_ascii=False))
     if args.show_executions:
-        attempts = table("Execution", "Worker", "Status", "Started", "Completed", "Error",
-                         title="\nExecutions")
+        out.print("\nExecutions:" if info["executions"] else "\nExecutions: none yet")
+        attempts = table("Execution", "Worker", "Status", "Started", "Completed", "Error")
         for execution in info["executions"]:
             attempts.add_row(execution["id"], execution["worker_id"],
                              status_text(execution["status"]),
                              short_time(execution["started_at"]),
                              short_time(execution["completed_at"]), execution["error"] or "")
-        out.print(attempts)
+        if info["executions"]:
+            out.print(attempts)
     return 0
 
 

@@ -12,7 +12,8 @@ import sys
 import time
 from typing import Any
 
-from ..job import JobStatus
+from rich.text import Text
+
 from ..run import RunSnapshot, WorkflowRun
 from .common import (
     UsageError,
@@ -97,10 +98,8 @@ def cmd_workflows(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state_text(state: str) -> Any:
-    return status_text({"succeeded": "completed", "failed": "failed"}.get(state, state)) \
-        .__class__(state, style=status_text(
-            {"succeeded": "completed", "failed": "failed"}.get(state, state)).style)
+def _state_text(state: str) -> Text:
+    return status_text({"succeeded": "completed"}.get(state, state), label=state)
 
 
 # -- workflow status ------------------------------------------------------------------------
@@ -171,7 +170,7 @@ def _first_line(text: str | None) -> str:
 def cmd_workflow_status(args: argparse.Namespace) -> int:
     run = load_run(args)
     if args.wait:
-        snapshot = follow(run, show=not args.json and sys.stderr.isatty() or _forced_bar())
+        snapshot = follow(run, show=not args.json)
     else:
         snapshot = run.snapshot()
     if args.json:
@@ -181,11 +180,6 @@ def cmd_workflow_status(args: argparse.Namespace) -> int:
     if args.wait and not snapshot.succeeded:
         return 1
     return 0
-
-
-def _forced_bar() -> bool:
-    """Draw the bar even when stderr is not a terminal (GIGQ_FLOW_PROGRESS=1)."""
-    return os.environ.get("GIGQ_FLOW_PROGRESS") == "1"
 
 
 # -- workflow graph -------------------------------------------------------------------------
@@ -209,5 +203,3 @@ def cmd_workflow_graph(args: argparse.Namespace) -> int:
     print(f"Wrote {os.path.abspath(args.output)}")
     return 0
 
-
-__all__ = ["JobStatus", "register"]

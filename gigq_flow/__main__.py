@@ -1,0 +1,8 @@
+"""``python -m gigq_flow``: the ``gigq-flow`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The ``gigq-flow`` command (also ``python -m gigq_flow``): GigQ's CLI plus workflows.
+
+Exit statuses: 0 success; 1 a valid request the queue refused (cancelling a finished
+job, ...) or a workflow followed with ``--wait`` that did not fully complete; 2 bad
+input (unknown id, unimportable function, malformed option, a file that is not a
+queue), reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import GigqFlowError
+from ..logs import setup_logging
+from . import demo, jobs, workflows
+from .common import DB_ENV_VAR, PROG, Parser, RefusedError, UsageError, default_db
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> Parser:
+    db_help = (f"the queue's SQLite file (default: ${DB_ENV_VAR} if set, else "
+               f"{default_db()} in the working directory)")
+    parser = Parser(
+        prog=PROG,
+        description="Manage gigq_flow queues, workers and workflows from a terminal.",
+        epilog=f"Start with '{PROG} demo'. Every command takes --help.",
+    )
+    parser.add_argument("--db", default=default_db(), metavar="PATH", help=db_help)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-v info, -vv debug) on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    # --db, -v and -q are accepted after the command too (gigq-flow list --db jobs.db).
+    db_after = Parser(add_help=False)
+    db_after.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=db_help)
+    db_after.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                          help="log more (-v info, -vv debug) on stderr")
+    db_after.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="log errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=_with_parent(db_after))
+    jobs.register(commands)
+    workflows.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def _with_parent(parent: Parser) -> type[Parser]:
+    class CommandParser(Parser):
+        def __init__(self, **kwargs: object) -> None:
+            kwargs.setdefault("parents", [parent])
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    return CommandParser
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    level = logging.getLevelName(getattr(args, "log_level", "WARNING"))
+    if args.quiet:
+        level = logging.ERROR
+    elif args.verbose:
+        level = max(logging.DEBUG, min(level, logging.WARNING) - 10 * args.verbose)
+    setup_logging(level)
+
+
+def report(message: object) -> None:
+    """One line on stderr, whatever the message holds."""
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        report(exc)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    configure_logging(args)
+    try:
+        return args.handler(args)
+    except RefusedError as exc:
+        report(exc)
+        return EXIT_REFUSED
+    except GigqFlowError as exc:
+        report(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. gigq-flow list | head
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_REFUSED
+    except OSError as exc:  # a file named on the command line cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        report(f"{where}{exc.strerror or exc}")
+        return EXIT_USAGE
+
+
+__all__ = ["build_parser", "main"]
