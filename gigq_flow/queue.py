@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, JobNotFoundError
+from .errors import ConfigurationError, JobNotFoundError, SelfDependencyError
 from .job import Job, JobStatus
 from .serialization import dumps_params, loads
 from .store import Store, open_store
@@ -31,6 +31,10 @@ def to_new_job(job: Job) -> NewJob:
             raise ConfigurationError(
                 f"dependencies of job {job.name!r} must be job ids (str), got {dep!r}"
             )
+    if job.id in job.dependencies:
+        raise SelfDependencyError(
+            f"job {job.name!r} depends on itself; remove its own id from its dependencies"
+        )
     return NewJob(
         id=job.id,
         name=job.name,

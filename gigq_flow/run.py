@@ -15,6 +15,8 @@ from .serialization import loads
 
 if TYPE_CHECKING:
     from .queue import JobQueue
+    from .viz.render import Picture
+    from .viz.widget import RunPanel
 
 WAIT_POLL_SECONDS = 0.05
 
@@ -160,6 +162,7 @@ class WorkflowRun:
         bar = _progress_bar(self) if progress else None
         try:
             while True:
+                since = self.queue.store.watch()
                 counts = self.queue.store.workflow_counts(self.id)
                 total = sum(counts.values())
                 unfinished = counts.get("pending", 0) + counts.get("running", 0)
@@ -171,7 +174,8 @@ class WorkflowRun:
                 if remaining is not None and remaining <= 0:
                     return False
                 self.queue.store.wait_for_work(
-                    WAIT_POLL_SECONDS if remaining is None else min(WAIT_POLL_SECONDS, remaining)
+                    WAIT_POLL_SECONDS if remaining is None else min(WAIT_POLL_SECONDS, remaining),
+                    since,
                 )
         finally:
             if bar is not None:
@@ -199,6 +203,36 @@ class WorkflowRun:
             for job in self.snapshot().jobs
             if job.status.is_terminal and job.status is not JobStatus.COMPLETED
         ]
+
+    # -- pictures (gigq_flow.viz, imported on first use) -----------------------------------
+    def visualize(self, **options: Any) -> Picture:
+        """The DAG coloured by live status: a Picture that shows inline in Jupyter and
+        ``save(path)``s svg/png/pdf. Options: ``rankdir``, ``legend``, ``filename``,
+        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``renderer``
+        (see :func:`gigq_flow.viz.graph.visualize`)."""
+        from .viz.graph import visualize
+
+        return visualize(None, self.snapshot(), **options)
+
+    def widget(self, **options: Any) -> RunPanel:
+        """A live ipywidgets panel of this run, refreshed by a background thread
+        (see :class:`gigq_flow.viz.widget.RunPanel` for options)."""
+        from .viz.widget import RunPanel
+
+        return RunPanel(self, **options)
+
+    def timeline(self, **options: Any) -> Picture:
+        """A Gantt picture of every attempt: start, end, worker, status
+        (see :func:`gigq_flow.viz.timeline.timeline`)."""
+        from .viz.timeline import timeline
+
+        return timeline(self, **options)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """SVG of the live DAG plus a text summary; never raises into a notebook display."""
+        from .viz.graph import display_bundle
+
+        return display_bundle(None, self.snapshot, f"<WorkflowRun {self.id}>")
 
     def __repr__(self) -> str:
         return f"<WorkflowRun {self.snapshot().summary()}>"

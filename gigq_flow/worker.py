@@ -237,13 +237,16 @@ class Worker:
         )
         logger.info("worker thread %s started", self.current_worker_id)
         try:
-            while self.running:
+            while True:
                 try:
+                    since = self.store.watch()  # before the checks: no wake-up is missed
+                    if not self.running:
+                        break
                     if self.process_one():
                         continue
                     due = self.store.next_due()
                     idle = self.polling_interval if due is None else min(self.polling_interval, due)
-                    self.store.wait_for_work(idle)
+                    self.store.wait_for_work(idle, since)
                 except DatabaseError:
                     logger.exception("worker thread %s: database error", self.current_worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)

@@ -155,8 +155,12 @@ class Store(Protocol):
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job times out."""
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Block until work may have appeared (or a wake-up), at most ``timeout`` s."""
+    def watch(self) -> Any:
+        """A token for ``wait_for_work``: changes committed after it wake the waiter."""
+
+    def wait_for_work(self, timeout: float, since: Any = None) -> None:
+        """Block until work may have appeared since ``since`` (default: now) or a wake-up,
+        at most ``timeout`` seconds."""
 
     def wake_all(self) -> None:
         """Wake every thread of this process blocked in ``wait_for_work``."""

@@ -131,17 +131,24 @@ class SQLiteConnections:
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            mode = self.retry_locked(
-                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            )
-            if mode != "wal":
-                logger.warning("%s: WAL journal unavailable (got %s)", self.path, mode)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         return conn
+
+    def use_wal(self) -> None:
+        """Switch the file to the WAL journal (persistent; call once the file is accepted)."""
+        conn = self.connection()
+        try:
+            mode = self.retry_locked(
+                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            )
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
+        if mode != "wal":
+            logger.warning("%s: WAL journal unavailable (got %s)", self.path, mode)
 
     def close(self) -> None:
         close_thread_connections(self.path)
@@ -199,13 +206,19 @@ class SQLiteConnections:
                 conn.execute("ROLLBACK")
             raise
 
-    def read(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
-        """Rows of one read statement (WAL: readers do not wait for writers)."""
+    def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one write transaction."""
+        with self.transaction() as conn:
+            return body(conn)
+
+    def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        """Rows of one read statement as dicts (WAL: readers do not wait for writers)."""
         conn = self.connection()
         try:
-            return self.retry_locked(lambda: conn.execute(sql, args).fetchall())
+            rows = self.retry_locked(lambda: conn.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
+        return [dict(row) for row in rows]
 
     def checkpoint_if_large(self) -> None:
         """Fold the WAL back into the file once it passes WAL_SIZE_LIMIT (long readers
@@ -215,6 +228,6 @@ class SQLiteConnections:
         except OSError:
             return
         if size > WAL_SIZE_LIMIT:
-            busy, _, _ = self.read("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+            busy = self.read("PRAGMA wal_checkpoint(TRUNCATE)")[0]["busy"]
             logger.info("%s: WAL at %d bytes, checkpoint %s", self.path, size,
                         "blocked by a reader" if busy else "done")

@@ -166,9 +166,10 @@ def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:
     ).fetchall()
     for job_id, raw in rows:
         try:
-            parents = list(dict.fromkeys(json.loads(raw)))
-            if not all(isinstance(p, str) for p in parents):
-                raise ValueError("ids must be strings")
+            parents = json.loads(raw)
+            if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+                raise ValueError("expected a JSON list of job id strings")
+            parents = list(dict.fromkeys(parents))
         except (ValueError, TypeError) as exc:
             raise DatabaseError(
                 f"{path}: job {job_id} has malformed dependencies {raw!r} ({exc}); "

@@ -1,0 +1,630 @@
+"""The job semantics, written once in SQL that SQLite and PostgreSQL both run.
+
+A backend subclasses :class:`SQLStore` and supplies a transport (``run`` a write
+transaction, ``read`` rows), the claim statement of its dialect and its wake-ups.
+Statements use ``?`` placeholders; a transport may rewrite them for its driver.
+Every state change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+
+from ..errors import DuplicateJobError, UnknownDependencyError
+from ..job import FINAL_FAILURES, JobStatus
+from .base import ClaimedJob, NewJob, ParentResult, Row, WorkflowRecord
+from .wakeup import WakeSignal
+
+logger = logging.getLogger(__name__)
+
+SQL_CHUNK = 500
+FINAL = tuple(status.value for status in FINAL_FAILURES)
+FINAL_MARKS = ", ".join("?" * len(FINAL))
+DESCENDANTS = """
+    WITH RECURSIVE down(id) AS (
+        SELECT job_id FROM job_dependencies WHERE depends_on = ?
+        UNION SELECT d.job_id FROM job_dependencies d JOIN down ON d.depends_on = down.id)
+"""
+READY = """status = 'pending' AND pending_deps = 0
+    AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
+CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
+    attempts = attempts + 1, execution_id = ?, timeout_at = ? + COALESCE(timeout, 300),
+    lease_expires_at = ?"""
+CLAIM_RETURNING = """RETURNING id, name, function_module, function_name, params, attempts,
+    max_attempts, retry_delay, pass_parent_results,
+    dependencies NOT IN ('[]', '', 'null'), serializer"""
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Tx(Protocol):
+    """What a transaction body sees: ``execute`` and ``executemany`` with ``?`` marks."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
+
+
+class Transport(Protocol):
+    def run(self, body: Callable[[Tx], T]) -> T:
+        """Run ``body`` in one write transaction (retried by the transport on lock
+        conflicts, so it must not have effects outside the database)."""
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of one read statement, as dicts."""
+
+    def close(self) -> None: ...
+
+
+def now_iso() -> str:
+    return datetime.now().isoformat(timespec="microseconds")
+
+
+def later_iso(seconds: float) -> str | None:
+    if not seconds:
+        return None
+    return (datetime.now() + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), SQL_CHUNK):
+        yield items[start : start + SQL_CHUNK]
+
+
+def marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+class SQLStore:
+    """The Store contract over a SQL transport; see :class:`~gigq_flow.store.base.Store`."""
+
+    location: str
+    db: Transport
+    wake: WakeSignal
+    #: The column that orders rows created in the same microsecond by insertion.
+    insertion_order = "rowid"
+
+    # -- hooks for the backend --------------------------------------------------------------
+    def claim_row(self, tx: Tx, worker_id: str, now: str, execution_id: str, clock: float,
+                  lease_timeout: float) -> Any:
+        """Mark the best ready job running (CLAIM_SET) and return its CLAIM_RETURNING row."""
+        raise NotImplementedError
+
+    def blob(self, value: str | bytes | None) -> Any:
+        """An encoded payload as the driver stores it."""
+        return value
+
+    def announce(self, tx: Tx) -> None:
+        """Tell other processes, inside the transaction, that work may be ready."""
+
+    # -- submit -------------------------------------------------------------------------------
+    def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
+        new_ids = [job.id for job in jobs]
+        outside = sorted({dep for job in jobs for dep in job.dependencies} - set(new_ids))
+
+        def body(tx: Tx) -> None:
+            taken = self._statuses(tx, new_ids)
+            if taken:
+                raise DuplicateJobError(
+                    f"job {next(iter(taken))} is already in the queue; "
+                    "create a new Job instead of submitting one twice"
+                )
+            parent_status = self._statuses(tx, outside)
+            missing = [dep for dep in outside if dep not in parent_status]
+            if missing:
+                names = {dep: job.name for job in jobs for dep in job.dependencies}
+                raise UnknownDependencyError(
+                    f"job {names[missing[0]]!r} depends on {missing[0]}, which is neither "
+                    "submitted with it nor in the queue; submit the parent first"
+                )
+            if workflow is not None:
+                tx.execute(
+                    "INSERT INTO workflows (id, name, created_at) VALUES (?, ?, ?)",
+                    (workflow.id, workflow.name, workflow.created_at),
+                )
+            self._insert_jobs(tx, jobs, parent_status, workflow)
+            now = now_iso()
+            for parent, status in sorted(parent_status.items()):
+                if status in FINAL or status == JobStatus.UPSTREAM_FAILED.value:
+                    self._propagate_failure(tx, parent, now)
+            self.announce(tx)
+
+        self.db.run(body)
+        self.wake.bump()
+
+    @staticmethod
+    def _statuses(tx: Tx, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in chunks(ids):
+            rows = tx.execute(f"SELECT id, status FROM jobs WHERE id IN ({marks(chunk)})", chunk)
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    def _insert_jobs(
+        self, tx: Tx, jobs: Sequence[NewJob], parent_status: dict[str, str],
+        workflow: WorkflowRecord | None,
+    ) -> None:
+        now = now_iso()
+        completed = JobStatus.COMPLETED.value
+        tx.executemany(
+            """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
+                   dependencies, max_attempts, timeout, description, status, created_at,
+                   updated_at, attempts, pass_parent_results, retry_delay, workflow_id,
+                   pending_deps, serializer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    job.id, job.name, job.function_name, job.function_module,
+                    self.blob(job.params), job.priority, json.dumps(list(job.dependencies)),
+                    job.max_attempts, job.timeout, job.description, job.created_at, now,
+                    None if job.pass_parent_results is None else int(job.pass_parent_results),
+                    job.retry_delay, workflow.id if workflow else None,
+                    sum(parent_status.get(dep) != completed for dep in job.dependencies),
+                    job.serializer,
+                )
+                for job in jobs
+            ],
+        )
+        edges = [(job.id, dep, i) for job in jobs for i, dep in enumerate(job.dependencies)]
+        if edges:
+            tx.executemany(
+                "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",
+                edges,
+            )
+
+    # -- the worker's path --------------------------------------------------------------------
+    def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
+        execution_id = str(uuid.uuid4())
+
+        def body(tx: Tx) -> Any:
+            # Timestamps are read once the write lock is held, so they follow commit order.
+            now, clock = now_iso(), time.time()
+            row = self.claim_row(tx, worker_id, now, execution_id, clock, lease_timeout)
+            if row is not None:
+                tx.execute(
+                    "INSERT INTO job_executions (id, job_id, worker_id, status, started_at) "
+                    "VALUES (?, ?, ?, 'running', ?)",
+                    (execution_id, row[0], worker_id, now),
+                )
+            return row
+
+        row = self.db.run(body)
+        if row is None:
+            return None
+        pass_parent = row[8]
+        return ClaimedJob(
+            id=row[0], name=row[1], function_module=row[2], function_name=row[3],
+            params=row[4], attempts=row[5], max_attempts=row[6], retry_delay=row[7] or 0,
+            pass_parent_results=None if pass_parent is None else bool(pass_parent),
+            has_dependencies=bool(row[9]), serializer=row[10] or "json",
+            execution_id=execution_id, worker_id=worker_id,
+        )
+
+    def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
+        stored = self.blob(result)
+
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            current = tx.execute(
+                """UPDATE jobs SET status = 'completed', result = ?, error = NULL,
+                       completed_at = ?, updated_at = ?, timeout_at = NULL,
+                       lease_expires_at = NULL
+                   WHERE id = ? AND execution_id = ? AND status = 'running'""",
+                (stored, now, now, claim.id, claim.execution_id),
+            ).rowcount == 1
+            if current:
+                tx.execute(
+                    "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
+                    "(SELECT job_id FROM job_dependencies WHERE depends_on = ?)",
+                    (claim.id,),
+                )
+                self.announce(tx)
+            self._close_execution(tx, claim, current, "completed", now, stored, None)
+            return current
+
+        current = self.db.run(body)
+        if current:
+            self.wake.bump()
+        return current
+
+    def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
+        def body(tx: Tx) -> bool:
+            now, retry_after = now_iso(), later_iso(claim.retry_delay)
+            if retry:
+                current = tx.execute(
+                    """UPDATE jobs SET status = 'pending', error = ?, updated_at = ?,
+                           worker_id = NULL, retry_after = ?, timeout_at = NULL,
+                           lease_expires_at = NULL
+                       WHERE id = ? AND execution_id = ? AND status = 'running'""",
+                    (error, now, retry_after, claim.id, claim.execution_id),
+                ).rowcount == 1
+                if current:
+                    self.announce(tx)
+            else:
+                current = tx.execute(
+                    """UPDATE jobs SET status = 'failed', error = ?, updated_at = ?,
+                           completed_at = ?, timeout_at = NULL,
+                           lease_expires_at = NULL
+                       WHERE id = ? AND execution_id = ? AND status = 'running'""",
+                    (error, now, now, claim.id, claim.execution_id),
+                ).rowcount == 1
+                if current:
+                    self._propagate_failure(tx, claim.id, now)
+            self._close_execution(tx, claim, current, "failed", now, None, error)
+            return current
+
+        current = self.db.run(body)
+        if current:
+            self.wake.bump()
+        return current
+
+    @staticmethod
+    def _close_execution(
+        tx: Tx, claim: ClaimedJob, current: bool, status: str, now: str, result: Any,
+        error: str | None,
+    ) -> None:
+        if current:
+            tx.execute(
+                "UPDATE job_executions SET status = ?, completed_at = ?, result = ?, error = ? "
+                "WHERE id = ?",
+                (status, now, result, error, claim.execution_id),
+            )
+            return
+        logger.warning("job %s: attempt %s ended after the job was reclaimed; its outcome is "
+                       "discarded", claim.id, claim.execution_id)
+        tx.execute(
+            "UPDATE job_executions SET completed_at = COALESCE(completed_at, ?), "
+            "error = COALESCE(error || '; ', '') || ? WHERE id = ?",
+            (now, f"stale: attempt ended as {status} after the job was reclaimed; "
+                  "outcome discarded", claim.execution_id),
+        )
+
+    def expire_overdue(self) -> int:
+        """Running jobs past their timeout, or whose worker stopped renewing its lease, are
+        requeued while attempts remain, else end timeout (or failed, for a lost worker)."""
+        clock = time.time()
+        overdue_sql = (
+            "SELECT id, attempts, max_attempts, retry_delay, timeout, worker_id, "
+            "CASE WHEN timeout_at < ? THEN 1 ELSE 0 END FROM jobs WHERE status = 'running' "
+            "AND (timeout_at < ? OR lease_expires_at < ?)"
+        )
+        if not self.db.read(overdue_sql, (clock, clock, clock)):
+            return 0
+
+        def body(tx: Tx) -> int:
+            now = now_iso()
+            overdue = tx.execute(overdue_sql, (clock, clock, clock)).fetchall()
+            for job_id, attempts, max_attempts, retry_delay, timeout, worker, timed_out in overdue:
+                if timed_out:
+                    error = f"Job timed out after {timeout} seconds"
+                    execution_status = final = "timeout"
+                else:
+                    error = f"worker {worker} stopped renewing its lease (presumed dead)"
+                    execution_status, final = "lost", "failed"
+                logger.warning("job %s: %s", job_id, error)
+                if attempts < max_attempts:
+                    tx.execute(
+                        "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
+                        "worker_id = NULL, retry_after = ?, timeout_at = NULL, "
+                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
+                        (error, now, later_iso(retry_delay), job_id),
+                    )
+                else:
+                    tx.execute(
+                        "UPDATE jobs SET status = ?, error = ?, updated_at = ?, "
+                        "completed_at = ?, worker_id = NULL, timeout_at = NULL, "
+                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
+                        (final, error, now, now, job_id),
+                    )
+                    self._propagate_failure(tx, job_id, now)
+                tx.execute(
+                    "UPDATE job_executions SET status = ?, completed_at = ?, error = ? "
+                    "WHERE job_id = ? AND status = 'running'",
+                    (execution_status, now, error, job_id),
+                )
+            self.announce(tx)
+            return len(overdue)
+
+        expired = self.db.run(body)
+        self.wake.bump()
+        return expired
+
+    def release(self, claims: Sequence[ClaimedJob]) -> int:
+        """Return jobs a stopping worker could not finish to the queue; the interrupted
+        attempt does not count. Returns how many were still this worker's."""
+
+        def body(tx: Tx) -> int:
+            now = now_iso()
+            released = 0
+            for claim in claims:
+                if tx.execute(
+                    "UPDATE jobs SET status = 'pending', "
+                    "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+                    "worker_id = NULL, execution_id = NULL, timeout_at = NULL, "
+                    "lease_expires_at = NULL, updated_at = ? "
+                    "WHERE id = ? AND execution_id = ? AND status = 'running'",
+                    (now, claim.id, claim.execution_id),
+                ).rowcount:
+                    released += 1
+                    tx.execute(
+                        "UPDATE job_executions SET status = 'interrupted', completed_at = ?, "
+                        "error = 'worker shut down before the job finished; returned to the "
+                        "queue' WHERE id = ?",
+                        (now, claim.execution_id),
+                    )
+            self.announce(tx)
+            return released
+
+        released = self.db.run(body)
+        self.wake.bump()
+        return released
+
+    # -- workers ------------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, concurrency: int, lease_timeout: float) -> None:
+        self.db.run(lambda tx: tx.execute(
+            """INSERT INTO workers (id, host, pid, concurrency, lease_timeout, started_at,
+                   last_heartbeat, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+               ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+                   concurrency = excluded.concurrency, lease_timeout = excluded.lease_timeout,
+                   started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
+                   stopped_at = NULL""",
+            (worker_id, socket.gethostname(), os.getpid(), concurrency, lease_timeout,
+             now_iso(), time.time()),
+        ))
+
+    def heartbeat(self, worker_id: str, execution_ids: Sequence[str], lease_timeout: float) -> int:
+        """Renew the leases of this worker's running attempts; returns how many it still holds."""
+        clock = time.time()
+        ids = sorted(execution_ids)
+
+        def body(tx: Tx) -> int:
+            tx.execute("UPDATE workers SET last_heartbeat = ? WHERE id = ?", (clock, worker_id))
+            renewed = 0
+            for chunk in chunks(ids):
+                renewed += tx.execute(
+                    f"UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' "
+                    f"AND execution_id IN ({marks(chunk)})",
+                    (clock + lease_timeout, *chunk),
+                ).rowcount
+            return renewed
+
+        return self.db.run(body)
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.db.run(lambda tx: tx.execute(
+            "UPDATE workers SET stopped_at = ? WHERE id = ?", (now_iso(), worker_id)))
+
+    def list_workers(self) -> list[Row]:
+        return self.db.read(
+            """SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running'
+                   AND (j.worker_id = w.id OR j.worker_id LIKE w.id || '-%')) AS running_jobs
+               FROM workers w ORDER BY w.started_at DESC""")
+
+    # -- failure propagation, cancel, requeue ----------------------------------------------
+    @staticmethod
+    def _propagate_failure(tx: Tx, job_id: str, now: str) -> None:
+        """Every pending descendant of ``job_id`` becomes upstream_failed."""
+        name, status = tx.execute("SELECT name, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        tx.execute(
+            DESCENDANTS + """UPDATE jobs SET status = 'upstream_failed', error = ?,
+                   updated_at = ?, completed_at = ?
+               WHERE id IN (SELECT id FROM down) AND status = 'pending'""",
+            (job_id, f"upstream job {name!r} ({job_id}) ended {status}", now, now),
+        )
+
+    def cancel(self, job_id: str) -> bool:
+
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            cancelled = tx.execute(
+                "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (now, now, job_id),
+            ).rowcount == 1
+            if cancelled:
+                self._propagate_failure(tx, job_id, now)
+            return cancelled
+
+        return self.db.run(body)
+
+    def requeue(self, job_id: str) -> bool:
+
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            requeued = tx.execute(
+                f"""UPDATE jobs SET status = 'pending', attempts = 0, error = NULL,
+                        retry_after = NULL, completed_at = NULL, updated_at = ?,
+                        execution_id = NULL, lease_expires_at = NULL
+                    WHERE id = ? AND status IN ({FINAL_MARKS})""",
+                (now, job_id, *FINAL),
+            ).rowcount == 1
+            if requeued:
+                self._restore_descendants(tx, job_id, now)
+                self.announce(tx)
+            return requeued
+
+        requeued = self.db.run(body)
+        if requeued:
+            self.wake.bump()
+        return requeued
+
+    def _restore_descendants(self, tx: Tx, job_id: str, now: str) -> None:
+        """Undo a propagation, then redo it from every parent of the restored jobs that
+        still ended badly (failed, timed out, cancelled, or upstream_failed through another
+        failed ancestor)."""
+        restored = [
+            row[0] for row in tx.execute(
+                DESCENDANTS + "SELECT id FROM jobs WHERE id IN (SELECT id FROM down) "
+                "AND status = 'upstream_failed'",
+                (job_id,),
+            )
+        ]
+        still_failed: set[str] = set()
+        for chunk in chunks(restored):
+            tx.execute(
+                f"UPDATE jobs SET status = 'pending', error = NULL, completed_at = NULL, "
+                f"updated_at = ? WHERE id IN ({marks(chunk)})",
+                (now, *chunk),
+            )
+            still_failed.update(
+                row[0] for row in tx.execute(
+                    f"""SELECT DISTINCT p.id FROM job_dependencies d
+                        JOIN jobs p ON p.id = d.depends_on
+                        WHERE d.job_id IN ({marks(chunk)})
+                          AND p.status IN ({FINAL_MARKS}, 'upstream_failed')""",
+                    (*chunk, *FINAL),
+                )
+            )
+        for parent in sorted(still_failed):
+            self._propagate_failure(tx, parent, now)
+
+    def clear_completed(self, before_timestamp: str | None = None) -> int:
+        condition = "status IN ('completed', 'cancelled')"
+        args: tuple[Any, ...] = ()
+        if before_timestamp:
+            condition += " AND completed_at < ?"
+            args = (before_timestamp,)
+
+        def body(tx: Tx) -> int:
+            tx.execute(
+                f"DELETE FROM job_executions WHERE job_id IN (SELECT id FROM jobs WHERE {condition})",
+                args,
+            )
+            tx.execute(
+                f"DELETE FROM job_dependencies WHERE job_id IN "
+                f"(SELECT id FROM jobs WHERE {condition})",
+                args,
+            )
+            return tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
+
+        return self.db.run(body)
+
+    # -- reads --------------------------------------------------------------------------------
+    def get_job(self, job_id: str) -> Row | None:
+        rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def get_executions(self, job_id: str) -> list[Row]:
+        return self.db.read(
+            "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
+            f"FROM job_executions WHERE job_id = ? ORDER BY started_at, {self.insertion_order}",
+            (job_id,),
+        )
+
+    def list_jobs(self, status: str | None, limit: int) -> list[Row]:
+        if status:
+            return self.db.read(
+                "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
+                (status, limit),
+            )
+        return self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.db.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(list(job_ids)):
+            rows = self.db.read(f"SELECT id FROM jobs WHERE id IN ({marks(chunk)})", chunk)
+            found.update(row["id"] for row in rows)
+        return found
+
+    def parent_results(self, job_id: str) -> list[ParentResult]:
+        rows = self.db.read(
+            """SELECT d.depends_on AS id, p.name, p.result, p.serializer
+               FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
+               WHERE d.job_id = ? ORDER BY d.position""",
+            (job_id,),
+        )
+        return [ParentResult(**row) for row in rows]
+
+    def list_workflows(self) -> list[Row]:
+        rows = self.db.read(
+            """SELECT w.id, w.name, w.created_at, j.status, COUNT(j.id) AS n
+               FROM workflows w LEFT JOIN jobs j ON j.workflow_id = w.id
+               GROUP BY w.id, w.name, w.created_at, j.status
+               ORDER BY w.created_at DESC, w.id""")
+        workflows: dict[str, Row] = {}
+        for row in rows:
+            entry = workflows.setdefault(
+                row["id"], {"id": row["id"], "name": row["name"],
+                            "created_at": row["created_at"], "counts": {}})
+            if row["status"] is not None:
+                entry["counts"][row["status"]] = row["n"]
+        return list(workflows.values())
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        rows = self.db.read(
+            "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
+        return rows[0] if rows else None
+
+    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT id, name, function_module, function_name, status, attempts,
+                    max_attempts, started_at, completed_at, worker_id, error
+                FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,),
+        )
+
+    def workflow_counts(self, workflow_id: str) -> dict[str, int]:
+        rows = self.db.read(
+            "SELECT status, COUNT(*) AS n FROM jobs WHERE workflow_id = ? GROUP BY status",
+            (workflow_id,))
+        return {row["status"]: row["n"] for row in rows}
+
+    def workflow_results(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT id, name, result, serializer FROM jobs
+                WHERE workflow_id = ? AND status = 'completed'
+                ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,),
+        )
+
+    def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
+        rows = self.db.read(
+            f"""SELECT d.depends_on, d.job_id FROM job_dependencies d
+                JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
+                ORDER BY j.created_at, j.{self.insertion_order}, d.position""",
+            (workflow_id,),
+        )
+        return [(row["depends_on"], row["job_id"]) for row in rows]
+
+    # -- wake-ups -----------------------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """Seconds until a delayed retry becomes ready or a running job's deadline passes."""
+        row = self.db.read(
+            """SELECT (SELECT MIN(retry_after) FROM jobs WHERE status = 'pending'
+                         AND pending_deps = 0 AND retry_after > ?) AS retry_after,
+                      (SELECT MIN(timeout_at) FROM jobs WHERE status = 'running') AS timeout_at,
+                      (SELECT MIN(lease_expires_at) FROM jobs WHERE status = 'running') AS lease""",
+            (now_iso(),),
+        )[0]
+        waits = [deadline - time.time() for deadline in (row["timeout_at"], row["lease"])
+                 if deadline is not None]
+        if row["retry_after"]:
+            waits.append((datetime.fromisoformat(row["retry_after"]) - datetime.now()).total_seconds())
+        return max(0.0, min(waits)) if waits else None
+
+    def wake_all(self) -> None:
+        self.wake.bump()
+
+    def close(self) -> None:
+        self.db.close()
