@@ -70,3 +70,11 @@ class SelfDependencyError(WorkflowError):
 
 class DuplicateJobError(WorkflowError):
     """The same Job was added to a workflow twice."""
+
+
+class RenderError(GigqFlowError, RuntimeError):
+    """A picture could not be rendered; the message says why and what to install."""
+
+
+class RendererNotFoundError(RenderError):
+    """No Graphviz renderer is available for the requested format."""

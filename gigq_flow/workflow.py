@@ -26,6 +26,8 @@ from .worker import Worker
 
 if TYPE_CHECKING:
     from .run import WorkflowRun
+    from .viz.render import Picture
+    from .viz.widget import RunPanel
 
 DEFAULT_DB_PATH = "gigq_flow.db"
 DEFAULT_RUN_WORKERS = 4
@@ -52,6 +54,8 @@ class Workflow:
         self.serializer = serializer
         self.jobs: list[Job] = []
         self.job_map: dict[str, Job] = {}
+        self.last_run: WorkflowRun | None = None
+        """The run handle of the last ``submit()``/``run()`` (None before)."""
 
     # -- building ---------------------------------------------------------------------------
     def add_job(self, job: Job, depends_on: Sequence[Job | str] | None = None) -> Job:
@@ -160,7 +164,8 @@ class Workflow:
 
         queue = queue or default_queue()
         record = self._submit(queue)
-        return WorkflowRun(queue, record.id)
+        self.last_run = WorkflowRun(queue, record.id)
+        return self.last_run
 
     def _submit(self, queue: JobQueue) -> WorkflowRecord:
         self.validate(queue)
@@ -201,6 +206,33 @@ class Workflow:
         else:
             threading.Thread(target=_stop_when_done, args=(run, worker), daemon=True).start()
         return run
+
+    # -- pictures (gigq_flow.viz, imported on first use) -----------------------------------
+    def visualize(self, **options: Any) -> Picture:
+        """The DAG: structure only before submission, coloured by live status after.
+        Same options as :meth:`WorkflowRun.visualize`."""
+        from .viz.graph import visualize
+
+        if self.last_run is not None:
+            return visualize(None, self.last_run.snapshot(), **options)
+        return visualize(self.graph, None, **options)
+
+    def widget(self, **options: Any) -> RunPanel:
+        """The live panel of the last submitted run (see :meth:`WorkflowRun.widget`)."""
+        if self.last_run is None:
+            raise ConfigurationError(
+                f"workflow {self.name!r} has not been submitted; call submit() or "
+                "run(wait=False) first, then widget()"
+            )
+        return self.last_run.widget(**options)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """SVG of the DAG plus a text summary; never raises into a notebook display."""
+        from .viz.graph import display_bundle
+
+        if self.last_run is not None:
+            return display_bundle(None, self.last_run.snapshot, repr(self))
+        return display_bundle(self.graph, None, repr(self))
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r}: {len(self.jobs)} jobs>"

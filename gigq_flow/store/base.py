@@ -151,6 +151,10 @@ class Store(Protocol):
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]: ...
 
+    def workflow_executions(self, workflow_id: str) -> list[Row]:
+        """Every attempt at a workflow's jobs, by start: id, job_id, name (the job's),
+        worker_id, status, started_at, completed_at, error."""
+
     # -- wake-ups and lifecycle ----------------------------------------------------------
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job times out."""

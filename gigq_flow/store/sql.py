@@ -607,6 +607,15 @@ class SQLStore:
         )
         return [(row["depends_on"], row["job_id"]) for row in rows]
 
+    def workflow_executions(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
+                    e.completed_at, e.error
+                FROM job_executions e JOIN jobs j ON j.id = e.job_id
+                WHERE j.workflow_id = ? ORDER BY e.started_at, e.{self.insertion_order}""",
+            (workflow_id,),
+        )
+
     # -- wake-ups -----------------------------------------------------------------------------
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job's deadline passes."""

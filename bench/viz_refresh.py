@@ -1,0 +1,151 @@
+"""Visualization costs: the live panel's refresh of a 500-job run once laid out, and the
+time to render a 1,000-job workflow.
+
+    python bench/viz_refresh.py [--jobs 500] [--render-jobs 1000] [--rounds 50] [--json PATH]
+
+Panel: a run of ``--jobs`` no-op jobs (50 chains of 10, no grouping, so every job is a
+node of the graph) is submitted to a fresh SQLite file and opened in ``RunPanel``
+(background thread off; refreshes are called by hand and timed). Figures:
+
+- layout:     building the panel (first read, Graphviz layout of every node, table).
+- idle:       ``refresh()`` when nothing changed since the last one.
+- changing:   ``refresh()`` after a worker completed ``--step`` more jobs (not timed),
+              until every job is done: counts, progress, table rows and graph nodes of
+              the changed jobs are redrawn.
+
+Render: a ``--render-jobs`` workflow (10 layers, each job depending on two of the layer
+above, every job its own node) is submitted, then ``run.visualize().svg()`` and
+``.pipe("png")`` are timed end to end (status read, DOT, Graphviz layout and render),
+plus the default grouped picture. The issue's bars: refresh <= 50 ms, render "a few
+seconds".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from noop import noop  # workers import it by module and name
+
+from gigq_flow import JobQueue, Worker, Workflow
+from gigq_flow.viz.render import choose_renderer
+from gigq_flow.viz.widget import RunPanel
+
+REFRESH_BUDGET_MS = 50.0
+
+
+def chains(n: int, length: int = 10) -> Workflow:
+    wf = Workflow(f"bench-{n}")
+    for chain in range(n // length):
+        previous = None
+        for step in range(length):
+            previous = wf.add_task(noop, name=f"c{chain}_s{step}",
+                                   depends_on=[previous] if previous else None)
+    return wf
+
+
+def layered(n: int, width: int = 100) -> Workflow:
+    wf = Workflow(f"layered-{n}")
+    layer: list = []
+    for depth in range(n // width):
+        layer = [
+            wf.add_task(noop, name=f"layer{depth}",
+                        depends_on=[layer[i], layer[(i + 1) % width]] if layer else None)
+            for i in range(width)
+        ]
+    return wf
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+        "n": len(ordered),
+    }
+
+
+def bench_panel(directory: str, jobs: int, rounds: int, step: int) -> dict:
+    queue = JobQueue(os.path.join(directory, "panel.db"))
+    run = chains(jobs).submit(queue)
+    start = time.perf_counter()
+    panel = RunPanel(run, autostart=False, group_threshold=None)
+    layout = time.perf_counter() - start
+    assert panel.graph_view.value.count('class="node ') == jobs, "graph not drawn"
+
+    idle = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        panel.refresh()
+        idle.append(time.perf_counter() - start)
+
+    worker = Worker(queue.db_path, worker_id="bench", polling_interval=0.05)
+    changing = []
+    while not panel.done:
+        for _ in range(step):
+            worker.process_one()
+        start = time.perf_counter()
+        panel.refresh()
+        changing.append(time.perf_counter() - start)
+    assert panel.counts["completed"] == jobs
+    panel.close()
+    return {"jobs": jobs, "layout_s": round(layout, 3), "idle": stats(idle),
+            "changing": stats(changing), "changed_per_refresh": step}
+
+
+def bench_render(directory: str, jobs: int) -> dict:
+    queue = JobQueue(os.path.join(directory, "render.db"))
+    run = layered(jobs).submit(queue)
+    figures = {"jobs": jobs}
+    for label, options, fmt in (("svg_s", {"group_threshold": None}, "svg"),
+                                ("png_s", {"group_threshold": None}, "png"),
+                                ("dot_only_s", {"group_threshold": None}, None),
+                                ("grouped_svg_s", {}, "svg")):
+        start = time.perf_counter()
+        picture = run.visualize(**options)
+        data = picture.pipe(fmt) if fmt else picture.source.encode()
+        figures[label] = round(time.perf_counter() - start, 3)
+        assert data
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--render-jobs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--step", type=int, default=10,
+                        help="jobs completed between two timed refreshes")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        panel = bench_panel(directory, args.jobs, args.rounds, args.step)
+        rendered = bench_render(directory, args.render_jobs)
+    results = {"renderer": choose_renderer(), "python": sys.version.split()[0],
+               "panel": panel, "render": rendered}
+    print(f"renderer: {results['renderer']}")
+    print(f"panel of a {panel['jobs']}-job run: layout {panel['layout_s']:.3f} s")
+    for name in ("idle", "changing"):
+        figures = panel[name]
+        verdict = "ok" if figures["p95_ms"] <= REFRESH_BUDGET_MS else "OVER BUDGET"
+        print(f"  refresh ({name:8s}): median {figures['median_ms']:.2f} ms, "
+              f"p95 {figures['p95_ms']:.2f} ms, max {figures['max_ms']:.2f} ms "
+              f"over {figures['n']} refreshes  [{verdict}: budget {REFRESH_BUDGET_MS:.0f} ms]")
+    print(f"render of a {rendered['jobs']}-job workflow: svg {rendered['svg_s']:.2f} s, "
+          f"png {rendered['png_s']:.2f} s, DOT only {rendered['dot_only_s']:.3f} s, "
+          f"grouped svg {rendered['grouped_svg_s']:.2f} s")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The one state-to-style map: how each job status looks in every view.
+
+The picture (:mod:`.graph`), the live panel (:mod:`.widget`), the timeline, the legend
+and the CLI all read :func:`get_styles`, so a status looks the same everywhere. Each
+style pairs a colour with a border pattern and a shape, so the states read without
+colour vision too. Override it for the whole process with :func:`set_style` (undo
+with :func:`reset_styles`), or per call with ``styles={status: {...}}``.
+
+This module imports nothing heavy: the CLI may import it at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+from ..errors import ConfigurationError
+from ..job import JobStatus
+
+BORDERS = ("solid", "dashed", "dotted")
+"""Border patterns a style may use (graphviz ``style`` names, SVG dash arrays below)."""
+
+SHAPES = ("box", "octagon", "doubleoctagon", "hexagon", "ellipse", "diamond")
+"""Node shapes that the picture and the live panel both draw."""
+
+DASH_ARRAYS = {"solid": None, "dashed": "5,2", "dotted": "1,5"}
+"""The dash patterns Graphviz draws, so the live panel matches the picture."""
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one status looks.
+
+    ``fill`` and ``border`` are ``#rrggbb`` colours, ``font`` the text colour;
+    ``border_style`` one of :data:`BORDERS`, ``penwidth`` the border width in points;
+    ``shape`` one of :data:`SHAPES`; ``symbol`` a one-character mark for text views
+    and ``terminal`` an ANSI colour name for the CLI.
+    """
+
+    fill: str
+    border: str
+    border_style: str = "solid"
+    penwidth: float = 1.0
+    shape: str = "box"
+    font: str = "#1a1a1a"
+    symbol: str = "?"
+    terminal: str = "default"
+
+    @property
+    def dot_style(self) -> str:
+        """The graphviz ``style`` attribute of a filled node in this style."""
+        return "filled" if self.border_style == "solid" else f"filled,{self.border_style}"
+
+    @property
+    def dasharray(self) -> str | None:
+        """The SVG ``stroke-dasharray`` of the border (None when solid)."""
+        return DASH_ARRAYS[self.border_style]
+
+    def css(self) -> str:
+        """Inline CSS for an HTML chip (legend, counts, table cells) in this style."""
+        border = {"solid": "solid", "dashed": "dashed", "dotted": "dotted"}[self.border_style]
+        width = max(1, round(self.penwidth))
+        return (f"background:{self.fill};color:{self.font};"
+                f"border:{width}px {border} {self.border}")
+
+
+# Okabe-Ito hues on light fills: each status differs by hue *and* by border or shape.
+DEFAULT_STYLES: dict[JobStatus, Style] = {
+    JobStatus.PENDING: Style("#f2f2f2", "#8c8c8c", "dashed", 1.0, "box", "#404040", "·", "white"),
+    JobStatus.RUNNING: Style("#cfe7fb", "#0072b2", "solid", 3.0, "box", "#003a5c", "▶", "blue"),
+    JobStatus.COMPLETED: Style("#c7ebd9", "#009e73", "solid", 1.0, "box", "#004d38", "✓", "green"),
+    JobStatus.FAILED: Style("#f8c9c4", "#c0392b", "solid", 2.5, "octagon", "#5c0f08", "✗", "red"),
+    JobStatus.TIMEOUT: Style("#fbdcb3", "#d55e00", "dashed", 2.5, "doubleoctagon", "#5c2900", "⏱",
+                             "yellow"),
+    JobStatus.CANCELLED: Style("#dcdcdc", "#4d4d4d", "dotted", 2.0, "box", "#262626", "⊘",
+                               "bright_black"),
+    JobStatus.UPSTREAM_FAILED: Style("#f3d9e8", "#cc79a7", "dotted", 2.0, "hexagon", "#5a1f40", "↯",
+                                     "magenta"),
+}
+
+STRUCTURE_STYLE = Style("#ffffff", "#4d4d4d", "solid", 1.0, "box", "#1a1a1a", "○", "default")
+"""Nodes of a workflow that has not been submitted: structure only, no status."""
+
+StyleOverrides = Mapping[JobStatus | str, Style | Mapping[str, Any]]
+
+_lock = threading.Lock()
+_styles: dict[JobStatus, Style] = dict(DEFAULT_STYLES)
+
+
+def _check(style: Style, status: JobStatus) -> Style:
+    if style.border_style not in BORDERS:
+        raise ConfigurationError(
+            f"border_style of {status.value!r} must be one of {BORDERS}, got {style.border_style!r}"
+        )
+    if style.shape not in SHAPES:
+        raise ConfigurationError(
+            f"shape of {status.value!r} must be one of {SHAPES}, got {style.shape!r}"
+        )
+    for name in ("fill", "border", "font"):
+        value = getattr(style, name)
+        if not (isinstance(value, str) and value.startswith("#") and len(value) in (4, 7)):
+            raise ConfigurationError(
+                f"{name} of {status.value!r} must be a '#rrggbb' colour, got {value!r}"
+            )
+    return style
+
+
+def _status(key: JobStatus | str) -> JobStatus:
+    try:
+        return JobStatus(key)
+    except ValueError:
+        valid = ", ".join(s.value for s in JobStatus)
+        raise ConfigurationError(f"unknown status {key!r}; use one of {valid}") from None
+
+
+def _merge(base: Style, change: Style | Mapping[str, Any], status: JobStatus) -> Style:
+    if isinstance(change, Style):
+        return _check(change, status)
+    known = {f.name for f in fields(Style)}
+    unknown = set(change) - known
+    if unknown:
+        raise ConfigurationError(
+            f"unknown style field(s) {sorted(unknown)} for {status.value!r}; use {sorted(known)}"
+        )
+    return _check(replace(base, **change), status)
+
+
+def get_styles(overrides: StyleOverrides | None = None) -> dict[JobStatus, Style]:
+    """The style of every status: the process-wide map with ``overrides`` on top.
+
+    ``overrides`` maps a status (enum or string) to a :class:`Style` or to a dict of
+    the fields to change, e.g. ``{"failed": {"fill": "#ff0000"}}``.
+    """
+    with _lock:
+        styles = dict(_styles)
+    for key, change in (overrides or {}).items():
+        status = _status(key)
+        styles[status] = _merge(styles[status], change, status)
+    return styles
+
+
+def style_for(status: JobStatus | str, overrides: StyleOverrides | None = None) -> Style:
+    """The style of one status."""
+    return get_styles(overrides)[_status(status)]
+
+
+def set_style(status: JobStatus | str, style: Style | None = None, **changes: Any) -> Style:
+    """Change how ``status`` looks in every view of this process; returns the new style.
+
+    ``set_style("failed", fill="#ff8080")`` changes fields;
+    ``set_style("failed", Style(...))`` replaces the style.
+    """
+    key = _status(status)
+    with _lock:
+        base = _styles[key]
+        new = _merge(base, style, key) if style is not None else base
+        new = _merge(new, changes, key) if changes else new
+        _styles[key] = new
+    return new
+
+
+def reset_styles() -> None:
+    """Back to :data:`DEFAULT_STYLES`."""
+    with _lock:
+        _styles.clear()
+        _styles.update(DEFAULT_STYLES)
+
+
+def legend_html(styles: Mapping[JobStatus, Style] | None = None) -> str:
+    """An HTML legend of every status in its style (for notebooks and docs)."""
+    styles = styles or get_styles()
+    chips = "".join(
+        f'<span style="{style.css()};padding:1px 6px;margin-right:4px;border-radius:3px;'
+        f'font-family:sans-serif;font-size:12px">{style.symbol} {status.value}</span>'
+        for status, style in styles.items()
+    )
+    return f'<div class="gigq-flow-legend">{chips}</div>'

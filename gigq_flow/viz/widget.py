@@ -1,0 +1,378 @@
+"""The live panel: an ipywidgets view of a run that a background thread keeps current.
+
+It reads the queue (``WorkflowRun.snapshot()``), never in-memory worker state, so it
+follows workers in other processes and opens on old runs from another kernel. The
+graph is laid out once; each refresh restyles only the nodes and table rows whose
+state changed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..errors import ConfigurationError
+from ..job import JobStatus
+from ..run import JobState, RunSnapshot
+from .graph import (
+    DEFAULT_RANKDIR,
+    GROUP_THRESHOLD,
+    GraphView,
+    build_view,
+    first_line,
+    format_duration,
+    group_node,
+    job_node,
+    to_digraph,
+)
+from .livesvg import LiveSvg
+from .render import render
+from .styles import StyleOverrides, get_styles
+
+if TYPE_CHECKING:
+    from ..run import WorkflowRun
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 0.5
+"""Seconds between refreshes of the background thread."""
+STOP_TIMEOUT = 5.0
+ERROR_TITLE_MAX = 2000
+_FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.UPSTREAM_FAILED)
+_COLUMNS = ("name", "status", "attempts", "started", "duration", "worker", "error")
+_CELL = "padding:2px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap"
+
+
+def _clock(iso: str | None) -> str:
+    if not iso:
+        return ""
+    moment = datetime.fromisoformat(iso)
+    if moment.date() == datetime.now().date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class RunPanel(widgets.VBox):
+    """A live view of a run: progress (finished of total), a count per status in its
+    colour, the DAG coloured by status and a table of jobs.
+
+    A daemon thread refreshes it every ``interval`` seconds, makes a last refresh
+    and stops once every job is terminal; ``refresh()`` refreshes by hand, ``stop()``
+    stops the thread, ``start()`` restarts it, ``close()`` stops and removes the panel.
+    Errors while refreshing show in the panel and the thread keeps trying.
+    ``graph=False`` leaves out the picture; ``rankdir``, ``styles`` and
+    ``group_threshold`` shape it as in ``visualize()``.
+    """
+
+    def __init__(
+        self,
+        run: WorkflowRun,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        graph: bool = True,
+        table: bool = True,
+        rankdir: str = DEFAULT_RANKDIR,
+        styles: StyleOverrides | None = None,
+        group_threshold: int | None = GROUP_THRESHOLD,
+        renderer: str = "auto",
+        autostart: bool = True,
+    ) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise ConfigurationError(f"interval must be a number of seconds > 0, got {interval!r}")
+        self.run = run
+        self.interval = float(interval)
+        self.styles = get_styles(styles)
+        self.rankdir = rankdir
+        self.group_threshold = group_threshold
+        self.renderer = renderer
+        self.refreshes = 0
+        """How many refreshes have completed."""
+        self.last_refresh: datetime | None = None
+        self.last_error: str | None = None
+        self.snapshot: RunSnapshot | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._states: dict[str, JobState] = {}
+        self._rows: dict[str, str] = {}
+        self._workers: dict[str, str] = {}
+        self._view: GraphView | None = None
+        self._live: LiveSvg | None = None
+        self._members: dict[str, tuple[str, ...]] = {}
+
+        self.header = widgets.HTML(value=f"<b>{html.escape(run.name)}</b>")
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
+                                            layout=widgets.Layout(width="60%"))
+        self.progress_text = widgets.HTML()
+        self.count_labels = {status.value: widgets.HTML() for status in JobStatus}
+        self.graph_view = widgets.HTML(layout=widgets.Layout(display="" if graph else "none"))
+        self.table = widgets.HTML(layout=widgets.Layout(display="" if table else "none"))
+        self.error_box = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.status_line = widgets.HTML()
+        self._show_graph = graph
+        self._show_table = table
+        super().__init__(children=[
+            self.header,
+            widgets.HBox([self.progress, self.progress_text]),
+            widgets.HBox(list(self.count_labels.values()), layout=widgets.Layout(flex_flow="row wrap")),
+            self.error_box, self.graph_view, self.table, self.status_line,
+        ])
+        self._safe_refresh()
+        if autostart and not self.done:
+            self.start()
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """True once a refresh has seen every job terminal."""
+        return self.snapshot is not None and self.snapshot.done
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Jobs per status at the last refresh."""
+        return dict(self.snapshot.counts) if self.snapshot is not None else {}
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread is refreshing."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the thread ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start (or restart) the background refresh."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, name=f"gigq-flow-panel-{self.run.id[:8]}", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = STOP_TIMEOUT) -> None:
+        """Stop the background refresh (the panel stays on screen)."""
+        if not hasattr(self, "_stop"):  # closed while half-built (ipywidgets' __del__)
+            return
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def close(self) -> None:
+        """Stop refreshing and close the panel and its widgets."""
+        self.stop()
+        if hasattr(self, "_stop"):
+            for child in self._descendants():
+                child.close()
+        super().close()
+
+    def _descendants(self) -> list[widgets.Widget]:
+        found: list[widgets.Widget] = []
+        stack = list(self.children)
+        while stack:
+            widget = stack.pop()
+            found.append(widget)
+            stack.extend(getattr(widget, "children", ()))
+        return found
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                if self._safe_refresh():
+                    break
+        finally:
+            try:
+                self.run.queue.store.close()  # this thread's connection
+            except Exception:
+                logger.debug("closing the panel thread's connection failed", exc_info=True)
+            self._set_status_line()
+
+    def _safe_refresh(self) -> bool:
+        try:
+            return self.refresh()
+        except Exception:  # shown in the panel by refresh(); the thread keeps going
+            logger.debug("panel refresh failed", exc_info=True)
+            return False
+
+    # -- one refresh --------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Read the run now and update what changed; True when every job is terminal.
+
+        An error is shown in the panel, then raised.
+        """
+        with self._lock:
+            try:
+                done = self._refresh()
+            except Exception as exc:
+                self._show_error(exc)
+                raise
+            if self.last_error is not None:
+                self.last_error = None
+                self.error_box.value = ""
+                self.error_box.layout.display = "none"
+            self.refreshes += 1
+            self.last_refresh = datetime.now()
+            self._set_status_line()
+            return done
+
+    def _refresh(self) -> bool:
+        snapshot = self.run.snapshot()
+        previous = self._states
+        changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
+        running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
+        self._states = {job.id: job for job in snapshot.jobs}
+        first = self.snapshot is None
+        try:
+            if changed or first:
+                self._update_summary(snapshot)
+                if self._show_graph:
+                    self._update_graph(snapshot, changed)
+            if self._show_table and (changed or running or first):
+                self._update_table(snapshot, {job.id for job in changed} | running)
+        except BaseException:
+            self._states = previous  # the next refresh redoes these changes
+            raise
+        self.snapshot = snapshot
+        return snapshot.done
+
+    def _update_summary(self, snapshot: RunSnapshot) -> None:
+        counts = snapshot.counts
+        self.progress.max = max(snapshot.total, 1)
+        self.progress.value = snapshot.finished
+        if any(counts[s.value] for s in _FAILURES):
+            self.progress.bar_style = "danger"
+        elif counts[JobStatus.CANCELLED.value]:
+            self.progress.bar_style = "warning"
+        elif snapshot.done:
+            self.progress.bar_style = "success"
+        else:
+            self.progress.bar_style = "info"
+        self.progress_text.value = f"{snapshot.finished} / {snapshot.total} finished"
+        for status in JobStatus:
+            style = self.styles[status]
+            self.count_labels[status.value].value = (
+                f'<span class="gigq-flow-count {status.value}" style="{style.css()};'
+                f'padding:1px 6px;margin-right:4px;border-radius:3px;font-size:12px">'
+                f"{html.escape(style.symbol)} {status.value} <b>{counts[status.value]}</b></span>"
+            )
+
+    # -- graph --------------------------------------------------------------------------
+    def _update_graph(self, snapshot: RunSnapshot, changed: list[JobState]) -> None:
+        if self._view is None:
+            self._layout(snapshot)
+            return
+        if self._live is None:
+            return
+        keys = {self._view.node_of_job[job.id] for job in changed
+                if job.id in self._view.node_of_job}
+        nodes = [self._node(key) for key in sorted(keys)]
+        if self._live.update(nodes):
+            self.graph_view.value = self._wrap_svg(self._live.svg())
+
+    def _layout(self, snapshot: RunSnapshot) -> None:
+        view = build_view(None, snapshot, rankdir=self.rankdir, compact=True,
+                          group_threshold=self.group_threshold)
+        self._view = view
+        self._members = {node.key: node.job_ids for node in view.nodes}
+        try:
+            svg = render(to_digraph(view, layout_only=True).source, "svg",
+                         renderer=self.renderer).decode("utf-8")
+            live = LiveSvg(svg, self.styles)
+        except Exception as exc:
+            self._live = None
+            self.graph_view.value = (
+                f'<div style="color:#8a1c12">cannot draw the graph: {html.escape(str(exc))}</div>')
+            return
+        live.update(view.nodes)
+        self._live = live
+        self.graph_view.value = self._wrap_svg(live.svg())
+
+    def _node(self, key: str) -> Any:
+        members = self._members[key]
+        first = self._states[members[0]]
+        if key.startswith("g"):
+            return group_node(key, first.name, members, self._states, True)
+        return job_node(key, first.id, first.name, None, first, True)
+
+    @staticmethod
+    def _wrap_svg(svg: str) -> str:
+        return f'<div class="gigq-flow-graph" style="max-height:520px;overflow:auto">{svg}</div>'
+
+    # -- table --------------------------------------------------------------------------
+    def _update_table(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
+        self._learn_workers(snapshot, dirty)
+        for job in snapshot.jobs:
+            if job.id in dirty or job.id not in self._rows:
+                self._rows[job.id] = self._row(job)
+        header = "".join(f'<th style="{_CELL}">{column}</th>' for column in _COLUMNS)
+        body = "".join(self._rows[job.id] for job in snapshot.jobs)
+        value = (
+            '<div style="max-height:320px;overflow:auto">'
+            '<table class="gigq-flow-jobs" style="border-collapse:collapse;font-size:12px">'
+            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>"
+        )
+        if value != self.table.value:
+            self.table.value = value
+
+    def _learn_workers(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
+        """The worker of a job's last attempt: seen while running, else from its executions
+        (read only when a finished job's worker is not known yet)."""
+        missing = False
+        for job in snapshot.jobs:
+            if job.worker_id:
+                self._workers[job.id] = job.worker_id
+            elif job.id in dirty and job.attempts and job.id not in self._workers:
+                missing = True
+        if missing:
+            for execution in self.run.queue.store.workflow_executions(self.run.id):
+                if execution["worker_id"]:
+                    self._workers[execution["job_id"]] = execution["worker_id"]
+
+    def _row(self, job: JobState) -> str:
+        style = self.styles[job.status]
+        error = job.error or ""
+        cells = (
+            html.escape(job.name),
+            (f'<span style="{style.css()};padding:0 4px;border-radius:3px">'
+             f"{html.escape(style.symbol)} {job.status.value}</span>"),
+            f"{job.attempts}/{job.max_attempts}",
+            _clock(job.started_at),
+            format_duration(job.duration),
+            html.escape(self._workers.get(job.id, "")),
+            html.escape(first_line(error, 120)),
+        )
+        tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells[:-1])
+        tds += (f'<td style="{_CELL}" title="{html.escape(error[:ERROR_TITLE_MAX])}">'
+                f"{cells[-1]}</td>")
+        return f'<tr data-job="{job.id}" data-status="{job.status.value}">{tds}</tr>'
+
+    # -- status line and errors ---------------------------------------------------------
+    def _show_error(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        when = datetime.now().strftime("%H:%M:%S")
+        retry = f"; retrying every {self.interval:g} s" if self.running else ""
+        self.error_box.value = (
+            f'<div class="gigq-flow-error" style="color:#8a1c12;background:#fdecea;'
+            f'padding:4px 8px">refresh failed at {when}: {html.escape(self.last_error)}{retry}'
+            "</div>")
+        self.error_box.layout.display = ""
+
+    def _set_status_line(self) -> None:
+        when = self.last_refresh.strftime("%H:%M:%S") if self.last_refresh else "never"
+        if self.done:
+            state = "finished"
+        elif self.running and not self._stop.is_set():
+            state = f"refreshing every {self.interval:g} s"
+        else:
+            state = "not refreshing (call refresh() or start())"
+        self.status_line.value = (
+            f'<span style="color:#666;font-size:11px">last update {when} · {state}</span>')
+
+    def __repr__(self) -> str:
+        summary = self.snapshot.summary() if self.snapshot else self.run.id
+        return f"<RunPanel {summary}>"
+
