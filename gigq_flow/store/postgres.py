@@ -1,0 +1,72 @@
+"""The PostgreSQL backend: the job semantics of :mod:`.sql` for worker fleets on many hosts.
+
+Claims take the best ready row with ``FOR UPDATE SKIP LOCKED`` (no table locks);
+commits that make work ready send ``NOTIFY``, which one listener thread per process
+turns into wake-ups, so dependents start within milliseconds on any host. Hosts'
+clocks should be synchronised (NTP): leases and timeouts compare wall-clock times.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .postgres_connection import PostgresConnections
+from .postgres_schema import migrate
+from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
+from .wakeup import signal_for
+
+
+class PostgresStore(SQLStore):
+    """A job store in one schema of a PostgreSQL database (``?schema=`` in the URL)."""
+
+    insertion_order = "seq"
+
+    def __init__(self, url: str, *, initialize: bool = True) -> None:
+        self.db = PostgresConnections(url)
+        self.location = self.db.location
+        self.channel = f"gigq_flow_{self.db.schema}"
+        self.wake = signal_for(f"{self.db.conninfo}#{self.db.schema}")
+        if initialize:
+            self.db.run(lambda tx: migrate(tx, self.db.schema, self.location))
+        self._listener: threading.Thread | None = None
+        self._listener_lock = threading.Lock()
+        self._stop_listening = threading.Event()
+
+    def blob(self, value: str | bytes | None) -> Any:
+        return value.encode() if isinstance(value, str) else value
+
+    def announce(self, tx: Tx) -> None:
+        tx.execute("SELECT pg_notify(?, '')", (self.channel,))
+
+    def claim_row(self, tx: Tx, worker_id: str, now: str, execution_id: str, clock: float,
+                  lease_timeout: float) -> Any:
+        return tx.execute(
+            f"""WITH next AS (SELECT id AS next_id FROM jobs WHERE {READY}
+                              FOR UPDATE SKIP LOCKED)
+                UPDATE jobs SET {CLAIM_SET} FROM next WHERE id = next_id
+                {CLAIM_RETURNING}""",
+            (now, worker_id, now, now, execution_id, clock, clock + lease_timeout),
+        ).fetchone()
+
+    # -- wake-ups -----------------------------------------------------------------------------
+    def _ensure_listener(self) -> None:
+        with self._listener_lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(
+                    target=self.db.listen, args=(self.channel, self.wake.bump, self._stop_listening),
+                    name=f"gigq-flow-listen-{self.db.schema}", daemon=True,
+                )
+                self._listener.start()
+
+    def watch(self) -> int:
+        self._ensure_listener()
+        return self.wake.generation
+
+    def wait_for_work(self, timeout: float, since: Any = None) -> None:
+        """Wake on a NOTIFY from any host or a same-process bump, else after ``timeout``."""
+        generation = self.watch() if since is None else since
+        self.wake.wait(generation, timeout)
+
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,111 @@
+"""PostgreSQL schema: the SQLite one's tables and indexes, in a schema of their own.
+
+Versioned in ``gigq_flow_meta``; created or migrated on first use under an advisory
+lock, so concurrent first users do not race.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SchemaVersionError
+
+SCHEMA_VERSION = 1
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        function_module TEXT NOT NULL,
+        params BYTEA,
+        priority INTEGER DEFAULT 0,
+        dependencies TEXT,
+        max_attempts INTEGER DEFAULT 3,
+        timeout DOUBLE PRECISION DEFAULT 300,
+        description TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        attempts INTEGER DEFAULT 0,
+        result BYTEA,
+        error TEXT,
+        started_at TEXT,
+        completed_at TEXT,
+        worker_id TEXT,
+        pass_parent_results INTEGER,
+        retry_delay DOUBLE PRECISION DEFAULT 0,
+        retry_after TEXT,
+        workflow_id TEXT,
+        pending_deps INTEGER NOT NULL DEFAULT 0,
+        execution_id TEXT,
+        timeout_at DOUBLE PRECISION,
+        lease_expires_at DOUBLE PRECISION,
+        serializer TEXT NOT NULL DEFAULT 'json',
+        seq BIGSERIAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS job_executions (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        worker_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        completed_at TEXT,
+        result BYTEA,
+        error TEXT,
+        seq BIGSERIAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS job_dependencies (
+        job_id TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (job_id, depends_on)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        concurrency INTEGER NOT NULL,
+        lease_timeout DOUBLE PRECISION NOT NULL,
+        started_at TEXT NOT NULL,
+        last_heartbeat DOUBLE PRECISION NOT NULL,
+        stopped_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
+    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
+        WHERE status = 'pending' AND pending_deps = 0""",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
+    "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",
+)
+
+
+def migrate(tx: Any, schema: str, location: str) -> None:
+    """Create the schema and its tables, or check the recorded version (in one transaction)."""
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"gigq_flow:{schema}",))
+    tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    tx.execute(f'SET LOCAL search_path TO "{schema}"')
+    for statement in TABLES:
+        tx.execute(statement)
+    row = tx.execute("SELECT value FROM gigq_flow_meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"schema {schema!r} of {location} was written by a newer gigq_flow (schema "
+            f"{version}, this one reads up to {SCHEMA_VERSION}); upgrade gigq_flow"
+        )
+    tx.execute(
+        "INSERT INTO gigq_flow_meta (key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
