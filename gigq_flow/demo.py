@@ -65,7 +65,8 @@ def count_words(shard: int, shards: int, parent_results: ParentResults) -> dict[
     """Word counts of every ``shards``-th document, starting at ``shard``."""
     _work()
     documents = parent_results.by_name["load_documents"][shard::shards]
-    return dict(Counter(word for text in documents for word in re.findall(r"[a-z]+", text.lower())))
+    words = (word for text in documents for word in re.findall(r"[a-z]+", text.lower()))
+    return dict(Counter(words))
 
 
 def fetch_stopwords(marker: str) -> list[str]:
@@ -89,7 +90,8 @@ def merge_counts(top: int, parent_results: ParentResults) -> list[list[Any]]:
             total.update(counts)
     for word in stopwords:
         total.pop(word, None)
-    return [[word, count] for word, count in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+    ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))
+    return [[word, count] for word, count in ranked[:top]]
 
 
 def report(documents: int, parent_results: ParentResults) -> dict[str, Any]:

@@ -35,6 +35,16 @@ def total(parent_results):
     return sum(value for value in parent_results.values() if isinstance(value, (int, float)))
 
 
+class Canary:
+    """Pickled, it creates ``path`` when unpickled: proof that something unpickled it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 @task(name="tagged", priority=7, max_attempts=5, description="from @task")
 def tagged(x=1):
     return x * 10

@@ -363,12 +363,53 @@ def test_a_file_that_is_not_a_queue(tmp_path, make, fragment, command):
         ok(run_cli("--db", path, *command, cwd=tmp_path))  # these create a new queue
         return
     assert_usage_error(run_cli("--db", path, *command, cwd=tmp_path), fragment)
-    if make is _text_file:
-        assert path.read_bytes() == before
-    if make is _other_sqlite_file:  # left as it was: no queue tables added
-        conn = sqlite3.connect(path)
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        finally:
-            conn.close()
-        assert tables == {"people"}
+    if path.is_file():
+        assert path.read_bytes() == before  # a refused file is left untouched
+
+
+def test_looking_at_pickled_jobs_never_unpickles_them(tmp_path, db):
+    import clifuncs
+
+    canary = tmp_path / "unpickled"
+    queue = gigq_flow.JobQueue(db)
+    workflow = gigq_flow.Workflow("pickled", serializer="pickle")
+    job = workflow.add_task(clifuncs.echo, params={"x": clifuncs.Canary(str(canary))})
+    run = workflow.submit(queue)
+    queue.close()
+
+    record = ok_json(cli(db, "status", job.id, "--json"))
+    assert record["params"].startswith("<pickled, ")
+    assert record["serializer"] == "pickle"
+    ok(cli(db, "status", job.id, "--show-params", "--show-result"))
+    (listed,) = ok_json(cli(db, "list", "--json"))
+    assert listed["params"] == record["params"]
+    ok(cli(db, "workflow", "status", run.id, "--json"))
+    ok(cli(db, "cancel", job.id))
+    ok(cli(db, "requeue", job.id))
+    assert not canary.exists()
+    # a worker refuses the pickled payload unless told it may trust the file
+    ok(cli(db, "worker", "--once"))
+    assert ok_json(cli(db, "status", job.id, "--json"))["status"] == "failed"
+    assert not canary.exists()
+
+
+def test_worker_allow_pickle_and_allow_module(db):
+    import clifuncs
+
+    queue = gigq_flow.JobQueue(db)
+    workflow = gigq_flow.Workflow("pickled", serializer="pickle")
+    job = workflow.add_task(clifuncs.echo, params={"x": {1, 2}})
+    workflow.submit(queue)
+    queue.close()
+    ok(cli(db, "worker", "--once", "--allow-pickle"))
+    record = ok_json(cli(db, "status", job.id, "--json"))
+    assert record["status"] == "completed", record["error"]
+    assert record["result"].startswith("<pickled, ")
+
+    other = submitted_id(cli(db, "submit", "clifuncs.add", "-p", "a=1", "-p", "b=1"))
+    ok(cli(db, "worker", "--once", "--allow-module", "json"))
+    refused = ok_json(cli(db, "status", other, "--json"))
+    assert refused["status"] == "failed" and "clifuncs" in refused["error"]
+    ok(cli(db, "requeue", other))
+    ok(cli(db, "worker", "--once", "--allow-module", "clifuncs"))
+    assert ok_json(cli(db, "status", other, "--json"))["result"] == 2

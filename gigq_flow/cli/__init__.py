@@ -1,7 +1,8 @@
 """The ``gigq-flow`` command (also ``python -m gigq_flow``): GigQ's CLI plus workflows.
 
 Exit statuses: 0 success; 1 a valid request the queue refused (cancelling a finished
-job, ...) or a workflow followed with ``--wait`` that did not fully complete; 2 bad
+job, ...), a workflow followed with ``--wait`` that did not fully complete, or an
+unexpected error (``-v`` shows its traceback); 2 bad
 input (unknown id, unimportable function, malformed option, a file that is not a
 queue), reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
 """
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         report(f"{where}{exc.strerror or exc}")
         return EXIT_USAGE
+    except Exception as exc:  # a bug: one line by default, the traceback with -v
+        if args.verbose:
+            raise
+        report(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
+        return EXIT_REFUSED
 
 
 __all__ = ["build_parser", "main"]

@@ -15,11 +15,17 @@ from rich.table import Table
 from ..job import FINAL_FAILURES, Job, JobStatus
 from ..queue import JobQueue
 from ..tasks import TaskWrapper
-from ..worker import DEFAULT_POLLING_INTERVAL, Worker
+from ..worker import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_LEASE_TIMEOUT,
+    DEFAULT_POLLING_INTERVAL,
+    Worker,
+)
 from .common import (
     RefusedError,
     UsageError,
     console,
+    non_negative_float,
     non_negative_int,
     open_queue,
     positive_float,
@@ -28,8 +34,8 @@ from .common import (
     short_time,
     status_text,
     table,
-    to_json_text,
 )
+from .records import find_job, list_jobs
 
 DEFAULT_LIST_LIMIT = 100
 REQUEUEABLE = ", ".join(status.value for status in FINAL_FAILURES)
@@ -39,16 +45,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("submit", help="submit a job that calls module.function")
     p.add_argument("function", help="the function to run, as module.function (importable here "
                                     "and by the workers)")
-    p.add_argument("--name", help="job name (default: the function's name)")
+    p.add_argument("--name", metavar="NAME", help="job name (default: the function's name)")
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                    help="a keyword argument; VALUE is read as JSON when it parses "
                         "(3, true, [1,2], {\"a\":1}), else as a string; repeatable")
-    p.add_argument("--priority", type=int, help="higher runs first (default: 0)")
-    p.add_argument("--max-attempts", type=positive_int, help="attempts before failing (default: 3)")
-    p.add_argument("--timeout", type=positive_int, help="seconds per attempt (default: 300)")
-    p.add_argument("--retry-delay", type=non_negative_int,
+    p.add_argument("--priority", type=int, metavar="N", help="higher runs first (default: 0)")
+    p.add_argument("--max-attempts", type=positive_int, metavar="N",
+                   help="attempts before failing (default: 3)")
+    p.add_argument("--timeout", type=positive_int, metavar="SECONDS",
+                   help="seconds per attempt (default: 300)")
+    p.add_argument("--retry-delay", type=non_negative_int, metavar="SECONDS",
                    help="seconds before a failed attempt is retried (default: 0)")
-    p.add_argument("--description", help="free text shown by status")
+    p.add_argument("--description", metavar="TEXT", help="free text shown by status")
     p.add_argument("--depends-on", action="append", default=[], metavar="JOB_ID",
                    help="id of a queued job that must complete first; repeatable")
     p.set_defaults(handler=cmd_submit)
@@ -64,7 +72,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("list", help="list jobs, newest first")
     p.add_argument("--status", choices=[status.value for status in JobStatus],
                    help="only jobs in this status")
-    p.add_argument("--limit", type=non_negative_int, default=DEFAULT_LIST_LIMIT,
+    p.add_argument("--limit", type=non_negative_int, metavar="N", default=DEFAULT_LIST_LIMIT,
                    help=f"at most this many jobs (default: {DEFAULT_LIST_LIMIT})")
     p.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
     p.set_defaults(handler=cmd_list)
@@ -91,13 +99,28 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("worker", help="run jobs until stopped (Ctrl-C or SIGTERM let "
                                            "running jobs finish)")
-    p.add_argument("--worker-id", help="id recorded on the jobs it runs (default: generated)")
-    p.add_argument("--polling-interval", type=positive_float, default=DEFAULT_POLLING_INTERVAL,
+    p.add_argument("--worker-id", metavar="ID",
+                   help="id recorded on the jobs it runs (default: generated)")
+    p.add_argument("--polling-interval", type=positive_float, metavar="SECONDS",
+                   default=DEFAULT_POLLING_INTERVAL,
                    help="longest idle sleep in seconds; new work wakes it sooner "
                         f"(default: {DEFAULT_POLLING_INTERVAL:g})")
-    p.add_argument("--concurrency", type=positive_int, default=1,
+    p.add_argument("--concurrency", type=positive_int, metavar="N", default=1,
                    help="threads claiming and running jobs (default: 1)")
     p.add_argument("--once", action="store_true", help="run at most one ready job, then exit")
+    p.add_argument("--lease-timeout", type=positive_float, metavar="SECONDS",
+                   default=DEFAULT_LEASE_TIMEOUT,
+                   help="seconds after which other workers reclaim the jobs of a worker that "
+                        f"died (renewed while alive; default: {DEFAULT_LEASE_TIMEOUT:g})")
+    p.add_argument("--grace-period", type=non_negative_float, metavar="SECONDS",
+                   default=DEFAULT_GRACE_PERIOD,
+                   help="on SIGINT/SIGTERM, seconds running jobs get to finish before they "
+                        f"go back to the queue (default: {DEFAULT_GRACE_PERIOD:g})")
+    p.add_argument("--allow-module", action="append", metavar="MODULE", dest="allowed_modules",
+                   help="run only functions of this module or its submodules; repeatable "
+                        "(default: any importable function)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="run jobs whose payload is pickled (only for database files you trust)")
     p.set_defaults(handler=cmd_worker, log_level="INFO")
 
 
@@ -198,16 +221,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 # -- reading jobs ---------------------------------------------------------------------------
-def existing_job(queue: JobQueue, job_id: str) -> dict[str, Any]:
-    info = queue.get_status(job_id)
-    if not info["exists"]:
-        raise UsageError(f"no job with id {job_id!r} in {os.path.abspath(queue.db_path)}")
-    return info
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    queue = open_queue(args)
-    info = existing_job(queue, args.job_id)
+    info = find_job(open_queue(args), args.job_id)
     if args.json:
         print_json(info)
         return 0
@@ -257,7 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     queue = open_queue(args)
-    jobs = queue.list_jobs(status=args.status, limit=args.limit)
+    jobs = list_jobs(queue, args.status, args.limit)
     if args.json:
         print_json(jobs)
         return 0
@@ -292,10 +307,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 # -- changing jobs --------------------------------------------------------------------------
 def cmd_cancel(args: argparse.Namespace) -> int:
     queue = open_queue(args)
-    info = existing_job(queue, args.job_id)
+    find_job(queue, args.job_id)
     if not queue.cancel(args.job_id):
         raise RefusedError(
-            f"job {args.job_id} is {_current(queue, args.job_id, info)}; "
+            f"job {args.job_id} is {_current(queue, args.job_id)}; "
             "only pending jobs can be cancelled"
         )
     print(f"Job {args.job_id} cancelled.")
@@ -304,9 +319,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_requeue(args: argparse.Namespace) -> int:
     queue = open_queue(args)
-    info = existing_job(queue, args.job_id)
+    find_job(queue, args.job_id)
     if not queue.requeue_job(args.job_id):
-        status = _current(queue, args.job_id, info)
+        status = _current(queue, args.job_id)
         message = f"job {args.job_id} is {status}; only {REQUEUEABLE} jobs can be requeued"
         if status == JobStatus.UPSTREAM_FAILED.value:
             message += "; requeue the job it depends on that failed instead"
@@ -315,9 +330,9 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current(queue: JobQueue, job_id: str, before: dict[str, Any]) -> str:
-    now = queue.get_status(job_id)
-    return (now if now["exists"] else before)["status"]
+def _current(queue: JobQueue, job_id: str) -> str:
+    row = queue.store.get_job(job_id)
+    return row["status"] if row else "gone"
 
 
 def parse_before(text: str) -> str:
@@ -354,7 +369,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     add_cwd_to_path()
     open_queue(args, create=True)  # a bad file is reported before any thread starts
     worker = Worker(args.db, worker_id=args.worker_id,
-                    polling_interval=args.polling_interval, concurrency=args.concurrency)
+                    polling_interval=args.polling_interval, concurrency=args.concurrency,
+                    lease_timeout=args.lease_timeout, grace_period=args.grace_period,
+                    allowed_modules=args.allowed_modules, allow_pickle=args.allow_pickle)
     if args.once:
         try:
             ran = worker.process_one()

@@ -24,6 +24,7 @@ from .common import (
     status_text,
     table,
 )
+from .records import workflow_results
 
 PICTURE_FORMATS = ("svg", "png", "pdf")
 POLL_MIN_SECONDS = 0.1
@@ -146,7 +147,7 @@ def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot) -> dict[str, Any]:
             for job in snapshot.jobs
         ],
         "edges": [list(edge) for edge in snapshot.edges],
-        "results": run.results(),
+        "results": workflow_results(run),
     }
 
 
