@@ -413,3 +413,19 @@ def test_worker_allow_pickle_and_allow_module(db):
     ok(cli(db, "requeue", other))
     ok(cli(db, "worker", "--once", "--allow-module", "clifuncs"))
     assert ok_json(cli(db, "status", other, "--json"))["result"] == 2
+
+
+def test_an_unreachable_database_server_is_one_line_without_its_password(tmp_path):
+    pytest.importorskip("psycopg")
+    result = run_cli("--db", "postgresql://bob:s3cret@127.0.0.1:1/nodb", "list", cwd=tmp_path)
+    line = assert_usage_error(result, "postgresql://bob:***@127.0.0.1:1/nodb")
+    assert "s3cret" not in line
+
+
+def test_locations_are_described_without_passwords():
+    from gigq_flow.cli.common import describe_location
+
+    assert describe_location("postgresql://u:pw@host:5432/db?x=1") == \
+        "postgresql://u:***@host:5432/db?x=1"
+    assert describe_location("postgresql://host/db") == "postgresql://host/db"
+    assert describe_location("jobs.db").endswith("/jobs.db")

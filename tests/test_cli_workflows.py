@@ -187,6 +187,16 @@ def test_graph_writes_the_picture_in_the_format_of_the_extension(db, name, magic
             assert job_name in text
 
 
+@pytest.mark.parametrize("name, start", [("picture.dot", "digraph"), ("picture.mmd", "flowchart LR")])
+def test_graph_writes_dot_and_mermaid_source(db, name, start):
+    run_id, _ = submit_diamond(db)
+    target = db.parent / name
+    ok(cli(db, "workflow", "graph", run_id, "-o", target, "--rankdir", "LR", "--legend"))
+    text = target.read_text()
+    assert start in text, text[:200]
+    assert "LR" in text and "right" in text
+
+
 def test_graph_refuses_an_unknown_extension(db):
     run_id, _ = submit_diamond(db)
     result = cli(db, "workflow", "graph", run_id, "-o", db.parent / "picture.gif")

@@ -28,8 +28,8 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> Parser:
-    db_help = (f"the queue's SQLite file (default: ${DB_ENV_VAR} if set, else "
-               f"{default_db()} in the working directory)")
+    db_help = (f"the queue: a SQLite file, or a postgresql:// URL (default: ${DB_ENV_VAR} "
+               f"if set, else {default_db()} in the working directory)")
     parser = Parser(
         prog=PROG,
         description="Manage gigq_flow queues, workers and workflows from a terminal.",
@@ -71,6 +71,11 @@ def configure_logging(args: argparse.Namespace) -> None:
     elif args.verbose:
         level = max(logging.DEBUG, min(level, logging.WARNING) - 10 * args.verbose)
     setup_logging(level)
+    # Libraries' own warnings (e.g. a connection pool retrying) would add lines to the one
+    # error line a failure prints; gigq_flow reports what matters itself.
+    root = logging.getLogger()
+    if not any(isinstance(handler, logging.NullHandler) for handler in root.handlers):
+        root.addHandler(logging.NullHandler())
 
 
 def report(message: object) -> None:

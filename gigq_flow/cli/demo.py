@@ -9,8 +9,18 @@ import time
 from .. import demo
 from ..job import JobStatus
 from ..run import RunSnapshot, WorkflowRun
-from .common import PROG, console, open_queue, positive_int, status_text, table, to_json_text
-from .workflows import picture_format
+from .common import (
+    PROG,
+    console,
+    describe_location,
+    is_url,
+    open_queue,
+    positive_int,
+    status_text,
+    table,
+    to_json_text,
+)
+from .workflows import check_picture_path
 
 DEMO_PICTURE = "gigq_flow_demo.svg"
 DEMO_WORKERS = 4
@@ -30,10 +40,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    db_path = os.path.abspath(args.db)
-    folder = os.path.dirname(db_path)
+    # The picture and the flaky step's marker go next to the file (or here, for a server).
+    folder = os.getcwd() if is_url(args.db) else os.path.dirname(os.path.abspath(args.db))
     output = os.path.abspath(args.output or os.path.join(folder, DEMO_PICTURE))
-    picture_format(output)
+    check_picture_path(output)
     queue = open_queue(args, create=True)
     workflow = demo.build_workflow(folder)
     started = time.perf_counter()
@@ -44,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     snapshot = print_summary(run, elapsed)
     out = console()
     out.print(f"\nPicture:  {output}")
-    out.print(f"Queue:    {db_path}")
+    out.print(f"Queue:    {describe_location(args.db)}")
     out.print(f"Workflow: {run.id}")
     out.print(f"\nNext: {PROG} workflow status {run.id}   |   {PROG} workflows   |   "
               f"{PROG} list")

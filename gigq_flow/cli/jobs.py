@@ -25,6 +25,8 @@ from .common import (
     RefusedError,
     UsageError,
     console,
+    describe_location,
+    is_url,
     non_negative_float,
     non_negative_int,
     open_queue,
@@ -211,9 +213,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     options.update({key: value for key, value in given.items() if value is not None})
     options.setdefault("name", getattr(function, "__name__", args.function))
     job = Job(function=function, params=params, dependencies=args.depends_on, **options)
-    if args.depends_on and not os.path.exists(args.db):
+    if args.depends_on and not is_url(args.db) and not os.path.exists(args.db):
         raise UsageError(f"--depends-on {args.depends_on[0]}: no such job, "
-                         f"{os.path.abspath(args.db)} does not exist yet")
+                         f"{describe_location(args.db)} does not exist yet")
     queue = open_queue(args, create=True)
     job_id = queue.submit(job)
     print(f"Job submitted: {job_id}")

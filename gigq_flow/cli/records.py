@@ -7,14 +7,13 @@ jobs unless started with ``--allow-pickle``; Python code reads them with ``JobQu
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ..queue import JobQueue
 from ..run import WorkflowRun, by_name
 from ..serialization import loads
 from ..store.base import Row
-from .common import UsageError
+from .common import UsageError, describe_location
 
 PAYLOAD_COLUMNS = ("params", "result")
 
@@ -45,7 +44,7 @@ def find_job(queue: JobQueue, job_id: str) -> dict[str, Any]:
     """The job with every attempt (``executions``); a usage error when there is none."""
     row = queue.store.get_job(job_id)
     if row is None:
-        raise UsageError(f"no job with id {job_id!r} in {os.path.abspath(queue.db_path)}")
+        raise UsageError(f"no job with id {job_id!r} in {describe_location(queue.db_path)}")
     record = job_record(row)
     executions = queue.store.get_executions(job_id)
     for execution in executions:

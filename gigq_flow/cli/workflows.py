@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 
 from ..run import RunSnapshot, WorkflowRun
+from ..viz.graph import DEFAULT_RANKDIR, RANKDIRS
 from .common import (
     UsageError,
     console,
@@ -26,7 +27,6 @@ from .common import (
 )
 from .records import workflow_results
 
-PICTURE_FORMATS = ("svg", "png", "pdf")
 POLL_MIN_SECONDS = 0.1
 POLL_MAX_SECONDS = 2.0
 POLL_COST_FACTOR = 5
@@ -55,8 +55,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     g = actions.add_parser("graph", help="draw the workflow's DAG, coloured by status")
     g.add_argument("workflow_id")
     g.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="picture file; the format comes from the extension: "
-                        + ", ".join(f".{fmt}" for fmt in PICTURE_FORMATS))
+                   help="picture file; the format comes from the extension: .svg, .png, "
+                        ".pdf (or .dot/.gv for DOT source, .mmd for Mermaid)")
+    g.add_argument("--rankdir", choices=RANKDIRS, default=DEFAULT_RANKDIR,
+                   help=f"layout direction: top to bottom, left to right, ... "
+                        f"(default: {DEFAULT_RANKDIR})")
+    g.add_argument("--legend", action="store_true", help="add a legend of the status colours")
     g.set_defaults(handler=cmd_workflow_graph)
 
 
@@ -184,23 +188,20 @@ def cmd_workflow_status(args: argparse.Namespace) -> int:
 
 
 # -- workflow graph -------------------------------------------------------------------------
-def picture_format(path: str) -> str:
-    extension = os.path.splitext(path)[1].lower().lstrip(".")
-    if extension not in PICTURE_FORMATS:
-        raise UsageError(
-            f"cannot tell the picture format of {path!r}; end the file name with "
-            + ", ".join(f".{fmt}" for fmt in PICTURE_FORMATS)
-        )
+def check_picture_path(path: str) -> None:
+    """Refuse a picture path whose format or directory cannot work, before any work."""
+    from ..viz.render import format_from_path
+
+    format_from_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"cannot write {path}: directory {directory} does not exist")
-    return extension
 
 
 def cmd_workflow_graph(args: argparse.Namespace) -> int:
-    picture_format(args.output)
+    check_picture_path(args.output)
     run = load_run(args)
-    run.visualize().save(args.output)
+    run.visualize(rankdir=args.rankdir, legend=args.legend).save(args.output)
     print(f"Wrote {os.path.abspath(args.output)}")
     return 0
 
