@@ -266,3 +266,16 @@ def test_panel_follows_workers_in_another_process(queue, subprocess_env, key):
     assert count_in(panel, "completed") == 2
     assert {row["worker"] for row in table_rows(panel)} == {"outside"}
     wait_for(lambda: not panel.running, what="the thread to stop")
+
+
+def test_panel_of_an_empty_or_huge_graph_leaves_the_graph_out(queue, monkeypatch):
+    from gigq_flow.viz import widget as widget_module
+
+    wf = Workflow("three")
+    for name in "abc":
+        wf.add_task(vizfuncs.ok, name=name)
+    run = wf.submit(queue)
+    monkeypatch.setattr(widget_module, "MAX_GRAPH_NODES", 2)
+    panel = run.widget(autostart=False)
+    assert "graph left out: 3 nodes" in panel.graph_view.value
+    assert len(table_rows(panel)) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,3 +151,14 @@ def test_workflow_display_before_and_after_submission(queue):
     assert "not submitted" in wf._repr_mimebundle_()["text/plain"]
     wf.submit(queue)
     assert "1 pending" in wf._repr_mimebundle_()["text/plain"]
+
+
+def test_first_in_process_render_writes_no_fontconfig_noise_to_stderr(subprocess_env, tmp_path):
+    """pygraphviz's bundled fontconfig warns about newer system config files on its first
+    text layout; a notebook would show that in red under the cell."""
+    env = {**subprocess_env, "PATH": str(tmp_path)}
+    code = ("from gigq_flow.viz.render import render; "
+            "assert render('digraph { a -> b }', 'png').startswith(b'\\x89PNG')")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert "Fontconfig" not in done.stderr

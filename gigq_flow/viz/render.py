@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -35,6 +37,8 @@ INSTALL_HINT = (
 
 # Graphviz's C library keeps global state: one in-process render at a time.
 _pygraphviz_lock = threading.Lock()
+_fontconfig_ready = False
+_WARMUP = "digraph { a }"
 
 
 def _check_format(format: str) -> str:
@@ -81,6 +85,40 @@ def _render_dot(source: str, format: str, engine: str, args: Sequence[str]) -> b
     return done.stdout
 
 
+def _init_fontconfig(pygraphviz: Any) -> None:
+    """Run Graphviz's first text layout with stderr (fd 2) captured.
+
+    That layout initialises fontconfig; the one bundled in pygraphviz's wheels is
+    older than the config files of recent Linux systems and prints "Fontconfig
+    warning" lines, which a notebook shows in red under the cell. They go to the
+    debug log instead; anything else written meanwhile is passed on to stderr.
+    Called once per process, under the render lock.
+    """
+    global _fontconfig_ready
+    _fontconfig_ready = True
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        return
+    with tempfile.TemporaryFile() as capture:
+        try:
+            os.dup2(capture.fileno(), 2)
+            pygraphviz.AGraph(string=_WARMUP).draw(format="svg", prog="dot")
+        except Exception:  # the real render reports problems
+            logger.debug("Graphviz warm-up render failed", exc_info=True)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        if line.startswith("Fontconfig"):
+            logger.debug("%s", line)
+        elif line.strip():
+            sys.stderr.write(line + "\n")
+
+
 def _render_pygraphviz(source: str, format: str, engine: str, args: Sequence[str]) -> bytes:
     try:
         import pygraphviz
@@ -90,6 +128,8 @@ def _render_pygraphviz(source: str, format: str, engine: str, args: Sequence[str
         ) from exc
     try:
         with _pygraphviz_lock:
+            if not _fontconfig_ready:
+                _init_fontconfig(pygraphviz)
             graph = pygraphviz.AGraph(string=source)
             data = graph.draw(format=format, prog=engine, args=" ".join(args))
     except Exception as exc:

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.5
 """Seconds between refreshes of the background thread."""
+MAX_GRAPH_NODES = 2000
+"""Above this many nodes (after grouping) the panel leaves its graph out."""
 STOP_TIMEOUT = 5.0
 ERROR_TITLE_MAX = 2000
 _FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.UPSTREAM_FAILED)
@@ -278,6 +280,12 @@ class RunPanel(widgets.VBox):
                           group_threshold=self.group_threshold)
         self._view = view
         self._members = {node.key: node.job_ids for node in view.nodes}
+        if not view.nodes or len(view.nodes) > MAX_GRAPH_NODES:
+            self.graph_view.value = (
+                "<i>no jobs to draw</i>" if not view.nodes else
+                f"<i>graph left out: {len(view.nodes)} nodes; draw parts of it with "
+                "run.visualize(around=job, hops=k)</i>")
+            return
         try:
             svg = render(to_digraph(view, layout_only=True).source, "svg",
                          renderer=self.renderer).decode("utf-8")
