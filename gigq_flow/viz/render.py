@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, RendererNotFoundError, RenderError
 
@@ -68,13 +68,13 @@ def choose_renderer(renderer: str = "auto") -> str:
     raise RendererNotFoundError(f"cannot render: {wanted}; {INSTALL_HINT}")
 
 
-def _render_dot(source: str, format: str, engine: str, args: Sequence[str]) -> bytes:
+def _render_dot(source: str, format: str, engine: str) -> bytes:
     executable = shutil.which("dot")
     if executable is None:
         raise RendererNotFoundError(f"cannot render {format}: `dot` is not on PATH; {INSTALL_HINT}")
     try:
         done = subprocess.run(
-            [executable, f"-K{engine}", f"-T{format}", *args], input=source.encode("utf-8"),
+            [executable, f"-K{engine}", f"-T{format}"], input=source.encode("utf-8"),
             capture_output=True, timeout=RENDER_TIMEOUT, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -119,7 +119,7 @@ def _init_fontconfig(pygraphviz: Any) -> None:
             sys.stderr.write(line + "\n")
 
 
-def _render_pygraphviz(source: str, format: str, engine: str, args: Sequence[str]) -> bytes:
+def _render_pygraphviz(source: str, format: str, engine: str) -> bytes:
     try:
         import pygraphviz
     except ImportError as exc:
@@ -131,7 +131,7 @@ def _render_pygraphviz(source: str, format: str, engine: str, args: Sequence[str
             if not _fontconfig_ready:
                 _init_fontconfig(pygraphviz)
             graph = pygraphviz.AGraph(string=source)
-            data = graph.draw(format=format, prog=engine, args=" ".join(args))
+            data = graph.draw(format=format, prog=engine)
     except Exception as exc:
         raise RenderError(
             f"pygraphviz could not render {format}: {exc}; {INSTALL_HINT}"
@@ -142,8 +142,7 @@ def _render_pygraphviz(source: str, format: str, engine: str, args: Sequence[str
 
 
 def render(
-    source: str, format: str = "svg", *, engine: str = "dot", args: Sequence[str] = (),
-    renderer: str = "auto",
+    source: str, format: str = "svg", *, engine: str = "dot", renderer: str = "auto"
 ) -> bytes:
     """Render DOT ``source`` to ``format`` bytes with the Graphviz layout ``engine``.
 
@@ -154,14 +153,14 @@ def render(
     chosen = choose_renderer(renderer)
     logger.debug("rendering %s with %s (%s)", format, chosen, engine)
     if chosen == "pygraphviz":
-        return _render_pygraphviz(source, format, engine, args)
+        return _render_pygraphviz(source, format, engine)
     try:
-        return _render_dot(source, format, engine, args)
+        return _render_dot(source, format, engine)
     except RenderError:
         if renderer != "auto" or not _pygraphviz_available():
             raise
         logger.info("system dot failed to render %s; trying pygraphviz", format, exc_info=True)
-        return _render_pygraphviz(source, format, engine, args)
+        return _render_pygraphviz(source, format, engine)
 
 
 def format_from_path(path: str | os.PathLike[str]) -> str:
@@ -187,14 +186,12 @@ class Picture:
     def __init__(
         self, digraph: graphviz.Digraph, *, format: str = "svg", summary: str = "",
         mermaid: str | None = None, renderer: str = "auto", engine: str = "dot",
-        args: Sequence[str] = (),
     ) -> None:
         self.digraph = digraph
         self.format = _check_format(format)
         self.summary = summary
         self.renderer = renderer
         self.engine = engine
-        self.args = tuple(args)
         self._mermaid = mermaid
 
     @property
@@ -212,7 +209,7 @@ class Picture:
 
     def pipe(self, format: str | None = None) -> bytes:
         """The rendered picture as bytes (``format`` defaults to the picture's)."""
-        return render(self.source, format or self.format, engine=self.engine, args=self.args,
+        return render(self.source, format or self.format, engine=self.engine,
                       renderer=self.renderer)
 
     def svg(self) -> str:
