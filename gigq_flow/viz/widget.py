@@ -107,7 +107,8 @@ class RunPanel(widgets.VBox):
         self._live: LiveSvg | None = None
         self._members: dict[str, tuple[str, ...]] = {}
 
-        self.header = widgets.HTML(value=f"<b>{html.escape(run.name)}</b>")
+        self.header = widgets.HTML(
+            value=f'<b>{html.escape(run.name)}</b> <span style="color:#888">{run.id}</span>')
         self.progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
                                             layout=widgets.Layout(width="60%"))
         self.progress_text = widgets.HTML()
@@ -121,7 +122,8 @@ class RunPanel(widgets.VBox):
         super().__init__(children=[
             self.header,
             widgets.HBox([self.progress, self.progress_text]),
-            widgets.HBox(list(self.count_labels.values()), layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox(list(self.count_labels.values()),
+                         layout=widgets.Layout(flex_flow="row wrap")),
             self.error_box, self.graph_view, self.table, self.status_line,
         ])
         self._safe_refresh()
