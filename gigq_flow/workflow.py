@@ -155,11 +155,11 @@ class Workflow:
     # -- submitting and running -------------------------------------------------------------
     def submit_all(self, queue: JobQueue) -> list[str]:
         """Validate, then submit every job in one transaction; ids in the order added."""
-        self._submit(queue)
+        self.submit(queue)
         return [job.id for job in self.jobs]
 
     def submit(self, queue: JobQueue | None = None) -> WorkflowRun:
-        """Validate and submit atomically; returns the run handle."""
+        """Validate and submit atomically; returns the run handle (also ``last_run``)."""
         from .run import WorkflowRun
 
         queue = queue or default_queue()
