@@ -1,9 +1,19 @@
-"""Shared fixtures: a fresh queue file per test, and helpers for worker subprocesses."""
+"""Shared fixtures: a fresh queue per test, and helpers for worker subprocesses.
+
+The contract suite: in a module marked ``pytestmark = pytest.mark.contract`` every test
+that uses ``db_path`` runs twice, with ``backend`` ``sqlite`` (``db_path`` is a new file
+path) and ``postgres`` (``db_path`` is a URL naming a fresh schema, dropped afterwards).
+The PostgreSQL half runs against the server at $GIGQ_FLOW_TEST_POSTGRES (default: the
+local one) and skips, saying why, when it does not answer. ``@pytest.mark.sqlite_only``
+keeps one test of a contract module on SQLite (its reason says why).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,11 +27,104 @@ if str(TESTS_DIR) not in sys.path:
 
 import gigq_flow  # noqa: E402
 
+POSTGRES_ENV = "GIGQ_FLOW_TEST_POSTGRES"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgres")
+
+
+def postgres_server() -> str:
+    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
+
+
+@functools.lru_cache(maxsize=None)
+def postgres_unavailable() -> str | None:
+    """Why the PostgreSQL half cannot run here, or None when the server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[dev]')"
+    try:
+        with psycopg.connect(postgres_server(), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (f"no PostgreSQL server answers at {postgres_server()} ({first_line}); "
+                f"set {POSTGRES_ENV} to a database URL to run the PostgreSQL half")
+    return None
+
+
+def schema_url(schema: str) -> str:
+    server = postgres_server()
+    return f"{server}{'&' if '?' in server else '?'}schema={schema}"
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_server(), autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '20s'")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("contract") is None:
+        return
+    only = metafunc.definition.get_closest_marker("sqlite_only")
+    metafunc.parametrize("backend", BACKENDS[:1] if only else BACKENDS, indirect=True)
+
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """A path for a new queue file (not created yet)."""
-    return tmp_path / "q.db"
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test: ``sqlite`` outside contract modules."""
+    name = getattr(request, "param", "sqlite")
+    if name == "postgres":
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+    return name
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL naming a fresh schema on the test server (dropped afterwards); skips without one."""
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from gigq_flow.store.postgres_connection import close_pools
+
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    url = schema_url(schema)
+    workers = []
+    original_init = gigq_flow.Worker.__init__
+
+    @functools.wraps(original_init)
+    def tracked_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        workers.append(self)
+
+    # Workers a test leaves behind (process_one starts a heartbeat thread) are stopped
+    # before their schema goes, so no thread reconnects to it afterwards.
+    gigq_flow.Worker.__init__ = tracked_init
+    try:
+        yield url
+    finally:
+        gigq_flow.Worker.__init__ = original_init
+        for worker in workers:
+            worker.stop()
+            worker.close()
+        close_pools(url)
+        drop_schema(schema)
+
+
+@pytest.fixture
+def db_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """The queue's location: a path for a new SQLite file (not created yet), or, for the
+    postgres backend, a URL naming a fresh schema."""
+    if backend == "sqlite":
+        return tmp_path / "q.db"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -40,8 +40,17 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def sql(path: Path, statement: str, args: tuple = ()) -> list[tuple]:
-    """Run one statement on a plain sqlite3 connection (GigQ-style SQL)."""
+def sql(path: Path | str, statement: str, args: tuple = ()) -> list[tuple]:
+    """Run one statement on a plain sqlite3 connection (GigQ-style SQL), or, for a
+    postgresql:// URL, in one transaction of the store's own transport."""
+    if isinstance(path, str) and path.startswith("postgresql://"):
+        from gigq_flow.store import open_store
+
+        def body(tx):
+            cursor = tx.execute(statement, args)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+        return open_store(path).db.run(body)
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute(statement, args).fetchall()

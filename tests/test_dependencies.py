@@ -8,6 +8,8 @@ import jobfuncs
 from gigq_flow import Job, Worker
 from helpers import drain, status_of
 
+pytestmark = pytest.mark.contract
+
 
 def read_lines(path):
     return path.read_text().splitlines() if path.exists() else []

@@ -10,6 +10,8 @@ import jobfuncs
 from gigq_flow import Job, JobQueue, JobStatus, Worker
 from helpers import drain, status_of
 
+pytestmark = pytest.mark.contract
+
 GIGQ_JOB_KEYS = {
     "id", "name", "function_name", "function_module", "params", "priority", "dependencies",
     "max_attempts", "timeout", "description", "status", "created_at", "updated_at", "attempts",
@@ -157,8 +159,9 @@ def test_cancel_refuses_completed_failed_and_unknown(queue, db_path):
 
 def test_cancel_refuses_running_job(queue, db_path):
     import threading
+    import uuid
 
-    key = "cancel-running"
+    key = f"cancel-running-{uuid.uuid4()}"  # events are process-wide: one per run
     job_id = queue.submit(Job("blocker", jobfuncs.block_until_released, params={"key": key}))
     worker = Worker(db_path)
     thread = threading.Thread(target=worker.process_one)

@@ -8,6 +8,8 @@ import jobfuncs
 from gigq_flow import GigqFlowError, Job, Worker
 from helpers import drain, sql
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.mark.parametrize(
     "params, bad",

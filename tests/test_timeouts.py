@@ -12,6 +12,8 @@ import jobfuncs
 from gigq_flow import Job, Worker
 from helpers import status_of, wait_until
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def key():

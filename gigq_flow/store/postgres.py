@@ -8,7 +8,6 @@ clocks should be synchronised (NTP): leases and timeouts compare wall-clock time
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from .postgres_connection import PostgresConnections
@@ -29,9 +28,6 @@ class PostgresStore(SQLStore):
         self.wake = signal_for(f"{self.db.conninfo}#{self.db.schema}")
         if initialize:
             self.db.run(lambda tx: migrate(tx, self.db.schema, self.location))
-        self._listener: threading.Thread | None = None
-        self._listener_lock = threading.Lock()
-        self._stop_listening = threading.Event()
 
     def blob(self, value: str | bytes | None) -> Any:
         return value.encode() if isinstance(value, str) else value
@@ -50,17 +46,9 @@ class PostgresStore(SQLStore):
         ).fetchone()
 
     # -- wake-ups -----------------------------------------------------------------------------
-    def _ensure_listener(self) -> None:
-        with self._listener_lock:
-            if self._listener is None or not self._listener.is_alive():
-                self._listener = threading.Thread(
-                    target=self.db.listen, args=(self.channel, self.wake.bump, self._stop_listening),
-                    name=f"gigq-flow-listen-{self.db.schema}", daemon=True,
-                )
-                self._listener.start()
-
     def watch(self) -> int:
-        self._ensure_listener()
+        # One listener per process and queue, started by the first waiter.
+        self.db.ensure_listener(self.channel, self.wake.bump)
         return self.wake.generation
 
     def wait_for_work(self, timeout: float, since: Any = None) -> None:

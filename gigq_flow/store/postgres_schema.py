@@ -90,8 +90,23 @@ TABLES = (
 )
 
 
+def recorded_version(tx: Any, schema: str) -> int:
+    """The schema version recorded in ``schema`` (0 when it has no gigq_flow tables)."""
+    if tx.execute("SELECT to_regclass(?)", (f'"{schema}".gigq_flow_meta',)).fetchone()[0] is None:
+        return 0
+    row = tx.execute(
+        f'SELECT value FROM "{schema}".gigq_flow_meta WHERE key = \'schema_version\''
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def migrate(tx: Any, schema: str, location: str) -> None:
-    """Create the schema and its tables, or check the recorded version (in one transaction)."""
+    """Create the schema and its tables, or check the recorded version (in one transaction).
+
+    A current schema is only read: no DDL, whose locks would queue behind running
+    workers' transactions."""
+    if recorded_version(tx, schema) == SCHEMA_VERSION:
+        return
     tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"gigq_flow:{schema}",))
     tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     tx.execute(f'SET LOCAL search_path TO "{schema}"')

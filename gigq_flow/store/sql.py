@@ -230,12 +230,14 @@ class SQLStore:
                 (stored, now, now, claim.id, claim.execution_id),
             ).rowcount == 1
             if current:
-                tx.execute(
+                counts = tx.execute(
                     "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
-                    "(SELECT job_id FROM job_dependencies WHERE depends_on = ?)",
+                    "(SELECT job_id FROM job_dependencies WHERE depends_on = ?) "
+                    "RETURNING pending_deps",
                     (claim.id,),
-                )
-                self.announce(tx)
+                ).fetchall()
+                if any(row[0] == 0 for row in counts):  # a child became ready
+                    self.announce(tx)
             self._close_execution(tx, claim, current, "completed", now, stored, None)
             return current
 
