@@ -11,6 +11,8 @@ import jobfuncs
 from gigq_flow import Job, JobQueue, JobStatus, Worker, task
 from helpers import drain
 
+pytestmark = pytest.mark.contract
+
 
 # -- Job -----------------------------------------------------------------------------------
 def test_job_defaults():
