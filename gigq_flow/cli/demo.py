@@ -68,6 +68,8 @@ def print_summary(run: WorkflowRun, elapsed: float) -> RunSnapshot:
     verdict = "finished" if snapshot.done else f"still running after {elapsed:.0f}s"
     out.print(f"\nDemo pipeline {verdict} in {elapsed:.1f}s: {snapshot.summary()}")
     rows = table("Step", "Status", "Attempts", "Duration", "Result or error")
+    rows.columns[-1].no_wrap = True  # one line per step, cut to the terminal's width
+    rows.columns[-1].overflow = "ellipsis"
     for job in snapshot.jobs:
         duration = job.duration
         if job.name in results:
