@@ -8,7 +8,7 @@ clocks should be synchronised (NTP): leases and timeouts compare wall-clock time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .postgres_connection import PostgresConnections
 from .postgres_schema import migrate
@@ -35,15 +35,23 @@ class PostgresStore(SQLStore):
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
-    def claim_row(self, tx: Tx, worker_id: str, now: str, execution_id: str, clock: float,
-                  lease_timeout: float) -> Any:
-        return tx.execute(
-            f"""WITH next AS (SELECT id AS next_id FROM jobs WHERE {READY}
-                              FOR UPDATE SKIP LOCKED)
-                UPDATE jobs SET {CLAIM_SET} FROM next WHERE id = next_id
-                {CLAIM_RETURNING}""",
-            (now, worker_id, now, now, execution_id, clock, clock + lease_timeout),
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
+                  stamp: Callable[[], tuple[str, float]]) -> tuple[Any, str | None]:
+        """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
+        read the start time: no global write lock orders claims after the commits they
+        see, the row lock does."""
+        ready_at, _ = stamp()
+        picked = tx.execute(
+            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (ready_at,)
         ).fetchone()
+        if picked is None:
+            return None, None
+        now, clock = stamp()
+        row = tx.execute(
+            f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}",
+            (worker_id, now, now, execution_id, clock, clock + lease_timeout, picked[0]),
+        ).fetchone()
+        return row, now
 
     # -- wake-ups -----------------------------------------------------------------------------
     def watch(self) -> int:

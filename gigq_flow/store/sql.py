@@ -102,9 +102,15 @@ class SQLStore:
     insertion_order = "rowid"
 
     # -- hooks for the backend --------------------------------------------------------------
-    def claim_row(self, tx: Tx, worker_id: str, now: str, execution_id: str, clock: float,
-                  lease_timeout: float) -> Any:
-        """Mark the best ready job running (CLAIM_SET) and return its CLAIM_RETURNING row."""
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
+                  stamp: Callable[[], tuple[str, float]]) -> tuple[Any, str | None]:
+        """Mark the best ready job running (CLAIM_SET); return its CLAIM_RETURNING row (or
+        None) and the timestamp written as its start.
+
+        ``stamp()`` reads the clock (ISO time, epoch seconds). The start must be read once
+        the claim is ordered after every commit it sees (the write lock, a row lock), so
+        that a job never starts before its parents' ``completed_at``.
+        """
         raise NotImplementedError
 
     def blob(self, value: str | bytes | None) -> Any:
@@ -193,10 +199,11 @@ class SQLStore:
     def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
         execution_id = str(uuid.uuid4())
 
+        def stamp() -> tuple[str, float]:
+            return now_iso(), time.time()
+
         def body(tx: Tx) -> Any:
-            # Timestamps are read once the write lock is held, so they follow commit order.
-            now, clock = now_iso(), time.time()
-            row = self.claim_row(tx, worker_id, now, execution_id, clock, lease_timeout)
+            row, now = self.claim_row(tx, worker_id, execution_id, lease_timeout, stamp)
             if row is not None:
                 tx.execute(
                     "INSERT INTO job_executions (id, job_id, worker_id, status, started_at) "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import DatabaseError
 from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
@@ -46,15 +46,17 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self.db.wrap(exc) from exc
 
-    def claim_row(self, tx: Tx, worker_id: str, now: str, execution_id: str, clock: float,
-                  lease_timeout: float) -> Any:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
+                  stamp: Callable[[], tuple[str, float]]) -> tuple[Any, str]:
+        # BEGIN IMMEDIATE holds the write lock: timestamps read now follow commit order.
+        now, clock = stamp()
         # INDEXED BY: the planner would otherwise sort the status index.
         return tx.execute(
             f"""UPDATE jobs SET {CLAIM_SET}
                 WHERE id = (SELECT id FROM jobs INDEXED BY idx_jobs_ready WHERE {READY})
                 {CLAIM_RETURNING}""",
             (worker_id, now, now, execution_id, clock, clock + lease_timeout, now),
-        ).fetchone()
+        ).fetchone(), now
 
     def heartbeat(self, worker_id: str, execution_ids: Any, lease_timeout: float) -> int:
         renewed = super().heartbeat(worker_id, execution_ids, lease_timeout)
