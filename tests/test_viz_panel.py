@@ -279,3 +279,16 @@ def test_panel_of_an_empty_or_huge_graph_leaves_the_graph_out(queue, monkeypatch
     panel = run.widget(autostart=False)
     assert "graph left out: 3 nodes" in panel.graph_view.value
     assert len(table_rows(panel)) == 3
+
+
+def test_panel_graph_is_titled_by_name_only_so_its_title_never_goes_stale(queue):
+    wf = Workflow("titled")
+    wf.add_task(vizfuncs.ok, name="only")
+    run = wf.submit(queue)
+    panel = run.widget(autostart=False)  # laid out while 0 of 1 jobs are finished
+    try:
+        svg = panel.graph_view.value
+        assert ">titled</text>" in svg
+        assert "0/1" not in svg and "finished" not in svg  # the progress bar shows those
+    finally:
+        panel.close()

@@ -348,8 +348,11 @@ def to_digraph(
     import graphviz
 
     palette = get_styles(styles)
+    # The live panel lays out once: a title with counts would go stale (its progress
+    # bar shows them), so its graph is titled with the workflow's name only.
+    title = view.name if layout_only else view.title
     graph_attr = {
-        "rankdir": view.rankdir, "label": _escape(view.title), "labelloc": "t",
+        "rankdir": view.rankdir, "label": _escape(title), "labelloc": "t",
         "fontname": FONT, "fontsize": "13", "bgcolor": "white",
         "nodesep": "0.25", "ranksep": "0.4",
     }
