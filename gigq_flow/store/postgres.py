@@ -20,6 +20,8 @@ class PostgresStore(SQLStore):
     """A job store in one schema of a PostgreSQL database (``?schema=`` in the URL)."""
 
     insertion_order = "seq"
+    lock_shared = "FOR SHARE"
+    lock_skip = "FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, initialize: bool = True) -> None:
         self.db = PostgresConnections(url)

@@ -100,6 +100,12 @@ class SQLStore:
     wake: WakeSignal
     #: The column that orders rows created in the same microsecond by insertion.
     insertion_order = "rowid"
+    #: Suffixes that lock the rows a transaction reads before acting on them. SQLite's
+    #: write transactions are serialized (BEGIN IMMEDIATE) and need none; a server
+    #: backend locks the parents a submit counts (against a concurrent completion or
+    #: failure) and the overdue jobs it expires (against a concurrent expiry or claim).
+    lock_shared = ""
+    lock_skip = ""
 
     # -- hooks for the backend --------------------------------------------------------------
     def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
@@ -132,7 +138,9 @@ class SQLStore:
                     f"job {next(iter(taken))} is already in the queue; "
                     "create a new Job instead of submitting one twice"
                 )
-            parent_status = self._statuses(tx, outside)
+            # Locked until commit: a parent cannot complete or fail between this read and
+            # the insertion of its children's edges (its counters would miss them).
+            parent_status = self._statuses(tx, outside, self.lock_shared)
             missing = [dep for dep in outside if dep not in parent_status]
             if missing:
                 names = {dep: job.name for job in jobs for dep in job.dependencies}
@@ -156,10 +164,13 @@ class SQLStore:
         self.wake.bump()
 
     @staticmethod
-    def _statuses(tx: Tx, ids: Sequence[str]) -> dict[str, str]:
+    def _statuses(tx: Tx, ids: Sequence[str], lock: str = "") -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in chunks(ids):
-            rows = tx.execute(f"SELECT id, status FROM jobs WHERE id IN ({marks(chunk)})", chunk)
+        for chunk in chunks(sorted(ids)):
+            rows = tx.execute(
+                f"SELECT id, status FROM jobs WHERE id IN ({marks(chunk)}) ORDER BY id {lock}",
+                chunk,
+            )
             found.update((row[0], row[1]) for row in rows)
         return found
 
@@ -319,7 +330,7 @@ class SQLStore:
 
         def body(tx: Tx) -> int:
             now = now_iso()
-            overdue = tx.execute(overdue_sql, (clock, clock, clock)).fetchall()
+            overdue = tx.execute(f"{overdue_sql} {self.lock_skip}", (clock, clock, clock)).fetchall()
             for job_id, attempts, max_attempts, retry_delay, timeout, worker, timed_out in overdue:
                 if timed_out:
                     error = f"Job timed out after {timeout} seconds"
@@ -427,16 +438,20 @@ class SQLStore:
                FROM workers w ORDER BY w.started_at DESC""")
 
     # -- failure propagation, cancel, requeue ----------------------------------------------
-    @staticmethod
-    def _propagate_failure(tx: Tx, job_id: str, now: str) -> None:
-        """Every pending descendant of ``job_id`` becomes upstream_failed."""
+    def _propagate_failure(self, tx: Tx, job_id: str, now: str) -> None:
+        """Every pending descendant of ``job_id`` becomes upstream_failed.
+
+        Without serialized writes, the statement may wait for a submit that locked a
+        descendant and added children its snapshot cannot see: it runs again until it
+        changes nothing."""
         name, status = tx.execute("SELECT name, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        tx.execute(
+        while tx.execute(
             DESCENDANTS + """UPDATE jobs SET status = 'upstream_failed', error = ?,
                    updated_at = ?, completed_at = ?
                WHERE id IN (SELECT id FROM down) AND status = 'pending'""",
             (job_id, f"upstream job {name!r} ({job_id}) ended {status}", now, now),
-        )
+        ).rowcount and self.lock_shared:
+            pass
 
     def cancel(self, job_id: str) -> bool:
 
