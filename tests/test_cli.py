@@ -429,3 +429,19 @@ def test_locations_are_described_without_passwords():
         "postgresql://u:***@host:5432/db?x=1"
     assert describe_location("postgresql://host/db") == "postgresql://host/db"
     assert describe_location("jobs.db").endswith("/jobs.db")
+
+
+def test_a_hand_edited_row_does_not_hide_the_queue(db):
+    bad = submitted_id(cli(db, "submit", "clifuncs.add", "-p", "a=1", "-p", "b=1"))
+    good = submitted_id(cli(db, "submit", "clifuncs.add", "-p", "a=2", "-p", "b=2"))
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE jobs SET params = '{not json', dependencies = '[oops' WHERE id = ?",
+                 (bad,))
+    conn.commit()
+    conn.close()
+    listed = {job["id"]: job for job in ok_json(cli(db, "list", "--json"))}
+    assert set(listed) == {bad, good}
+    assert listed[bad]["params"] == "<not JSON: '{not json'>"
+    assert listed[good]["params"] == {"a": 2, "b": 2}
+    assert bad in ok(cli(db, "list"))
+    assert "not JSON" in ok(cli(db, "status", bad, "--show-params"))

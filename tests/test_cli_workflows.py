@@ -187,7 +187,9 @@ def test_graph_writes_the_picture_in_the_format_of_the_extension(db, name, magic
             assert job_name in text
 
 
-@pytest.mark.parametrize("name, start", [("picture.dot", "digraph"), ("picture.mmd", "flowchart LR")])
+@pytest.mark.parametrize("name, start", [
+    ("picture.dot", "digraph"), ("picture.mmd", "flowchart LR"),
+])
 def test_graph_writes_dot_and_mermaid_source(db, name, start):
     run_id, _ = submit_diamond(db)
     target = db.parent / name

@@ -245,7 +245,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("Completed", short_time(info["completed_at"])),
         ("Worker", info["worker_id"] or ""),
         ("Workflow", info.get("workflow_id") or ""),
-        ("Depends on", ", ".join(info["dependencies"] or [])),
+        ("Depends on", _listing(info["dependencies"])),
         ("Description", info["description"] or ""),
         ("Error", info["error"] or ""),
     ]
@@ -270,6 +270,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if info["executions"]:
             out.print(attempts)
     return 0
+
+
+def _listing(values: Any) -> str:
+    return ", ".join(map(str, values)) if isinstance(values, list) else str(values or "")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

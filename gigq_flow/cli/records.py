@@ -16,6 +16,7 @@ from ..store.base import Row
 from .common import UsageError, describe_location
 
 PAYLOAD_COLUMNS = ("params", "result")
+MALFORMED_PREVIEW = 40
 
 
 def shown(data: str | bytes | None, serializer: str | None) -> Any:
@@ -24,7 +25,10 @@ def shown(data: str | bytes | None, serializer: str | None) -> Any:
         return None
     if (serializer or "json") == "pickle":
         return f"<pickled, {len(data)} bytes; not decoded by the CLI>"
-    return loads(data, "json")
+    try:
+        return loads(data, "json")
+    except (ValueError, TypeError):  # a hand-edited row must not hide the whole queue
+        return f"<not JSON: {str(data)[:MALFORMED_PREVIEW]!r}>"
 
 
 def job_record(row: Row) -> dict[str, Any]:
@@ -33,8 +37,7 @@ def job_record(row: Row) -> dict[str, Any]:
     serializer = record.get("serializer")
     for column in PAYLOAD_COLUMNS:
         record[column] = shown(record[column], serializer)
-    dependencies = record.get("dependencies")
-    record["dependencies"] = loads(dependencies) if dependencies else []
+    record["dependencies"] = shown(record.get("dependencies"), "json") or []
     flag = record.get("pass_parent_results")
     record["pass_parent_results"] = None if flag is None else bool(flag)
     return record

@@ -1,7 +1,8 @@
 """Workflow commands: ``workflows``, ``workflow status ID [--wait]``, ``workflow graph ID -o FILE``.
 
-Every view here reads :meth:`WorkflowRun.snapshot`, the status snapshot the picture
-and the notebook panel read too.
+``workflow status`` and ``workflow graph`` read :meth:`WorkflowRun.snapshot`, the one
+status snapshot that the picture and the notebook panel read too; ``workflows`` reads
+the per-workflow counts of :meth:`JobQueue.list_workflows` (one query for all of them).
 """
 
 from __future__ import annotations
@@ -119,10 +120,14 @@ def follow(run: WorkflowRun, *, show: bool) -> RunSnapshot:
     snapshot = run.snapshot()
     with tqdm(total=snapshot.total, desc=run.name, unit="job", disable=not show,
               file=sys.stderr, dynamic_ncols=True) as bar:
+        shown = None
         while True:
-            bar.n = snapshot.finished
-            bar.set_postfix_str(describe_counts(snapshot.counts), refresh=False)
-            bar.refresh()
+            state = (snapshot.finished, describe_counts(snapshot.counts))
+            if state != shown:  # redraw on change only: logs of piped stderr stay short
+                bar.n = state[0]
+                bar.set_postfix_str(state[1], refresh=False)
+                bar.refresh()
+                shown = state
             if snapshot.done:
                 return snapshot
             started = time.monotonic()
