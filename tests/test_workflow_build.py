@@ -23,6 +23,8 @@ from gigq_flow.errors import DuplicateJobError, SelfDependencyError
 from helpers import drain
 from wf_helpers import finish, queue_footprint
 
+pytestmark = pytest.mark.contract
+
 # -- GigQ's API ----------------------------------------------------------------------------
 
 

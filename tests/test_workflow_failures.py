@@ -11,6 +11,8 @@ from gigq_flow import JobStatus, Worker, Workflow
 from helpers import drain
 from wf_helpers import error_of, finish, statuses
 
+pytestmark = pytest.mark.contract
+
 UPSTREAM = JobStatus.UPSTREAM_FAILED.value
 
 

@@ -19,6 +19,8 @@ from gigq_flow import Worker, Workflow
 from helpers import drain
 from wf_helpers import TERMINAL, expected_upstream_failed
 
+pytestmark = pytest.mark.contract
+
 MAX_NODES = 12
 PROPERTY_SETTINGS = settings(
     max_examples=25,

@@ -11,6 +11,8 @@ from gigq_flow import JobNotFoundError, JobStatus, ParentResults, Workflow
 from gigq_flow.job import Job
 from wf_helpers import finish
 
+pytestmark = pytest.mark.contract
+
 # -- shapes ---------------------------------------------------------------------------------
 
 
