@@ -256,3 +256,22 @@ def test_demo_refuses_a_picture_it_cannot_write(tmp_path):
     assert result.returncode == 2
     assert_one_error_line(result, ".svg")
     assert not (tmp_path / "gigq_flow.db").exists()
+
+
+# -- the same commands on the PostgreSQL backend -------------------------------------------
+def test_the_commands_work_on_a_postgres_queue(postgres_url, tmp_path):
+    def pg(*args):
+        return run_cli("--db", postgres_url, *args, cwd=tmp_path)
+
+    job_id = ok(pg("submit", "clifuncs.add", "-p", "a=20", "-p", "b=22")).split()[-1]
+    assert ok(pg("worker", "--once")).strip() == "Processed one job."
+    assert ok_json(pg("status", job_id, "--json"))["result"] == 42
+    out = ok(pg("demo", "-o", tmp_path / "demo.svg"))
+    assert "fetch_stopwords failed once and succeeded" in out
+    assert "<svg" in (tmp_path / "demo.svg").read_text()
+    (workflow,) = ok_json(pg("workflows", "--json"))
+    assert workflow["state"] == "succeeded"
+    ok(pg("workflow", "status", workflow["id"], "--wait"))
+    assert ok_json(pg("stats", "--json"))["completed"] == 9
+    assert not (tmp_path / "gigq_flow.db").exists()
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".flaky")] == []
