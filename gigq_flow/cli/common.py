@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from rich import box
@@ -35,9 +35,6 @@ STATUS_STYLES = {
     JobStatus.CANCELLED.value: "magenta",
     JobStatus.UPSTREAM_FAILED.value: "bright_black",
 }
-
-Handler = Callable[[argparse.Namespace], int]
-
 
 class UsageError(GigqFlowError, ValueError):
     """The command line asks for something that cannot work as typed (exit status 2)."""
