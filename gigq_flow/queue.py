@@ -8,7 +8,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, JobNotFoundError, SelfDependencyError
+from .errors import (
+    ConfigurationError,
+    JobNotFoundError,
+    SelfDependencyError,
+    SerializationError,
+)
 from .job import Job, JobStatus
 from .serialization import dumps_params, loads
 from .store import Store, open_store
@@ -54,11 +59,24 @@ def to_new_job(job: Job) -> NewJob:
 
 
 def decode_job_row(row: Row) -> Row:
-    """A stored row as GigQ returns it: JSON columns decoded, pass_parent_results a bool."""
+    """A stored row as GigQ returns it: payload columns decoded, pass_parent_results a bool.
+
+    A column that cannot be decoded (a malformed row written by hand) is kept as its raw
+    text, and ``decode_errors`` names it, so one bad row never hides the others.
+    """
     serializer = row.get("serializer") or "json"
-    row["params"] = loads(row["params"], serializer) if row["params"] else row["params"]
-    row["dependencies"] = loads(row["dependencies"]) if row["dependencies"] else row["dependencies"]
-    row["result"] = loads(row["result"], serializer) if row["result"] else row["result"]
+    errors = []
+    for column, column_serializer in (
+        ("params", serializer), ("dependencies", "json"), ("result", serializer)
+    ):
+        if row[column]:
+            try:
+                row[column] = loads(row[column], column_serializer,
+                                    what=f"{column} of job {row['id']}")
+            except SerializationError as exc:
+                errors.append(str(exc))
+    if errors:
+        row["decode_errors"] = errors
     flag = row.get("pass_parent_results")
     row["pass_parent_results"] = None if flag is None else bool(flag)
     return row
@@ -104,7 +122,8 @@ class JobQueue:
         executions = self.store.get_executions(job_id)
         for execution in executions:
             if execution["result"]:
-                execution["result"] = loads(execution["result"], row.get("serializer"))
+                execution["result"] = loads(execution["result"], row.get("serializer"),
+                                            what=f"result of execution {execution['id']}")
         status["executions"] = executions
         return status
 
@@ -115,7 +134,7 @@ class JobQueue:
             raise JobNotFoundError(f"no job with id {job_id!r} in {self.db_path}")
         if row["status"] != JobStatus.COMPLETED.value:
             return None
-        return loads(row["result"], row.get("serializer"))
+        return loads(row["result"], row.get("serializer"), what=f"result of job {job_id}")
 
     def list_jobs(self, status: JobStatus | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Jobs newest first, optionally of one status."""

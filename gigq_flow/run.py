@@ -185,7 +185,7 @@ class WorkflowRun:
     def results(self) -> dict[str, Any]:
         """Task name -> result of the completed jobs (a list where tasks share a name)."""
         return by_name([
-            (row["name"], loads(row["result"], row["serializer"]))
+            (row["name"], loads(row["result"], row["serializer"], what=f"result of job {row['id']}"))
             for row in self.queue.store.workflow_results(self.id)
         ])
 

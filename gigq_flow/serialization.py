@@ -31,13 +31,20 @@ def dumps(value: Any, serializer: str = "json") -> str | bytes:
         ) from exc
 
 
-def loads(data: str | bytes | None, serializer: str | None = "json") -> Any:
-    """Decode what :func:`dumps` wrote; ``None`` stays ``None``."""
+def loads(data: str | bytes | None, serializer: str | None = "json", *, what: str = "value") -> Any:
+    """Decode what :func:`dumps` wrote; ``None`` stays ``None``. Undecodable data (a row
+    written by hand, say) raises SerializationError naming ``what``."""
     if data is None:
         return None
-    if serializer == "pickle":
-        return pickle.loads(data)
-    return json.loads(data)
+    try:
+        if serializer == "pickle":
+            return pickle.loads(data)
+        return json.loads(data)
+    except Exception as exc:
+        raise SerializationError(
+            f"{what} cannot be decoded as {serializer or 'json'} ({type(exc).__name__}: {exc}); "
+            "the row was not written by gigq_flow or is damaged"
+        ) from exc
 
 
 def dumps_params(params: dict[str, Any], serializer: str, job_name: str) -> str | bytes:

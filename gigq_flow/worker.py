@@ -131,7 +131,8 @@ class Worker:
     def _run(self, claim: ClaimedJob) -> None:
         try:
             func = self._load_function(claim)
-            params = loads(claim.params, claim.serializer)
+            params = loads(claim.params, claim.serializer,
+                           what=f"params of job {claim.name!r}")
             if claim.has_dependencies and self._wants_parent_results(claim, func):
                 params["parent_results"] = self._parent_results(claim.id)
         except Exception as exc:  # deterministic: retrying cannot help
@@ -158,22 +159,30 @@ class Worker:
     def _load_function(self, claim: ClaimedJob) -> Callable:
         """Check the allow-list and the serializer before importing anything."""
         module_name, function_name = claim.function_module, claim.function_name
-        if self.allowed_modules is not None and not any(
-            module_name == allowed or module_name.startswith(allowed + ".")
-            for allowed in self.allowed_modules
-        ):
-            raise NotAllowedError(
-                f"{module_name}.{function_name} is outside this worker's allowed modules "
-                f"({', '.join(self.allowed_modules) or 'none'}); add {module_name!r} to "
-                "allowed_modules to run it"
-            )
+        self._check_allowed(module_name, function_name)
         if claim.serializer == "pickle":
             self._check_pickle_allowed()
         module = importlib.import_module(module_name)
         try:
-            return getattr(module, function_name)
+            func = getattr(module, function_name)
         except AttributeError:
             raise ImportError(f"module {module_name!r} has no function {function_name!r}") from None
+        # A name an allowed module merely imports (e.g. shutil.copyfile) is not allowed.
+        defined_in = getattr(inspect.unwrap(func), "__module__", None) or module_name
+        self._check_allowed(defined_in, function_name)
+        return func
+
+    def _check_allowed(self, module_name: str, function_name: str) -> None:
+        if self.allowed_modules is None or any(
+            module_name == allowed or module_name.startswith(allowed + ".")
+            for allowed in self.allowed_modules
+        ):
+            return
+        raise NotAllowedError(
+            f"{module_name}.{function_name} is outside this worker's allowed modules "
+            f"({', '.join(self.allowed_modules) or 'none'}); add {module_name!r} to "
+            "allowed_modules to run it"
+        )
 
     def _check_pickle_allowed(self) -> None:
         if not self.allow_pickle:
@@ -194,7 +203,8 @@ class Worker:
         if any(parent.serializer == "pickle" for parent in parents):
             self._check_pickle_allowed()
         return ParentResults([
-            (parent.id, parent.name, loads(parent.result, parent.serializer))
+            (parent.id, parent.name,
+             loads(parent.result, parent.serializer, what=f"result of parent job {parent.id}"))
             for parent in parents
         ])
 

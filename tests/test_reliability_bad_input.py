@@ -297,10 +297,7 @@ CASES = {
                                    keeps="nothing"),
     "synchronous-unknown": pytest.param(
         Case(lambda tmp: tmp / "new.db", lambda p: JobQueue(p, synchronous="SOMETIMES"),
-             ConfigurationError, ("synchronous", "NORMAL", "FULL"), keeps="nothing"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "BUG: SQLiteConnections.__init__ raises DatabaseError (not a ValueError) for an "
-            "unknown synchronous= option; errors.py documents ConfigurationError for options"))),
+             ConfigurationError, ("synchronous", "NORMAL", "FULL"), keeps="nothing")),
     # files that cannot be queues
     "not-a-database": Case(not_a_database, JobQueue, DatabaseError,
                            ("not a SQLite database", "new path")),
@@ -323,11 +320,7 @@ CASES = {
     # rows and payloads only a worker sees
     "malformed-params-row": pytest.param(
         Case(foreign(params="{not json"), run_one_job(), SerializationError,
-             ("params",), keeps="rows", at_run=True),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "BUG: serialization.loads lets json.JSONDecodeError through; the job fails with "
-            "'cannot start job: JSONDecodeError: Expecting property name ...', which names "
-            "neither the params nor a gigq_flow error type"))),
+             ("params",), keeps="rows", at_run=True)),
     "unknown-function": Case(foreign(function_name="no_such_function"), run_one_job(),
                              ImportError, ("module 'relfuncs' has no function "
                                            "'no_such_function'",), keeps="rows", at_run=True),
@@ -407,11 +400,6 @@ def test_bad_input(tmp_path, case: Case):
 
 
 # -- the readers must survive a malformed row, too ---------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: queue.decode_job_row calls serialization.loads on every JSON column and lets "
-    "json.JSONDecodeError escape: one hand-written row with malformed params (or result) "
-    "makes get_status() raise a non-gigq_flow error and list_jobs() fail for the whole "
-    "queue; `gigq-flow list` then exits 1 with 'unexpected JSONDecodeError'"))
 @pytest.mark.parametrize("column", ["params", "result"])
 def test_malformed_row_does_not_break_the_readers(tmp_path, column):
     path, job_id = with_foreign_job(tmp_path)

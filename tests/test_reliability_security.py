@@ -115,10 +115,6 @@ def test_allow_list_admits_submodules(queue, db_path):
     assert queue.get_result(job_id) == "[1]"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Worker._load_function checks only the job's module name, then runs "
-    "getattr(module, name): any callable the allowed module imported (here relfuncs's "
-    "`from shutil import copyfile`) runs, though it lies outside the allowed modules"))
 def test_allow_list_covers_imported_names(queue, db_path, tmp_path):
     secret, stolen = tmp_path / "secret", tmp_path / "stolen"
     secret.write_text("s3cret")

@@ -21,7 +21,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from ..errors import DatabaseError
+from ..errors import ConfigurationError, DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class SQLiteConnections:
                 "an in-memory database cannot be shared by workers; pass a file path"
             )
         if str(synchronous).upper() not in SYNCHRONOUS_MODES:
-            raise DatabaseError(
+            raise ConfigurationError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
             )
         self.path = os.path.abspath(raw)
