@@ -19,6 +19,10 @@ class SchemaVersionError(DatabaseError):
     """The file was written by a newer gigq_flow than this one."""
 
 
+class DestinationNotEmptyError(DatabaseError):
+    """A queue copy would overwrite a destination that already holds rows."""
+
+
 class ConfigurationError(GigqFlowError, ValueError):
     """An option has a value that cannot work (e.g. ``concurrency=0``)."""
 

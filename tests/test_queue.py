@@ -18,6 +18,8 @@ GIGQ_JOB_KEYS = {
     "result", "error", "started_at", "completed_at", "worker_id", "pass_parent_results",
     "retry_delay", "retry_after",
 }
+GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "timeout_at",
+                      "lease_expires_at", "serializer"}
 EXECUTION_KEYS = {"id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error"}
 ALL_STATUSES = {s.value for s in JobStatus}
 
@@ -331,6 +333,13 @@ def test_get_status_decodes_json_fields(queue, db_path):
     drain(Worker(db_path))
     assert queue.get_status(parent)["result"] == {"k": [1, 2]}
     assert queue.get_status(child)["result"] == 3
+
+
+def test_job_rows_have_the_same_columns_on_every_backend(queue):
+    job_id = queue.submit(Job("j", jobfuncs.noop))
+    assert set(queue.get_status(job_id)) == GIGQ_JOB_KEYS | GIGQ_FLOW_JOB_KEYS | {
+        "exists", "executions"}
+    assert set(queue.list_jobs()[0]) == GIGQ_JOB_KEYS | GIGQ_FLOW_JOB_KEYS
 
 
 def test_get_result(queue, db_path):

@@ -18,7 +18,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
-from . import demo, jobs, workflows
+from . import demo, jobs, migrate, workflows
 from .common import DB_ENV_VAR, PROG, Parser, RefusedError, UsageError, default_db
 
 EXIT_OK = 0
@@ -52,6 +52,7 @@ def build_parser() -> Parser:
     jobs.register(commands)
     workflows.register(commands)
     demo.register(commands)
+    migrate.register(commands)
     return parser
 
 

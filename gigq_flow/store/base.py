@@ -155,6 +155,19 @@ class Store(Protocol):
         """Every attempt at a workflow's jobs, by start: id, job_id, name (the job's),
         worker_id, status, started_at, completed_at, error."""
 
+    # -- copying a queue to another store --------------------------------------------------
+    def count_rows(self) -> dict[str, int]:
+        """Rows per table of the queue (workflows, jobs, job_dependencies, job_executions,
+        workers)."""
+
+    def export_rows(self) -> dict[str, list[Row]]:
+        """Every row of those tables, read as one snapshot, parents before children and
+        in insertion order; payloads encoded as at submit (``str`` JSON, ``bytes`` pickle)."""
+
+    def import_rows(self, rows: dict[str, Sequence[Row]], *, replace: bool = False) -> None:
+        """Insert rows from ``export_rows`` of any backend in one transaction; with
+        ``replace`` the existing rows are deleted first, in the same transaction."""
+
     # -- wake-ups and lifecycle ----------------------------------------------------------
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job times out."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..errors import DatabaseError
 from .postgres_connection import PostgresConnections
-from .postgres_schema import migrate
+from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version
+from .base import Row
 from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
 from .wakeup import signal_for
 
@@ -30,9 +32,17 @@ class PostgresStore(SQLStore):
         self.wake = signal_for(f"{self.db.conninfo}#{self.db.schema}")
         if initialize:
             self.db.run(lambda tx: migrate(tx, self.db.schema, self.location))
+        elif self.db.run(lambda tx: recorded_version(tx, self.db.schema)) != SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{self.location} has no current gigq_flow schema {self.db.schema!r}; "
+                "open it with initialize=True to create or migrate it"
+            )
 
     def blob(self, value: str | bytes | None) -> Any:
         return value.encode() if isinstance(value, str) else value
+
+    def begin_snapshot(self, tx: Tx) -> None:
+        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
@@ -54,6 +64,19 @@ class PostgresStore(SQLStore):
             (worker_id, now, now, execution_id, clock, clock + lease_timeout, picked[0]),
         ).fetchone()
         return row, now
+
+    # -- reads: rows as SQLite returns them, without the internal insertion counter ----------
+    def get_job(self, job_id: str) -> Row | None:
+        row = super().get_job(job_id)
+        if row is not None:
+            row.pop("seq", None)
+        return row
+
+    def list_jobs(self, status: str | None, limit: int) -> list[Row]:
+        rows = super().list_jobs(status, limit)
+        for row in rows:
+            row.pop("seq", None)
+        return rows
 
     # -- wake-ups -----------------------------------------------------------------------------
     def watch(self) -> int:
