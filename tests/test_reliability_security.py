@@ -236,9 +236,6 @@ def test_cli_worker_allow_module_and_pickle(queue, db_path, tmp_path):
     assert queue.get_result(pickled) == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MISSING (issue 7): the CLI has no `gigq-flow workers` command listing live and "
-    "presumed-dead workers (queue.list_workers() exists)"))
 def test_cli_lists_workers(queue, db_path):
     worker = Worker(db_path, worker_id="listed-worker")
     queue.submit(Job("j", relfuncs.noop))

@@ -19,6 +19,7 @@ from ..errors import GigqFlowError
 from ..job import JobStatus
 from ..queue import JobQueue
 from ..store.postgres_connection import is_postgres_url
+from ..viz.styles import get_styles
 from ..workflow import DEFAULT_DB_PATH
 
 PROG = "gigq-flow"
@@ -26,15 +27,6 @@ DB_ENV_VAR = "GIGQ_FLOW_DB"
 WIDE_OUTPUT = 1000
 """Console width when stdout is not a terminal: tables keep one row per line in pipes."""
 
-STATUS_STYLES = {
-    JobStatus.PENDING.value: "yellow",
-    JobStatus.RUNNING.value: "cyan",
-    JobStatus.COMPLETED.value: "green",
-    JobStatus.FAILED.value: "red",
-    JobStatus.TIMEOUT.value: "red",
-    JobStatus.CANCELLED.value: "magenta",
-    JobStatus.UPSTREAM_FAILED.value: "bright_black",
-}
 
 class UsageError(GigqFlowError, ValueError):
     """The command line asks for something that cannot work as typed (exit status 2)."""
@@ -140,8 +132,13 @@ def table(*columns: str, title: str | None = None) -> Table:
 
 
 def status_text(status: str, label: str | None = None) -> Text:
-    """``label`` (default: the status itself) in the colour of ``status``."""
-    return Text(label or status, style=STATUS_STYLES.get(status, ""))
+    """``label`` (default: the status itself) in the terminal colour of ``status``, from
+    the one style map the pictures and the panel use too."""
+    try:
+        style = get_styles()[JobStatus(status)]
+    except ValueError:
+        return Text(label or status)
+    return Text(f"{style.symbol} {label or status}", style=style.terminal)
 
 
 def short_time(iso: str | None) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from rich.table import Table
+from rich.text import Text
 
 from ..job import FINAL_FAILURES, Job, JobStatus
 from ..queue import JobQueue
@@ -82,6 +83,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("stats", help="count the jobs in each status")
     p.add_argument("--json", action="store_true", help="print the counts as a JSON object")
     p.set_defaults(handler=cmd_stats)
+
+    p = commands.add_parser("workers", help="list worker processes: alive, presumed dead "
+                                            "(no heartbeat for a lease period) or stopped")
+    p.add_argument("--json", action="store_true", help="print the workers as a JSON list")
+    p.set_defaults(handler=cmd_workers)
 
     p = commands.add_parser("cancel", help="cancel a pending job (its dependents become "
                                            "upstream_failed)")
@@ -306,6 +312,27 @@ def cmd_stats(args: argparse.Namespace) -> int:
     rows = table("Status", "Count")
     for status, count in counts.items():
         rows.add_row(status_text(status) if status != "total" else "total", str(count))
+    console().print(rows)
+    return 0
+
+
+WORKER_STATE_COLOURS = {"alive": "green", "dead": "red", "stopped": "bright_black"}
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    workers = open_queue(args).list_workers()
+    if args.json:
+        print_json(workers)
+        return 0
+    rows = table("Worker", "State", "Host", "PID", "Threads", "Running jobs", "Started",
+                 "Last heartbeat")
+    for worker in workers:
+        rows.add_row(
+            worker["id"], Text(worker["state"], style=WORKER_STATE_COLOURS[worker["state"]]),
+            worker["host"], str(worker["pid"]), str(worker["concurrency"]),
+            str(worker["running_jobs"]), short_time(worker["started_at"]),
+            short_time(worker["last_heartbeat"]),
+        )
     console().print(rows)
     return 0
 
