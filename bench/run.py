@@ -1,0 +1,266 @@
+"""Side-by-side queue benchmark: gigq_flow against gigq 0.5.1, huey's SqliteHuey and a
+raw SQLite claim-and-complete loop (the floor), in one run.
+
+    python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO] [--json PATH]
+
+Every measurement uses a fresh temporary directory; each figure is the best of
+``--repeat`` runs, in jobs per second. Scenarios:
+
+- single:     submit ``--jobs`` no-op jobs one by one, then drain them with one worker
+              calling ``process_one`` (huey: ``dequeue`` then ``execute``) in this process.
+- processes:  drain the same jobs with 1 and with 4 worker processes, each looping
+              ``process_one`` until the queue is empty; wall time from the start to
+              the last completion.
+- queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import closing
+from importlib.metadata import version
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+
+from systems import SYSTEMS, System
+
+import gigq_flow
+
+DEFAULT_JOBS = 3000
+DEFAULT_REPEAT = 1
+PROCESS_COUNTS = (1, 4)
+CLAIMED = 500
+WAITING = (10, 100_000)
+CHILD_TIMEOUT = 600.0
+TEMP_PREFIX = "gigq-bench-"
+
+Rates = dict[str, float]
+"""Jobs per second by measurement label."""
+
+SUBMIT = "submit, one by one"
+RUN_IN_PROCESS = "run, 1 worker in-process"
+
+
+def in_processes(count: int) -> str:
+    return f"run, {count} worker process{'es' if count > 1 else ''}"
+
+
+def while_waiting(count: int) -> str:
+    return f"claim+complete, {count:,} waiting"
+
+
+TARGETS = (
+    # (what, (label, system) measured, (label, system) compared with, least ratio)
+    ("1-worker run rate at least 5x gigq's",
+     (RUN_IN_PROCESS, "gigq_flow"), (RUN_IN_PROCESS, "gigq"), 5.0),
+    ("1-worker run rate at least half the raw loop's",
+     (RUN_IN_PROCESS, "gigq_flow"), (RUN_IN_PROCESS, "raw sqlite"), 0.5),
+    ("4 worker processes not slower than 1",
+     (in_processes(4), "gigq_flow"), (in_processes(1), "gigq_flow"), 1.0),
+    ("claim cost flat from 10 to 100,000 waiting (within 20%)",
+     (while_waiting(100_000), "gigq_flow"), (while_waiting(10), "gigq_flow"), 0.8),
+)
+
+
+def drain(system: System) -> None:
+    while system.process_one():
+        pass
+
+
+def expect_unfinished(system: System, expected: int) -> None:
+    """Refuse to report a rate for a run that did not do the work."""
+    left = system.unfinished()
+    if left != expected:
+        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
+
+
+# -- scenarios ---------------------------------------------------------------------------
+def single(system_class: type[System], jobs: int) -> Rates:
+    """Submit one by one, then drain with process_one in this process."""
+    with (
+        tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
+        closing(system_class(directory)) as system,
+    ):
+        began = time.perf_counter()
+        system.submit(jobs)
+        submitted = time.perf_counter()
+        drain(system)
+        drained = time.perf_counter()
+        expect_unfinished(system, 0)
+    return {SUBMIT: jobs / (submitted - began), RUN_IN_PROCESS: jobs / (drained - submitted)}
+
+
+def processes(system_class: type[System], jobs: int) -> Rates:
+    """Drain with 1, then 4, worker processes."""
+    rates = {}
+    for count in PROCESS_COUNTS:
+        with (
+            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
+            closing(system_class(directory)) as system,
+        ):
+            system.submit(jobs)
+            seconds = drain_in_processes(system_class.name, directory, count)
+            expect_unfinished(system, 0)
+        rates[in_processes(count)] = jobs / seconds
+    return rates
+
+
+def queue_size(system_class: type[System], jobs: int) -> Rates:
+    """Claim and complete CLAIMED jobs ahead of a few, then many, waiting ones
+    (fixed sizes: ``jobs`` is not used)."""
+    rates = {}
+    for waiting in WAITING:
+        with (
+            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
+            closing(system_class(directory)) as system,
+        ):
+            system.add_waiting(waiting)
+            system.submit(CLAIMED)
+            began = time.perf_counter()
+            for _ in range(CLAIMED):
+                system.process_one()
+            seconds = time.perf_counter() - began
+            expect_unfinished(system, waiting)
+        rates[while_waiting(waiting)] = CLAIMED / seconds
+    return rates
+
+
+SCENARIOS: dict[str, Callable[[type[System], int], Rates]] = {
+    "single": single,
+    "processes": processes,
+    "queue-size": queue_size,
+}
+
+
+# -- worker processes --------------------------------------------------------------------
+def drain_in_child(name: str, directory: str, start: Barrier, finished: Queue[float | None]) -> None:
+    """Open the queue, wait for the common start, drain; report the last completion time."""
+    last = None
+    try:
+        with closing(SYSTEMS[name](directory)) as system:
+            start.wait()
+            while system.process_one():
+                last = time.perf_counter()
+    finally:  # a failed child still reports; the parent then sees its exit code
+        finished.put(last)
+
+
+def drain_in_processes(name: str, directory: str, count: int) -> float:
+    """Seconds from the common start to the last completion in any of ``count`` processes.
+
+    perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process.
+    """
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(count + 1)
+    finished = context.Queue()
+    children = [
+        context.Process(target=drain_in_child, args=(name, directory, start, finished))
+        for _ in range(count)
+    ]
+    for child in children:
+        child.start()
+    start.wait()
+    began = time.perf_counter()
+    lasts = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"{name}: a worker process exited with code {child.exitcode}")
+    return max(last for last in lasts if last is not None) - began
+
+
+# -- running and reporting ---------------------------------------------------------------
+def measure(scenarios: list[str], jobs: int, repeat: int) -> dict[str, Rates]:
+    """Best rate of ``repeat`` runs, by measurement label then system."""
+    best: dict[str, Rates] = {}
+    for scenario in scenarios:
+        for run in range(1, repeat + 1):
+            for system_class in SYSTEMS.values():
+                print(f"  {scenario}, run {run}/{repeat}: {system_class.name}", file=sys.stderr)
+                for label, rate in SCENARIOS[scenario](system_class, jobs).items():
+                    by_system = best.setdefault(label, {})
+                    by_system[system_class.name] = max(rate, by_system.get(system_class.name, 0.0))
+    return best
+
+
+def machine() -> dict[str, str]:
+    with open("/proc/cpuinfo") as cpuinfo:
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": models[0] if models else platform.processor(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "gigq": version("gigq"),
+        "huey": version("huey"),
+        "gigq_flow": f"{version('gigq-flow')} from {os.path.dirname(gigq_flow.__file__)}",
+        "load average at start": " ".join(f"{load:.1f}" for load in os.getloadavg()),
+    }
+
+
+def table(results: dict[str, Rates]) -> str:
+    """Rates by system, then "vs PEER": gigq_flow's rate divided by the peer's."""
+    names = list(SYSTEMS)
+    ours, peers = names[0], names[1:]
+    label_width = max(len(label) for label in results)
+    ratio_widths = [max(len(f"vs {peer}"), 6) for peer in peers]
+    lines = ["  ".join(
+        [f"{'jobs/s':<{label_width}}"] + [f"{name:>10}" for name in names]
+        + [f"{'vs ' + peer:>{width}}" for peer, width in zip(peers, ratio_widths)]
+    )]
+    for label, rates in results.items():
+        lines.append("  ".join(
+            [f"{label:<{label_width}}"] + [f"{rates[name]:>10,.0f}" for name in names]
+            + [f"{rates[ours] / rates[peer]:>{width}.2f}" for peer, width in zip(peers, ratio_widths)]
+        ))
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, Rates]) -> list[str]:
+    """One line per target whose figures were measured in this run."""
+    lines = []
+    for what, (label, system), (base_label, base_system), least in TARGETS:
+        if label in results and base_label in results:
+            ratio = results[label][system] / results[base_label][base_system]
+            verdict = "met" if ratio >= least else "NOT met"
+            lines.append(f"{what}: {ratio:.2f}x, {verdict}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help=f"no-op jobs in the single and processes scenarios ({DEFAULT_JOBS})")
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
+                        help=f"runs per measurement; the best is kept ({DEFAULT_REPEAT})")
+    parser.add_argument("--only", choices=SCENARIOS, help="run one scenario")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args()
+    if args.jobs < 1 or args.repeat < 1:
+        parser.error("--jobs and --repeat must be at least 1")
+
+    scenarios = [args.only] if args.only else list(SCENARIOS)
+    about = machine()
+    began = time.perf_counter()
+    results = measure(scenarios, args.jobs, args.repeat)
+    print(", ".join(f"{key} {value}" for key, value in about.items()))
+    print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s\n")
+    print(table(results))
+    print("\n".join(["", *verdicts(results)]))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"machine": about, "jobs": args.jobs, "repeat": args.repeat,
+                       "results": results}, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
