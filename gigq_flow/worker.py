@@ -26,6 +26,7 @@ DEFAULT_LEASE_TIMEOUT = 30.0
 DEFAULT_GRACE_PERIOD = 30.0
 DATABASE_ERROR_BACKOFF = 1.0
 SUPERVISE_INTERVAL = 0.1
+OVERDUE_CHECK_INTERVAL = 0.05
 
 
 def accepts_parent_results(func: Callable) -> bool:
@@ -104,6 +105,7 @@ class Worker:
         self._heartbeat_stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._signals_received = 0
+        self._next_overdue_check = 0.0
 
     # -- one job ----------------------------------------------------------------------------
     @property
@@ -112,9 +114,13 @@ class Worker:
         return getattr(self._local, "worker_id", self.worker_id)
 
     def process_one(self) -> bool:
-        """Reclaim overdue jobs, then claim and run one ready job; False if none was ready."""
+        """Reclaim overdue jobs (at most every OVERDUE_CHECK_INTERVAL seconds), then claim
+        and run one ready job; False if none was ready."""
         self._ensure_heartbeat()
-        self.store.expire_overdue()
+        now = time.monotonic()
+        if now >= self._next_overdue_check:  # a cheap read, but not on every job
+            self._next_overdue_check = now + OVERDUE_CHECK_INTERVAL
+            self.store.expire_overdue()
         claim = self.store.claim(self.current_worker_id, self.lease_timeout)
         if claim is None:
             return False

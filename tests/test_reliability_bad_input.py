@@ -45,7 +45,7 @@ from gigq_flow.errors import (
     UnknownDependencyError,
 )
 from gigq_flow.queue import to_new_job
-from gigq_flow.store.sqlite_schema import GIGQ_EXECUTIONS_TABLE, GIGQ_JOBS_TABLE
+from gigq_flow.store.sqlite_schema import GIGQ_JOBS_TABLE
 
 
 # -- the starting states -----------------------------------------------------------------------
@@ -123,7 +123,9 @@ def gigq_v0_with_malformed_dependencies(tmp: Path) -> Path:
     path = tmp / "gigq.db"
     conn = sqlite3.connect(path)
     conn.execute(GIGQ_JOBS_TABLE)
-    conn.execute(GIGQ_EXECUTIONS_TABLE)
+    conn.execute("CREATE TABLE job_executions (id TEXT PRIMARY KEY, job_id TEXT NOT NULL, "
+                 "worker_id TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL, "
+                 "completed_at TEXT, result TEXT, error TEXT)")
     for job_id, deps in (("parent-1", "[]"), ("child-1", '["parent-1"')):
         conn.execute(
             "INSERT INTO jobs (id, name, function_name, function_module, params, dependencies, "

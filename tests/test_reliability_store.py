@@ -190,11 +190,6 @@ def test_requeue_keeps_descendants_blocked_by_another_failed_ancestor(queue, db_
     assert [queue.get_status(j.id)["status"] for j in (x, y, p, r)] == ["pending"] * 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: SQLStore._restore_descendants re-propagates only from the parents of the "
-    "restored descendants, never from the requeued job's own parents: a job cancelled "
-    "while its parent was pending, requeued after that parent failed, is left pending "
-    "with pending_deps > 0 forever"))
 def test_requeue_of_a_job_whose_parent_failed_meanwhile(queue, db_path, tmp_path):
     parent = Job("parent", relfuncs.hold, max_attempts=1,
                  params={"started": str(tmp_path / "s"), "release": str(tmp_path / "r")})

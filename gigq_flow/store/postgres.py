@@ -22,6 +22,7 @@ class PostgresStore(SQLStore):
     """A job store in one schema of a PostgreSQL database (``?schema=`` in the URL)."""
 
     insertion_order = "seq"
+    execution_order = "seq"
     lock_shared = "FOR SHARE"
     lock_skip = "FOR UPDATE SKIP LOCKED"
 

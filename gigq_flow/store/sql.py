@@ -2,8 +2,8 @@
 
 A backend subclasses :class:`SQLStore` and supplies a transport (``run`` a write
 transaction, ``read`` rows), the claim statement of its dialect and its wake-ups.
-Statements use ``?`` placeholders; a transport may rewrite them for its driver.
-Every state change is one transaction.
+Every state change is one transaction. Reads live in :mod:`.sql_reads`, copying a
+queue in :mod:`.sql_copy`, shared fragments in :mod:`.sql_common`.
 """
 
 from __future__ import annotations
@@ -14,117 +14,35 @@ import os
 import socket
 import time
 import uuid
-from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 from ..errors import DuplicateJobError, UnknownDependencyError
-from ..job import FINAL_FAILURES, JobStatus
-from .base import ClaimedJob, NewJob, ParentResult, Row, WorkflowRecord
+from ..job import JobStatus
+from .base import ClaimedJob, NewJob, WorkflowRecord
+from .sql_common import (
+    CLAIM_RETURNING,
+    CLAIM_SET,
+    DESCENDANTS,
+    FINAL,
+    FINAL_MARKS,
+    READY,
+    Transport,
+    Tx,
+    chunks,
+    later_iso,
+    marks,
+    now_iso,
+)
+from .sql_copy import SQLCopy
+from .sql_reads import SQLReads
 from .wakeup import WakeSignal
 
 logger = logging.getLogger(__name__)
 
-SQL_CHUNK = 500
-FINAL = tuple(status.value for status in FINAL_FAILURES)
-FINAL_MARKS = ", ".join("?" * len(FINAL))
-DESCENDANTS = """
-    WITH RECURSIVE down(id) AS (
-        SELECT job_id FROM job_dependencies WHERE depends_on = ?
-        UNION SELECT d.job_id FROM job_dependencies d JOIN down ON d.depends_on = down.id)
-"""
-READY = """status = 'pending' AND pending_deps = 0
-    AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
-CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
-    attempts = attempts + 1, execution_id = ?, timeout_at = ? + COALESCE(timeout, 300),
-    lease_expires_at = ?"""
-CLAIM_RETURNING = """RETURNING id, name, function_module, function_name, params, attempts,
-    max_attempts, retry_delay, pass_parent_results,
-    dependencies NOT IN ('[]', '', 'null'), serializer"""
-
-#: What a copy of a queue carries, table by table (parents before children), and in
-#: which order rows are read, so a copy keeps the source's insertion order.
-COPIED_COLUMNS = {
-    "workflows": ("id", "name", "created_at"),
-    "jobs": ("id", "name", "function_name", "function_module", "params", "priority",
-             "dependencies", "max_attempts", "timeout", "description", "status", "created_at",
-             "updated_at", "attempts", "result", "error", "started_at", "completed_at",
-             "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
-             "pending_deps", "execution_id", "timeout_at", "lease_expires_at", "serializer"),
-    "job_dependencies": ("job_id", "depends_on", "position"),
-    "job_executions": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
-                       "result", "error"),
-    "workers": ("id", "host", "pid", "concurrency", "lease_timeout", "started_at",
-                "last_heartbeat", "stopped_at"),
-}
-COPY_ORDER = {
-    "workflows": "created_at, id", "jobs": "created_at, {order}",
-    "job_dependencies": "job_id, position", "job_executions": "started_at, {order}",
-    "workers": "started_at, id",
-}
-PAYLOADS = {"jobs": ("params", "result"), "job_executions": ("result",)}
-
-T = TypeVar("T")
+__all__ = ["CLAIM_RETURNING", "CLAIM_SET", "READY", "SQLStore", "Tx"]
 
 
-class Cursor(Protocol):
-    rowcount: int
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Tx(Protocol):
-    """What a transaction body sees: ``execute`` and ``executemany`` with ``?`` marks."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
-
-
-class Transport(Protocol):
-    def run(self, body: Callable[[Tx], T]) -> T:
-        """Run ``body`` in one write transaction (retried by the transport on lock
-        conflicts, so it must not have effects outside the database)."""
-
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """The rows of one read statement, as dicts."""
-
-    def close(self) -> None: ...
-
-
-def now_iso() -> str:
-    return datetime.now().isoformat(timespec="microseconds")
-
-
-def later_iso(seconds: float) -> str | None:
-    if not seconds:
-        return None
-    return (datetime.now() + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
-
-
-def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
-    """A stored payload as the Store boundary carries it: ``str`` for JSON, ``bytes`` for
-    pickle, whatever type the backend keeps it in."""
-    if value is None:
-        return None
-    if serializer == "pickle":
-        return value.encode() if isinstance(value, str) else bytes(value)
-    return value if isinstance(value, str) else bytes(value).decode()
-
-
-def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), SQL_CHUNK):
-        yield items[start : start + SQL_CHUNK]
-
-
-def marks(items: Sequence[Any]) -> str:
-    return ",".join("?" * len(items))
-
-
-class SQLStore:
+class SQLStore(SQLReads, SQLCopy):
     """The Store contract over a SQL transport; see :class:`~gigq_flow.store.base.Store`."""
 
     location: str
@@ -132,6 +50,8 @@ class SQLStore:
     wake: WakeSignal
     #: The column that orders rows created in the same microsecond by insertion.
     insertion_order = "rowid"
+    #: The column that orders a job's attempts started in the same microsecond.
+    execution_order = "id"
     #: Suffixes that lock the rows a transaction reads before acting on them. SQLite's
     #: write transactions are serialized (BEGIN IMMEDIATE) and need none; a server
     #: backend locks the parents a submit counts (against a concurrent completion or
@@ -335,17 +255,17 @@ class SQLStore:
         if current:
             tx.execute(
                 "UPDATE job_executions SET status = ?, completed_at = ?, result = ?, error = ? "
-                "WHERE id = ?",
-                (status, now, result, error, claim.execution_id),
+                "WHERE job_id = ? AND id = ?",
+                (status, now, result, error, claim.id, claim.execution_id),
             )
             return
         logger.warning("job %s: attempt %s ended after the job was reclaimed; its outcome is "
                        "discarded", claim.id, claim.execution_id)
         tx.execute(
             "UPDATE job_executions SET completed_at = COALESCE(completed_at, ?), "
-            "error = COALESCE(error || '; ', '') || ? WHERE id = ?",
+            "error = COALESCE(error || '; ', '') || ? WHERE job_id = ? AND id = ?",
             (now, f"stale: attempt ended as {status} after the job was reclaimed; "
-                  "outcome discarded", claim.execution_id),
+                  "outcome discarded", claim.id, claim.execution_id),
         )
 
     def expire_overdue(self) -> int:
@@ -418,8 +338,8 @@ class SQLStore:
                     tx.execute(
                         "UPDATE job_executions SET status = 'interrupted', completed_at = ?, "
                         "error = 'worker shut down before the job finished; returned to the "
-                        "queue' WHERE id = ?",
-                        (now, claim.execution_id),
+                        "queue' WHERE job_id = ? AND id = ?",
+                        (now, claim.id, claim.execution_id),
                     )
             self.announce(tx)
             return released
@@ -462,12 +382,6 @@ class SQLStore:
     def unregister_worker(self, worker_id: str) -> None:
         self.db.run(lambda tx: tx.execute(
             "UPDATE workers SET stopped_at = ? WHERE id = ?", (now_iso(), worker_id)))
-
-    def list_workers(self) -> list[Row]:
-        return self.db.read(
-            """SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running'
-                   AND (j.worker_id = w.id OR j.worker_id LIKE w.id || '-%')) AS running_jobs
-               FROM workers w ORDER BY w.started_at DESC""")
 
     # -- failure propagation, cancel, requeue ----------------------------------------------
     def _propagate_failure(self, tx: Tx, job_id: str, now: str) -> None:
@@ -522,9 +436,9 @@ class SQLStore:
         return requeued
 
     def _restore_descendants(self, tx: Tx, job_id: str, now: str) -> None:
-        """Undo a propagation, then redo it from every parent of the restored jobs that
-        still ended badly (failed, timed out, cancelled, or upstream_failed through another
-        failed ancestor)."""
+        """Undo a propagation, then redo it from every parent of the requeued job and of
+        the restored jobs that still ended badly (failed, timed out, cancelled, or
+        upstream_failed through another failed ancestor)."""
         restored = [
             row[0] for row in tx.execute(
                 DESCENDANTS + "SELECT id FROM jobs WHERE id IN (SELECT id FROM down) "
@@ -532,13 +446,14 @@ class SQLStore:
                 (job_id,),
             )
         ]
-        still_failed: set[str] = set()
         for chunk in chunks(restored):
             tx.execute(
                 f"UPDATE jobs SET status = 'pending', error = NULL, completed_at = NULL, "
                 f"updated_at = ? WHERE id IN ({marks(chunk)})",
                 (now, *chunk),
             )
+        still_failed: set[str] = set()
+        for chunk in chunks([job_id, *restored]):
             still_failed.update(
                 row[0] for row in tx.execute(
                     f"""SELECT DISTINCT p.id FROM job_dependencies d
@@ -571,169 +486,6 @@ class SQLStore:
             return tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
 
         return self.db.run(body)
-
-    # -- reads --------------------------------------------------------------------------------
-    def get_job(self, job_id: str) -> Row | None:
-        rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return rows[0] if rows else None
-
-    def get_executions(self, job_id: str) -> list[Row]:
-        return self.db.read(
-            "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
-            f"FROM job_executions WHERE job_id = ? ORDER BY started_at, {self.insertion_order}",
-            (job_id,),
-        )
-
-    def list_jobs(self, status: str | None, limit: int) -> list[Row]:
-        if status:
-            return self.db.read(
-                "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
-                (status, limit),
-            )
-        return self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
-
-    def count_by_status(self) -> dict[str, int]:
-        rows = self.db.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-        return {row["status"]: row["n"] for row in rows}
-
-    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in chunks(list(job_ids)):
-            rows = self.db.read(f"SELECT id FROM jobs WHERE id IN ({marks(chunk)})", chunk)
-            found.update(row["id"] for row in rows)
-        return found
-
-    def parent_results(self, job_id: str) -> list[ParentResult]:
-        rows = self.db.read(
-            """SELECT d.depends_on AS id, p.name, p.result, p.serializer
-               FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
-               WHERE d.job_id = ? ORDER BY d.position""",
-            (job_id,),
-        )
-        return [ParentResult(**row) for row in rows]
-
-    def list_workflows(self) -> list[Row]:
-        rows = self.db.read(
-            """SELECT w.id, w.name, w.created_at, j.status, COUNT(j.id) AS n
-               FROM workflows w LEFT JOIN jobs j ON j.workflow_id = w.id
-               GROUP BY w.id, w.name, w.created_at, j.status
-               ORDER BY w.created_at DESC, w.id""")
-        workflows: dict[str, Row] = {}
-        for row in rows:
-            entry = workflows.setdefault(
-                row["id"], {"id": row["id"], "name": row["name"],
-                            "created_at": row["created_at"], "counts": {}})
-            if row["status"] is not None:
-                entry["counts"][row["status"]] = row["n"]
-        return list(workflows.values())
-
-    def get_workflow(self, workflow_id: str) -> Row | None:
-        rows = self.db.read(
-            "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
-        return rows[0] if rows else None
-
-    def workflow_jobs(self, workflow_id: str) -> list[Row]:
-        return self.db.read(
-            f"""SELECT id, name, function_module, function_name, status, attempts,
-                    max_attempts, started_at, completed_at, worker_id, error
-                FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
-            (workflow_id,),
-        )
-
-    def workflow_counts(self, workflow_id: str) -> dict[str, int]:
-        rows = self.db.read(
-            "SELECT status, COUNT(*) AS n FROM jobs WHERE workflow_id = ? GROUP BY status",
-            (workflow_id,))
-        return {row["status"]: row["n"] for row in rows}
-
-    def workflow_results(self, workflow_id: str) -> list[Row]:
-        return self.db.read(
-            f"""SELECT id, name, result, serializer FROM jobs
-                WHERE workflow_id = ? AND status = 'completed'
-                ORDER BY created_at, {self.insertion_order}""",
-            (workflow_id,),
-        )
-
-    def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
-        rows = self.db.read(
-            f"""SELECT d.depends_on, d.job_id FROM job_dependencies d
-                JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
-                ORDER BY j.created_at, j.{self.insertion_order}, d.position""",
-            (workflow_id,),
-        )
-        return [(row["depends_on"], row["job_id"]) for row in rows]
-
-    def workflow_executions(self, workflow_id: str) -> list[Row]:
-        return self.db.read(
-            f"""SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
-                    e.completed_at, e.error
-                FROM job_executions e JOIN jobs j ON j.id = e.job_id
-                WHERE j.workflow_id = ? ORDER BY e.started_at, e.{self.insertion_order}""",
-            (workflow_id,),
-        )
-
-    # -- copying a queue ----------------------------------------------------------------------
-    def begin_snapshot(self, tx: Tx) -> None:
-        """Make the reads of ``tx`` one consistent snapshot (SQLite's write lock does)."""
-
-    def count_rows(self) -> dict[str, int]:
-        return {table: self.db.read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
-                for table in COPIED_COLUMNS}
-
-    def export_rows(self) -> dict[str, list[Row]]:
-        def body(tx: Tx) -> dict[str, list[Row]]:
-            self.begin_snapshot(tx)
-            serializers = dict(tx.execute("SELECT id, serializer FROM jobs").fetchall())
-            exported = {}
-            for table, columns in COPIED_COLUMNS.items():
-                order = COPY_ORDER[table].format(order=self.insertion_order)
-                cursor = tx.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-                rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
-                for row in rows:
-                    serializer = row.get("serializer") or serializers.get(row.get("job_id"))
-                    for column in PAYLOADS.get(table, ()):
-                        row[column] = portable_payload(row[column], serializer)
-                exported[table] = rows
-            return exported
-
-        return self.db.run(body)
-
-    def import_rows(self, rows: dict[str, Sequence[Row]], *, replace: bool = False) -> None:
-        def body(tx: Tx) -> None:
-            if replace:
-                for table in reversed(COPIED_COLUMNS):
-                    tx.execute(f"DELETE FROM {table}")
-            for table, columns in COPIED_COLUMNS.items():
-                payloads = PAYLOADS.get(table, ())
-                values = [
-                    tuple(self.blob(row.get(c)) if c in payloads else row.get(c) for c in columns)
-                    for row in rows.get(table, ())
-                ]
-                for chunk in chunks(values):
-                    tx.executemany(
-                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(columns)})",
-                        chunk,
-                    )
-            self.announce(tx)
-
-        self.db.run(body)
-        self.wake.bump()
-
-    # -- wake-ups -----------------------------------------------------------------------------
-    def next_due(self) -> float | None:
-        """Seconds until a delayed retry becomes ready or a running job's deadline passes."""
-        row = self.db.read(
-            """SELECT (SELECT MIN(retry_after) FROM jobs WHERE status = 'pending'
-                         AND pending_deps = 0 AND retry_after > ?) AS retry_after,
-                      (SELECT MIN(timeout_at) FROM jobs WHERE status = 'running') AS timeout_at,
-                      (SELECT MIN(lease_expires_at) FROM jobs WHERE status = 'running') AS lease""",
-            (now_iso(),),
-        )[0]
-        waits = [deadline - time.time() for deadline in (row["timeout_at"], row["lease"])
-                 if deadline is not None]
-        if row["retry_after"]:
-            waits.append((datetime.fromisoformat(row["retry_after"]) - datetime.now()).total_seconds())
-        return max(0.0, min(waits)) if waits else None
 
     def wake_all(self) -> None:
         self.wake.bump()

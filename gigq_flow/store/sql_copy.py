@@ -1,0 +1,101 @@
+"""Copying a whole queue between stores (``gigq-flow migrate``)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .base import Row
+from .sql_common import Transport, Tx, chunks, marks
+from .wakeup import WakeSignal
+
+#: What a copy of a queue carries, table by table (parents before children), and in
+#: which order rows are read, so a copy keeps the source's insertion order.
+COPIED_COLUMNS = {
+    "workflows": ("id", "name", "created_at"),
+    "jobs": ("id", "name", "function_name", "function_module", "params", "priority",
+             "dependencies", "max_attempts", "timeout", "description", "status", "created_at",
+             "updated_at", "attempts", "result", "error", "started_at", "completed_at",
+             "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
+             "pending_deps", "execution_id", "timeout_at", "lease_expires_at", "serializer"),
+    "job_dependencies": ("job_id", "depends_on", "position"),
+    "job_executions": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
+                       "result", "error"),
+    "workers": ("id", "host", "pid", "concurrency", "lease_timeout", "started_at",
+                "last_heartbeat", "stopped_at"),
+}
+COPY_ORDER = {
+    "workflows": "created_at, id", "jobs": "created_at, {order}",
+    "job_dependencies": "job_id, position", "job_executions": "started_at, {execution_order}",
+    "workers": "started_at, id",
+}
+PAYLOADS = {"jobs": ("params", "result"), "job_executions": ("result",)}
+
+
+def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
+    """A stored payload as the Store boundary carries it: ``str`` for JSON, ``bytes`` for
+    pickle, whatever type the backend keeps it in."""
+    if value is None:
+        return None
+    if serializer == "pickle":
+        return value.encode() if isinstance(value, str) else bytes(value)
+    return value if isinstance(value, str) else bytes(value).decode()
+
+
+class SQLCopy:
+    """Export and import every row of a queue, in one transaction each."""
+
+    db: Transport
+    wake: WakeSignal
+    insertion_order: str
+    execution_order: str
+
+    def blob(self, value: str | bytes | None) -> Any: ...
+
+    def announce(self, tx: Tx) -> None: ...
+
+    def begin_snapshot(self, tx: Tx) -> None:
+        """Make the reads of ``tx`` one consistent snapshot (SQLite's write lock does)."""
+
+    def count_rows(self) -> dict[str, int]:
+        return {table: self.db.read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
+                for table in COPIED_COLUMNS}
+
+    def export_rows(self) -> dict[str, list[Row]]:
+        def body(tx: Tx) -> dict[str, list[Row]]:
+            self.begin_snapshot(tx)
+            serializers = dict(tx.execute("SELECT id, serializer FROM jobs").fetchall())
+            exported = {}
+            for table, columns in COPIED_COLUMNS.items():
+                order = COPY_ORDER[table].format(order=self.insertion_order,
+                                                 execution_order=self.execution_order)
+                cursor = tx.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+                rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+                for row in rows:
+                    serializer = row.get("serializer") or serializers.get(row.get("job_id"))
+                    for column in PAYLOADS.get(table, ()):
+                        row[column] = portable_payload(row[column], serializer)
+                exported[table] = rows
+            return exported
+
+        return self.db.run(body)
+
+    def import_rows(self, rows: dict[str, Sequence[Row]], *, replace: bool = False) -> None:
+        def body(tx: Tx) -> None:
+            if replace:
+                for table in reversed(COPIED_COLUMNS):
+                    tx.execute(f"DELETE FROM {table}")
+            for table, columns in COPIED_COLUMNS.items():
+                payloads = PAYLOADS.get(table, ())
+                values = [
+                    tuple(self.blob(row.get(c)) if c in payloads else row.get(c) for c in columns)
+                    for row in rows.get(table, ())
+                ]
+                for chunk in chunks(values):
+                    tx.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(columns)})",
+                        chunk,
+                    )
+            self.announce(tx)
+
+        self.db.run(body)
+        self.wake.bump()

@@ -1,0 +1,139 @@
+"""The read side of the SQL store: jobs, executions, workflows, workers, deadlines."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Iterable
+
+from .base import ParentResult, Row
+from .sql_common import Transport, chunks, marks, now_iso
+
+
+class SQLReads:
+    """Read-only queries of :class:`~gigq_flow.store.sql.SQLStore` (one statement each)."""
+
+    db: Transport
+    insertion_order: str
+    execution_order: str
+
+    def get_job(self, job_id: str) -> Row | None:
+        rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def get_executions(self, job_id: str) -> list[Row]:
+        return self.db.read(
+            "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
+            f"FROM job_executions WHERE job_id = ? ORDER BY started_at, {self.execution_order}",
+            (job_id,),
+        )
+
+    def list_jobs(self, status: str | None, limit: int) -> list[Row]:
+        if status:
+            return self.db.read(
+                "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
+                (status, limit),
+            )
+        return self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.db.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(list(job_ids)):
+            rows = self.db.read(f"SELECT id FROM jobs WHERE id IN ({marks(chunk)})", chunk)
+            found.update(row["id"] for row in rows)
+        return found
+
+    def parent_results(self, job_id: str) -> list[ParentResult]:
+        rows = self.db.read(
+            """SELECT d.depends_on AS id, p.name, p.result, p.serializer
+               FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
+               WHERE d.job_id = ? ORDER BY d.position""",
+            (job_id,),
+        )
+        return [ParentResult(**row) for row in rows]
+
+    def list_workflows(self) -> list[Row]:
+        rows = self.db.read(
+            """SELECT w.id, w.name, w.created_at, j.status, COUNT(j.id) AS n
+               FROM workflows w LEFT JOIN jobs j ON j.workflow_id = w.id
+               GROUP BY w.id, w.name, w.created_at, j.status
+               ORDER BY w.created_at DESC, w.id""")
+        workflows: dict[str, Row] = {}
+        for row in rows:
+            entry = workflows.setdefault(
+                row["id"], {"id": row["id"], "name": row["name"],
+                            "created_at": row["created_at"], "counts": {}})
+            if row["status"] is not None:
+                entry["counts"][row["status"]] = row["n"]
+        return list(workflows.values())
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        rows = self.db.read(
+            "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
+        return rows[0] if rows else None
+
+    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT id, name, function_module, function_name, status, attempts,
+                    max_attempts, started_at, completed_at, worker_id, error
+                FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,),
+        )
+
+    def workflow_counts(self, workflow_id: str) -> dict[str, int]:
+        rows = self.db.read(
+            "SELECT status, COUNT(*) AS n FROM jobs WHERE workflow_id = ? GROUP BY status",
+            (workflow_id,))
+        return {row["status"]: row["n"] for row in rows}
+
+    def workflow_results(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT id, name, result, serializer FROM jobs
+                WHERE workflow_id = ? AND status = 'completed'
+                ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,),
+        )
+
+    def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
+        rows = self.db.read(
+            f"""SELECT d.depends_on, d.job_id FROM job_dependencies d
+                JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
+                ORDER BY j.created_at, j.{self.insertion_order}, d.position""",
+            (workflow_id,),
+        )
+        return [(row["depends_on"], row["job_id"]) for row in rows]
+
+    def workflow_executions(self, workflow_id: str) -> list[Row]:
+        return self.db.read(
+            f"""SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
+                    e.completed_at, e.error
+                FROM job_executions e JOIN jobs j ON j.id = e.job_id
+                WHERE j.workflow_id = ? ORDER BY e.started_at, e.{self.execution_order}""",
+            (workflow_id,),
+        )
+
+    def list_workers(self) -> list[Row]:
+        return self.db.read(
+            """SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running'
+                   AND (j.worker_id = w.id OR j.worker_id LIKE w.id || '-%')) AS running_jobs
+               FROM workers w ORDER BY w.started_at DESC""")
+
+    # -- deadlines ----------------------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """Seconds until a delayed retry becomes ready or a running job's deadline passes."""
+        row = self.db.read(
+            """SELECT (SELECT MIN(retry_after) FROM jobs WHERE status = 'pending'
+                         AND pending_deps = 0 AND retry_after > ?) AS retry_after,
+                      (SELECT MIN(timeout_at) FROM jobs WHERE status = 'running') AS timeout_at,
+                      (SELECT MIN(lease_expires_at) FROM jobs WHERE status = 'running') AS lease""",
+            (now_iso(),),
+        )[0]
+        waits = [deadline - time.time() for deadline in (row["timeout_at"], row["lease"])
+                 if deadline is not None]
+        if row["retry_after"]:
+            waits.append((datetime.fromisoformat(row["retry_after"]) - datetime.now()).total_seconds())
+        return max(0.0, min(waits)) if waits else None
