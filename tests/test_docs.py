@@ -1,6 +1,6 @@
 """The user guide in docs/ stays true: its Python blocks run, and its links lead somewhere.
 
-For each ``docs/*.md`` file, the ```` ```python ```` blocks are joined, in order, into one
+For the README and each ``docs/*.md`` file, the ```` ```python ```` blocks are joined, in order, into one
 script that runs in an empty temporary directory; it must exit 0. A block fenced as
 ```` ```python file=NAME ```` is written to ``NAME`` in that directory instead (a module
 that worker processes import, say), and is shown to readers as any Python block. Blocks
@@ -61,7 +61,7 @@ def runner_elsewhere(page: Path) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+@pytest.mark.parametrize("page", [REPO_ROOT / "README.md", *PAGES], ids=lambda page: page.name)
 def test_the_python_blocks_of_the_page_run(page: Path, tmp_path: Path, subprocess_env):
     script, files = python_blocks(page)
     if not script:
