@@ -125,7 +125,7 @@ def check_chaos_outcome(db_path, tmp_path, run: dict) -> dict:
     jobs = {row["id"]: row for row in rows(db_path, "SELECT * FROM jobs")}
     pids = {row["id"]: row["pid"] for row in rows(db_path, "SELECT id, pid FROM workers")}
     executions: dict[str, list[sqlite3.Row]] = defaultdict(list)
-    for row in rows(db_path, "SELECT * FROM job_executions ORDER BY started_at, rowid"):
+    for row in rows(db_path, "SELECT * FROM job_executions ORDER BY started_at, id"):
         executions[row["job_id"]].append(row)
 
     statuses = Counter()
