@@ -66,10 +66,13 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path):
     )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     started = time.monotonic()
+    failure = None
     try:
         client.execute(env=env)
     except nbclient.exceptions.CellExecutionError as error:
-        pytest.fail(f"{path.name}: a cell raised:\n{_plain(str(error))[-4000:]}", pytrace=False)
+        failure = _plain(str(error))[-4000:]
+    if failure is not None:
+        pytest.fail(f"{path.name}: a cell raised:\n{failure}", pytrace=False)
     elapsed = time.monotonic() - started
     errors = [output for cell in nb.cells if cell.cell_type == "code"
               for output in cell.outputs if output.output_type == "error"]
