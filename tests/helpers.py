@@ -20,15 +20,17 @@ def drain(worker: gigq_flow.Worker, limit: int = 10_000) -> int:
     return ran
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` (for state only observable in the database); fail after ``timeout``."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.01,
+               what: str = "") -> Any:
+    """Poll ``predicate`` (for state only observable in the database or in files, often
+    changed by another process); fail after ``timeout`` seconds, naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"{what or 'condition'} not met within {timeout} s")
         time.sleep(interval)
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from shutil import copyfile  # used by ``snapshot``; see test_allow_list_covers_imported_names
 from typing import Any, Sequence
+from helpers import wait_until
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -266,18 +267,6 @@ class WorkerPool:
 
     def outputs(self) -> str:
         return "\n".join(f"== {w.name} ==\n{w.output()}" for w in self.started)
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.01, what: str = "") -> Any:
-    """Poll ``predicate`` (state observable only in files or the database)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or predicate}")
-        time.sleep(interval)
 
 
 def lines(path: str | Path) -> list[str]:

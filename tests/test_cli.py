@@ -22,8 +22,8 @@ from clihelpers import (
     start_cli,
     stop,
     submitted_id,
-    wait_until,
 )
+from helpers import wait_until
 
 import gigq_flow
 

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 import vizfuncs
-from vizhelpers import EXPECTED, every_status_run, svg_nodes, wait_for
+from helpers import wait_until
+from vizhelpers import EXPECTED, every_status_run, svg_nodes
 
 from gigq_flow import JobQueue, Worker, Workflow
 from gigq_flow.errors import ConfigurationError
@@ -106,13 +107,13 @@ def test_panel_follows_jobs_while_another_thread_blocks_in_wait(queue, key):
         try:
             for i in range(n):
                 assert vizfuncs.event(f"{key}-{i}:started").wait(20)
-                wait_for(lambda i=i: count_in(panel, "running") == 1
+                wait_until(lambda i=i: count_in(panel, "running") == 1
                          and table_rows(panel)[i]["status"].endswith("running"),
                          what=f"step{i} running in the panel")
                 seen.append((panel.progress.value, count_in(panel, "pending"),
                              table_rows(panel)[i]["status"]))
                 vizfuncs.event(f"{key}-{i}:release").set()
-                wait_for(lambda i=i: panel.progress.value == i + 1,
+                wait_until(lambda i=i: panel.progress.value == i + 1,
                          what=f"progress {i + 1} in the panel")
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
@@ -126,7 +127,7 @@ def test_panel_follows_jobs_while_another_thread_blocks_in_wait(queue, key):
         driver.join(20)
     assert not failures, failures[0]
     assert seen == [(i, n - 1 - i, "▶ running") for i in range(n)]
-    wait_for(lambda: not panel.running, what="the refresh thread to stop")
+    wait_until(lambda: not panel.running, what="the refresh thread to stop")
     assert panel.done and panel.progress.value == n and panel.progress.bar_style == "success"
     assert count_in(panel, "completed") == n
     assert [row["status"] for row in table_rows(panel)] == ["✓ completed"] * n
@@ -138,7 +139,7 @@ def test_panel_stops_refreshing_when_every_job_is_terminal(queue, key):
     panel = run.widget(interval=FAST)
     with Worker(queue.db_path, polling_interval=0.05):
         assert vizfuncs.event(f"{key}-0:started").wait(20)
-        wait_for(lambda: panel.refreshes >= 3, what="refreshes while running")
+        wait_until(lambda: panel.refreshes >= 3, what="refreshes while running")
         vizfuncs.event(f"{key}-0:release").set()
         assert run.wait(timeout=20)
         thread = panel._thread
@@ -189,14 +190,14 @@ def test_errors_in_the_refresh_thread_show_in_the_panel_and_it_recovers(queue, k
 
     monkeypatch.setattr(run, "snapshot", flaky_snapshot)
     broken.set()
-    wait_for(lambda: "queue file unreachable" in panel.error_box.value, what="error shown")
+    wait_until(lambda: "queue file unreachable" in panel.error_box.value, what="error shown")
     assert panel.error_box.layout.display == "" and panel.running
     assert "OSError" in panel.last_error
     broken.clear()
     with Worker(queue.db_path, polling_interval=0.05):
         vizfuncs.event(f"{key}-0:release").set()
         assert run.wait(timeout=20)
-        wait_for(lambda: not panel.running, what="the thread to stop")
+        wait_until(lambda: not panel.running, what="the thread to stop")
     assert panel.error_box.value == "" and panel.error_box.layout.display == "none"
     assert panel.last_error is None and panel.done
 
@@ -237,7 +238,7 @@ def test_group_nodes_in_the_panel_show_stripes_per_status(queue):
     panel = run.widget(interval=FAST, group_threshold=5)
     with Worker(queue.db_path, concurrency=2, polling_interval=0.05):
         assert run.wait(timeout=30)
-        wait_for(lambda: not panel.running, what="the thread to stop")
+        wait_until(lambda: not panel.running, what="the thread to stop")
     svg = panel.graph_view.value
     group = re.search(r'<g id="group-g1" class="node (\w+)">(.*?)</g>', svg, re.DOTALL)
     assert group.group(1) == "failed"
@@ -262,10 +263,10 @@ def test_panel_follows_workers_in_another_process(queue, subprocess_env, key):
         "[w.process_one() for _ in range(2)]"
     )
     subprocess.run([sys.executable, "-c", code], env=subprocess_env, check=True, timeout=60)
-    wait_for(lambda: panel.done, what="the panel to see the other process's work")
+    wait_until(lambda: panel.done, what="the panel to see the other process's work")
     assert count_in(panel, "completed") == 2
     assert {row["worker"] for row in table_rows(panel)} == {"outside"}
-    wait_for(lambda: not panel.running, what="the thread to stop")
+    wait_until(lambda: not panel.running, what="the thread to stop")
 
 
 def test_panel_of_an_empty_or_huge_graph_leaves_the_graph_out(queue, monkeypatch):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import vizfuncs
 
 from gigq_flow import Job, JobQueue, Worker, Workflow
+from helpers import wait_until
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -19,18 +19,6 @@ EXPECTED = {
     "retry": "completed", "slow": "timeout", "skipped": "cancelled",
     "hold": "running", "after": "pending",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.01)
 
 
 @dataclass
@@ -77,7 +65,7 @@ def every_status_run(queue: JobQueue) -> EveryStatus:
     worker = Worker(queue.db_path, worker_id="vizw", concurrency=4, polling_interval=0.05)
     worker.start_background()
     state = EveryStatus(queue, wf, run, worker, key, jobs)
-    wait_for(lambda: state.statuses() == EXPECTED, what=f"every status ({state.statuses()})")
+    wait_until(lambda: state.statuses() == EXPECTED, what=f"every status ({state.statuses()})")
     return state
 
 
