@@ -1,5 +1,12 @@
-"""The job every system runs: a module-level no-op that workers in any process can import."""
+"""The jobs every system runs: module-level functions that workers in any process can import."""
+
+import time
 
 
 def noop() -> None:
     """Do nothing, so that a benchmark measures the queue and not the job."""
+
+
+def nap(seconds: float) -> None:
+    """Sleep, standing in for a job that takes ``seconds`` of work (the fan-out scenario)."""
+    time.sleep(seconds)

@@ -1,10 +1,11 @@
 """Side-by-side queue benchmark: gigq_flow against gigq 0.5.1, huey's SqliteHuey and a
-raw SQLite claim-and-complete loop (the floor), in one run.
+raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios of issue 3
+(gigq_flow against gigq 0.5.1, in ``bench/workflows.py``), in one run.
 
-    python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO] [--json PATH]
+    python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
 
-Every measurement uses a fresh temporary directory; each figure is the best of
-``--repeat`` runs, in jobs per second. Scenarios:
+Every measurement uses a fresh temporary directory; each queue figure is the best of
+``--repeat`` runs, in jobs per second. Queue scenarios (issue 2):
 
 - single:     submit ``--jobs`` no-op jobs one by one, then drain them with one worker
               calling ``process_one`` (huey: ``dequeue`` then ``execute``) in this process.
@@ -12,6 +13,9 @@ Every measurement uses a fresh temporary directory; each figure is the best of
               ``process_one`` until the queue is empty; wall time from the start to
               the last completion.
 - queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
+
+Workflow scenarios (issue 3): workflow-submit, wide-dag, fan-out and dependent-latency;
+see ``bench/workflows.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 from systems import SYSTEMS, System
+from workflows import (
+    WORKFLOW_SCENARIOS,
+    measure_workflows,
+    workflow_table,
+    workflow_verdicts,
+)
 
 import gigq_flow
 
@@ -241,25 +251,31 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                         help=f"no-op jobs in the single and processes scenarios ({DEFAULT_JOBS})")
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
-                        help=f"runs per measurement; the best is kept ({DEFAULT_REPEAT})")
-    parser.add_argument("--only", choices=SCENARIOS, help="run one scenario")
+                        help=f"runs per measurement; the best is kept ({DEFAULT_REPEAT}); "
+                             "fan-out and dependent-latency take medians of fixed trials")
+    parser.add_argument("--only", nargs="+", choices=[*SCENARIOS, *WORKFLOW_SCENARIOS],
+                        metavar="SCENARIO",
+                        help=f"run these scenarios: {', '.join([*SCENARIOS, *WORKFLOW_SCENARIOS])}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     if args.jobs < 1 or args.repeat < 1:
         parser.error("--jobs and --repeat must be at least 1")
 
-    scenarios = [args.only] if args.only else list(SCENARIOS)
+    chosen = args.only or [*SCENARIOS, *WORKFLOW_SCENARIOS]
     about = machine()
     began = time.perf_counter()
-    results = measure(scenarios, args.jobs, args.repeat)
+    results = measure([s for s in SCENARIOS if s in chosen], args.jobs, args.repeat)
+    workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
     print(", ".join(f"{key} {value}" for key, value in about.items()))
-    print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s\n")
-    print(table(results))
-    print("\n".join(["", *verdicts(results)]))
+    print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s")
+    if results:
+        print("\n".join(["", table(results), "", *verdicts(results)]))
+    if workflows:
+        print("\n".join(["", workflow_table(workflows), "", *workflow_verdicts(workflows)]))
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"machine": about, "jobs": args.jobs, "repeat": args.repeat,
-                       "results": results}, out, indent=2)
+                       "results": results, "workflows": workflows}, out, indent=2)
 
 
 if __name__ == "__main__":
