@@ -42,10 +42,46 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def is_postgres(location: Any) -> bool:
+    return isinstance(location, str) and location.startswith("postgresql://")
+
+
+class Record(tuple):
+    """A row readable by position and by column name, as ``sqlite3.Row`` is."""
+
+    def __new__(cls, names: list[str], values: Any) -> "Record":
+        record = super().__new__(cls, values)
+        record.names = {name: i for i, name in enumerate(names)}
+        return record
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(self.names[key] if isinstance(key, str) else key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+def rows(location: Path | str, statement: str, args: tuple = ()) -> list[Record]:
+    """The rows of one read statement, by position or column name: a plain sqlite3
+    connection for a file, the store's transport for a postgresql:// URL."""
+    if is_postgres(location):
+        from gigq_flow.store import open_store
+
+        return [Record(list(row), row.values()) for row in
+                open_store(location).db.read(statement, args)]
+    conn = sqlite3.connect(location, timeout=60)
+    try:
+        cursor = conn.execute(statement, args)
+        names = [column[0] for column in cursor.description]
+        return [Record(names, row) for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
 def sql(path: Path | str, statement: str, args: tuple = ()) -> list[tuple]:
     """Run one statement on a plain sqlite3 connection (GigQ-style SQL), or, for a
     postgresql:// URL, in one transaction of the store's own transport."""
-    if isinstance(path, str) and path.startswith("postgresql://"):
+    if is_postgres(path):
         from gigq_flow.store import open_store
 
         def body(tx):

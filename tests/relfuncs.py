@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from shutil import copyfile  # used by ``snapshot``; see test_allow_list_covers_imported_names
 from typing import Any, Sequence
-from helpers import wait_until
+import gigq_flow
+from helpers import rows, wait_until
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -205,15 +206,11 @@ class WorkerProcess:
     def registered(self, db: Path) -> bool:
         """True once ``start()`` runs: its signal handlers are installed, and it recorded
         itself in the workers table (a SIGTERM before that kills it outright)."""
-        conn = sqlite3.connect(db, timeout=60)
         try:
-            row = conn.execute("SELECT 1 FROM workers WHERE id = ? AND pid = ?",
-                               (self.worker_id, self.pid)).fetchone()
-        except sqlite3.OperationalError:  # no workers table yet
-            row = None
-        finally:
-            conn.close()
-        return row is not None
+            return bool(rows(db, "SELECT 1 FROM workers WHERE id = ? AND pid = ?",
+                             (self.worker_id, self.pid)))
+        except (sqlite3.OperationalError, gigq_flow.DatabaseError):  # no workers table yet
+            return False
 
     def signal(self, signum: int) -> None:
         if self.alive():

@@ -17,7 +17,11 @@ import pytest
 
 import relfuncs
 from gigq_flow import Job, Worker
+from gigq_flow.store import open_store
+from helpers import is_postgres, sql
 from relfuncs import FAIL_ENV, WorkerPool, lines, wait_until
+
+pytestmark = pytest.mark.contract
 
 LEASE = 1.0
 
@@ -30,24 +34,22 @@ def pool(db_path, tmp_path):
 
 
 def job_row(db_path, job_id: str) -> dict:
-    conn = sqlite3.connect(db_path, timeout=60)
-    conn.row_factory = sqlite3.Row
-    try:
-        return dict(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-    finally:
-        conn.close()
+    return open_store(db_path).get_job(job_id)
 
 
 def all_job_rows(db_path) -> list[tuple]:
-    conn = sqlite3.connect(db_path, timeout=60)
-    try:
-        return conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return sql(db_path, "SELECT * FROM jobs ORDER BY id")
 
 
 def write_lock_free(db_path) -> bool:
-    """True when no process holds the write lock (e.g. a worker frozen mid-transaction)."""
+    """True when no process holds the write lock (e.g. a worker frozen mid-transaction);
+    on PostgreSQL, when no other session holds more than a read lock on the queue."""
+    if is_postgres(db_path):
+        return not sql(db_path, """
+            SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND l.pid <> pg_backend_pid()
+              AND l.mode <> 'AccessShareLock'""")
     conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")

@@ -24,6 +24,8 @@ from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.errors import ConfigurationError
 from gigq_flow.queue import to_new_job
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def marker_module(tmp_path, monkeypatch):

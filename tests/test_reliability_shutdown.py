@@ -16,6 +16,8 @@ import relfuncs
 from gigq_flow import Job, Worker
 from relfuncs import WorkerPool, lines, wait_until
 
+pytestmark = pytest.mark.contract
+
 GRACE = 1.0
 
 

@@ -26,6 +26,8 @@ from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.store import sqlite_connection
 from relfuncs import wait_until
 
+pytestmark = pytest.mark.contract
+
 # -- crash consistency -----------------------------------------------------------------------
 CRASH_SCRIPT = """
 import json, sys
@@ -100,6 +102,7 @@ def test_sigkill_at_any_instant_keeps_the_file_consistent(tmp_path):
 
 
 # -- synchronous ---------------------------------------------------------------------------
+@pytest.mark.sqlite_only(reason="SQLite's PRAGMA synchronous")
 @pytest.mark.parametrize("mode, level", [(None, 1), ("NORMAL", 1), ("FULL", 2), ("full", 2)])
 def test_synchronous_setting(db_path, mode, level):
     queue = JobQueue(db_path) if mode is None else JobQueue(db_path, synchronous=mode)
@@ -112,6 +115,7 @@ def test_synchronous_setting(db_path, mode, level):
 
 
 # -- WAL bound -------------------------------------------------------------------------------
+@pytest.mark.sqlite_only(reason="SQLite's WAL file")
 def test_wal_is_folded_back_after_a_long_reader(db_path, monkeypatch):
     limit = 256 * 1024
     monkeypatch.setattr(sqlite_connection, "WAL_SIZE_LIMIT", limit)
@@ -145,6 +149,7 @@ def relfuncs_new_job(i: int):
 
 
 # -- network filesystems ------------------------------------------------------------------------
+@pytest.mark.sqlite_only(reason="a SQLite file on a network filesystem")
 def test_network_filesystem_warns(db_path, monkeypatch, caplog):
     monkeypatch.setattr(sqlite_connection, "filesystem_type", lambda path: "nfs4")
     with pytest.warns(RuntimeWarning, match="network filesystem") as record:
@@ -155,6 +160,7 @@ def test_network_filesystem_warns(db_path, monkeypatch, caplog):
     assert any("network filesystem" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.sqlite_only(reason="a SQLite file on a local disk")
 def test_local_disk_does_not_warn(db_path):
     assert sqlite_connection.filesystem_type(str(db_path)) not in \
         sqlite_connection.NETWORK_FILESYSTEMS
