@@ -13,6 +13,8 @@ from gigq_flow.errors import ConfigurationError, JobNotFoundError
 from gigq_flow.viz import get_styles
 from gigq_flow.viz.graph import GROUP_THRESHOLD
 
+pytestmark = pytest.mark.contract
+
 
 def fan(n: int, *, failing: int = 0) -> tuple[Workflow, dict]:
     """start -> n x fetch -> merge; the first ``failing`` fetches fail."""

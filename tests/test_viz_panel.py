@@ -17,6 +17,8 @@ from gigq_flow import JobQueue, Worker, Workflow
 from gigq_flow.errors import ConfigurationError
 from gigq_flow.viz import get_styles
 
+pytestmark = pytest.mark.contract
+
 ipywidgets = pytest.importorskip("ipywidgets")
 
 FAST = 0.02

@@ -21,6 +21,8 @@ from gigq_flow import Workflow
 from gigq_flow.viz import get_styles, reset_styles, set_style
 from gigq_flow.viz.graph import build_view, to_dot
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def every_status(queue):

@@ -17,6 +17,8 @@ from gigq_flow.errors import RendererNotFoundError
 from gigq_flow.viz import render as render_module
 from gigq_flow.viz.render import choose_renderer, render
 
+pytestmark = pytest.mark.contract
+
 SIMPLE = 'digraph { a [id="node-a"]; a -> b }'
 
 

@@ -10,6 +10,8 @@ from gigq_flow import Worker, Workflow
 from gigq_flow.errors import ConfigurationError
 from gigq_flow.viz import get_styles
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def every_status(queue):
@@ -50,7 +52,7 @@ def test_timeline_of_a_running_run_has_a_bar_per_attempt(every_status):
     assert row_labels(svg) == ["extract", "transform", "retry", "slow", "hold"]
 
 
-def test_bars_are_placed_by_time(queue):
+def test_bars_are_placed_by_time(queue, tmp_path):
     wf = Workflow("timed")
     a = wf.add_task(vizfuncs.ok, name="first")
     wf.add_task(vizfuncs.ok, name="second", depends_on=[a])
@@ -67,7 +69,7 @@ def test_bars_are_placed_by_time(queue):
     assert xs[0] < xs[1]  # second started after first
     by_worker = run.timeline(by="worker").svg()
     assert row_labels(by_worker) == ["solo"]
-    assert picture.save(queue.db_path + ".png").endswith(".png")
+    assert picture.save(str(tmp_path / "timeline.png")).endswith(".png")
 
 
 def test_timeline_before_any_attempt_and_bad_options(queue):
