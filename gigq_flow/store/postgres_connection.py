@@ -106,7 +106,7 @@ class PostgresConnections:
         self.url = url
         self.location = redact(url)
         self.conninfo, self.schema, self.pool_size = split_url(url)
-        self.pool  # connect now: a wrong URL fails here, naming the server
+        _ = self.pool  # connect now: a wrong URL fails here, naming the server
 
     @property
     def key(self) -> Key:
@@ -229,7 +229,7 @@ def close_pools(url: str | None = None) -> None:
                 with pool.connection() as conn:
                     conn.execute("SELECT pg_notify(%s, '')", (channel,))
             except Exception:  # noqa: BLE001 - closing anyway; it stops within a poll
-                pass
+                logger.debug("%s: could not wake the listener to stop it", redact(url or ""))
     for pool in pools.values():
         pool.close()
     for _, (thread, _, _) in listeners:
