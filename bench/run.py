@@ -1,11 +1,11 @@
 """Side-by-side queue benchmark: gigq_flow against gigq 0.5.1, huey's SqliteHuey and a
-raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios of issue 3
+raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
 (gigq_flow against gigq 0.5.1, in ``bench/workflows.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
 
 Every measurement uses a fresh temporary directory; each queue figure is the best of
-``--repeat`` runs, in jobs per second. Queue scenarios (issue 2):
+``--repeat`` runs, in jobs per second. Queue scenarios:
 
 - single:     submit ``--jobs`` no-op jobs one by one, then drain them with one worker
               calling ``process_one`` (huey: ``dequeue`` then ``execute``) in this process.
@@ -14,7 +14,7 @@ Every measurement uses a fresh temporary directory; each queue figure is the bes
               the last completion.
 - queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
 
-Workflow scenarios (issue 3): workflow-submit, wide-dag, fan-out and dependent-latency;
+Workflow scenarios: workflow-submit, wide-dag, fan-out and dependent-latency;
 see ``bench/workflows.py``.
 """
 

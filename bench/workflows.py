@@ -1,4 +1,4 @@
-"""Workflow scenarios (issue 3), gigq_flow beside gigq 0.5.1; run by ``bench/run.py``.
+"""Workflow scenarios, gigq_flow beside gigq 0.5.1; run by ``bench/run.py``.
 
 Every measurement uses a fresh temporary directory. Scenarios:
 
@@ -352,7 +352,7 @@ def workflow_table(table: Table) -> str:
     names = list(WORKFLOW_SYSTEMS)
     ours, peers = names[0], names[1:]
     width = max(len(label) for label in table)
-    lines = ["  ".join([f"{'workflows (issue 3)':<{width}}", f"{'unit':<6}"]
+    lines = ["  ".join([f"{'workflows':<{width}}", f"{'unit':<6}"]
                        + [f"{name:>10}" for name in names]
                        + [f"{'vs ' + peer:>8}" for peer in peers])]
     for label, by_system in table.items():
@@ -375,7 +375,7 @@ def workflow_table(table: Table) -> str:
 
 
 def workflow_verdicts(table: Table) -> list[str]:
-    """One line per issue 3 target whose figure was measured in this run."""
+    """One line per workflow target whose figure was measured in this run."""
     lines = []
     for what, label, system, passes in WORKFLOW_TARGETS:
         value = table.get(label, {}).get(system)

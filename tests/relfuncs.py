@@ -1,4 +1,4 @@
-"""Job functions and worker subprocesses for the reliability suite (issue 7).
+"""Job functions and worker subprocesses for the reliability suite.
 
 Workers import job functions by module and name, so these live in an importable
 module (``tests/`` is on ``sys.path`` in the test process and on ``PYTHONPATH`` in

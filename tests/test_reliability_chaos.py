@@ -1,7 +1,7 @@
 """Chaos and exactly-once claims: real worker processes, SIGKILLed while they work.
 
-The suite runs scaled-down versions (bounded in time on two cores); the workloads of
-issue 7 run with ``GIGQ_FLOW_SOAK=1``:
+The suite runs scaled-down versions (bounded in time on two cores); the full-size
+workloads run with ``GIGQ_FLOW_SOAK=1``:
 
     GIGQ_FLOW_SOAK=1 python -m pytest tests/test_reliability_chaos.py -s
 

@@ -1,4 +1,4 @@
-"""Issue 3 — building and checking workflows: GigQ's API, the networkx graph, every
+"""Building and checking workflows: GigQ's API, the networkx graph, every
 validation error and its message, and atomic submission (nothing half-written)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 3 — failure propagation: a final failure (failed, timeout, cancelled) turns
+"""Failure propagation: a final failure (failed, timeout, cancelled) turns
 every pending descendant upstream_failed in the same transaction, with an error naming
 the failed job; requeue_job reverses it; no workflow is left pending forever."""
 

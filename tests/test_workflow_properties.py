@@ -1,4 +1,4 @@
-"""Issue 3 — property-based tests on random DAGs with random failures: no job starts
+"""Property-based tests on random DAGs with random failures: no job starts
 before all its parents completed, every job ends terminal, and upstream_failed is
 exactly the set of descendants of the failed jobs that are not themselves failed;
 requeues restore exactly what they should."""

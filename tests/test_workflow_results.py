@@ -1,4 +1,4 @@
-"""Issue 3 — results between steps: parent_results (GigQ's id -> result, in dependency
+"""Results between steps: parent_results (GigQ's id -> result, in dependency
 order) and .by_name, run.results()/result()/failed(), and the pickle serializer on a
 task, a job and a whole workflow."""
 

@@ -1,4 +1,4 @@
-"""Issue 3 — run handles and background workers: persisted workflows reattached from
+"""Run handles and background workers: persisted workflows reattached from
 another process, workflow.run() with functions of ``__main__``, Worker.start_background /
 stop / context manager, WorkflowRun.wait with timeout and progress."""
 

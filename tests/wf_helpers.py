@@ -1,4 +1,4 @@
-"""Helpers for the workflow tests (issue 3): run a workflow on real worker threads,
+"""Helpers for the workflow tests: run a workflow on real worker threads,
 read statuses, compute expectations from a networkx graph, run Python subprocesses."""
 
 from __future__ import annotations

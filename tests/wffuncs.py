@@ -1,4 +1,4 @@
-"""Module-level job functions for the workflow tests (issue 3).
+"""Module-level job functions for the workflow tests.
 
 Workers import job functions by module and name; ``tests/`` is on ``sys.path`` in
 the test process and on ``PYTHONPATH`` in subprocesses, so these import as
