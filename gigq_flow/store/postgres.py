@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import DatabaseError
+from .base import Row
 from .postgres_connection import PostgresConnections
 from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version
-from .base import Row
 from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
 from .wakeup import signal_for
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SchemaVersionError
+from .sql_common import JOB_INDEXES
 
 SCHEMA_VERSION = 1
 
@@ -80,12 +81,7 @@ TABLES = (
         last_heartbeat DOUBLE PRECISION NOT NULL,
         stopped_at TEXT
     )""",
-    "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
-    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
-        WHERE status = 'pending' AND pending_deps = 0""",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
+    *JOB_INDEXES,
     "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",
 )
 

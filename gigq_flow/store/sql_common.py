@@ -28,6 +28,18 @@ CLAIM_RETURNING = """RETURNING id, name, function_module, function_name, params,
     max_attempts, retry_delay, pass_parent_results,
     dependencies NOT IN ('[]', '', 'null'), serializer"""
 
+#: The indexes both backends create: the claim reads the head of ``idx_jobs_ready``, so
+#: its cost does not depend on how many jobs wait; completions find children through
+#: ``idx_job_dependencies_parent``; overdue checks read ``idx_jobs_running``.
+JOB_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
+    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
+        WHERE status = 'pending' AND pending_deps = 0""",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
+)
+
 T = TypeVar("T")
 
 

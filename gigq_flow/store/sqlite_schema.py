@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 
 from ..errors import DatabaseError, SchemaVersionError
+from .sql_common import JOB_INDEXES
 
 SCHEMA_VERSION = 1
 
@@ -70,14 +71,13 @@ ADDED_JOB_COLUMNS = (
     ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
 )
 
-OUR_TABLES_AND_INDEXES = (
+OUR_TABLES = (
     """CREATE TABLE IF NOT EXISTS job_dependencies (
         job_id TEXT NOT NULL,
         depends_on TEXT NOT NULL,
         position INTEGER NOT NULL,
         PRIMARY KEY (job_id, depends_on)
     ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
     """CREATE TABLE IF NOT EXISTS workflows (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -93,12 +93,6 @@ OUR_TABLES_AND_INDEXES = (
         last_heartbeat REAL NOT NULL,
         stopped_at TEXT
     )""",
-    # A claim reads the head of this index: cost independent of how many jobs wait.
-    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
-        WHERE status = 'pending' AND pending_deps = 0""",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
 )
 
 
@@ -155,7 +149,7 @@ def _migrate_to_1(conn: sqlite3.Connection, path: str) -> None:
     for name, declaration in ADDED_JOB_COLUMNS:
         if name not in columns:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
-    for statement in OUR_TABLES_AND_INDEXES:
+    for statement in (*OUR_TABLES, *JOB_INDEXES):
         conn.execute(statement)
     _backfill_dependencies(conn, path)
     _backfill_running_deadlines(conn)
