@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from .errors import JobNotFoundError, WorkflowNotFoundError
 from .job import Job, JobStatus
 from .serialization import loads
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .queue import JobQueue
     from .viz.render import Picture
     from .viz.widget import RunPanel
@@ -147,6 +147,8 @@ class WorkflowRun:
     @property
     def graph(self) -> nx.DiGraph:
         """The run's DAG: a node per job id (name, function), an edge parent -> child."""
+        import networkx as nx  # imported on first use: workers and the CLI start faster
+
         graph = nx.DiGraph(name=self.name)
         for job in self.snapshot().jobs:
             graph.add_node(job.id, name=job.name, function=job.function)

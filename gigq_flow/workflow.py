@@ -8,8 +8,6 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import networkx as nx
-
 from .errors import (
     ConfigurationError,
     CycleError,
@@ -25,6 +23,8 @@ from .tasks import TaskWrapper
 from .worker import Worker
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .run import WorkflowRun
     from .viz.render import Picture
     from .viz.widget import RunPanel
@@ -105,6 +105,8 @@ class Workflow:
     @property
     def graph(self) -> nx.DiGraph:
         """A node per job id (name, function, params, job), an edge parent -> child."""
+        import networkx as nx  # imported on first use: workers and the CLI start faster
+
         graph = nx.DiGraph(name=self.name)
         for job in self.jobs:
             graph.add_node(
@@ -131,6 +133,8 @@ class Workflow:
                     f"job {job.name!r} depends on itself; remove it from its own depends_on"
                 )
         graph = self.graph
+        import networkx as nx
+
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:
