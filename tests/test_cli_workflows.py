@@ -169,6 +169,24 @@ def test_wait_on_a_finished_workflow_returns_at_once(db):
     assert time.monotonic() - started < 10
 
 
+def test_wait_timeout_returns_the_unfinished_workflow_and_exits_1(db):
+    run_id, _ = submit_diamond(db)  # no worker runs it
+    started = time.monotonic()
+    result = cli(db, "workflow", "status", run_id, "--wait", "--timeout", "0.5", "--json")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 10
+    status = parse_json(result)
+    assert (status["done"], status["counts"]["pending"]) == (False, 4)
+    assert f"workflow {run_id} not finished within 0.5 s" in result.stderr
+
+
+def test_timeout_without_wait_is_bad_input(db):
+    run_id, _ = submit_diamond(db)
+    result = cli(db, "workflow", "status", run_id, "--timeout", "5")
+    assert result.returncode == 2
+    assert_one_error_line(result, "--timeout applies to --wait")
+
+
 # -- workflow graph -------------------------------------------------------------------------
 @pytest.mark.parametrize("name, magic", [
     ("picture.svg", b"<svg"), ("picture.png", b"\x89PNG"), ("picture.pdf", b"%PDF"),

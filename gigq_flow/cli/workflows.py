@@ -18,9 +18,11 @@ from rich.text import Text
 from ..run import RunSnapshot, WorkflowRun
 from ..viz.graph import DEFAULT_RANKDIR, RANKDIRS
 from .common import (
+    PROG,
     UsageError,
     console,
     open_queue,
+    positive_float,
     print_json,
     short_time,
     status_text,
@@ -50,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="show a live progress bar until every job has finished; exit 0 when "
                         "all completed, 1 when any failed, timed out, was cancelled or "
                         "upstream_failed")
+    s.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                   help="with --wait, stop waiting after this many seconds (exit 1 if the "
+                        "workflow has not finished by then)")
     s.add_argument("--json", action="store_true", help="print the status as a JSON object")
     s.set_defaults(handler=cmd_workflow_status)
 
@@ -113,10 +118,12 @@ def load_run(args: argparse.Namespace) -> WorkflowRun:
     return open_queue(args).get_workflow(args.workflow_id)
 
 
-def follow(run: WorkflowRun, *, show: bool) -> RunSnapshot:
-    """Poll snapshots until every job is terminal, drawing a tqdm bar on stderr."""
+def follow(run: WorkflowRun, *, show: bool, timeout: float | None = None) -> RunSnapshot:
+    """Poll snapshots until every job is terminal (or ``timeout`` seconds pass), drawing a
+    tqdm bar on stderr."""
     from tqdm import tqdm
 
+    deadline = None if timeout is None else time.monotonic() + timeout
     snapshot = run.snapshot()
     with tqdm(total=snapshot.total, desc=run.name, unit="job", disable=not show,
               file=sys.stderr, dynamic_ncols=True) as bar:
@@ -128,12 +135,15 @@ def follow(run: WorkflowRun, *, show: bool) -> RunSnapshot:
                 bar.set_postfix_str(state[1], refresh=False)
                 bar.refresh()
                 shown = state
-            if snapshot.done:
+            if snapshot.done or (deadline is not None and time.monotonic() >= deadline):
                 return snapshot
             started = time.monotonic()
             snapshot = run.snapshot()
             cost = time.monotonic() - started
-            time.sleep(min(POLL_MAX_SECONDS, max(POLL_MIN_SECONDS, cost * POLL_COST_FACTOR)))
+            pause = min(POLL_MAX_SECONDS, max(POLL_MIN_SECONDS, cost * POLL_COST_FACTOR))
+            if deadline is not None:
+                pause = max(0.0, min(pause, deadline - time.monotonic()))
+            time.sleep(pause)
 
 
 def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot) -> dict[str, Any]:
@@ -179,14 +189,19 @@ def _first_line(text: str | None) -> str:
 
 def cmd_workflow_status(args: argparse.Namespace) -> int:
     run = load_run(args)
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout applies to --wait; add --wait")
     if args.wait:
-        snapshot = follow(run, show=not args.json)
+        snapshot = follow(run, show=not args.json, timeout=args.timeout)
     else:
         snapshot = run.snapshot()
     if args.json:
         print_json(snapshot_json(run, snapshot))
     else:
         print_snapshot(snapshot)
+    if args.wait and not snapshot.done:
+        print(f"{PROG}: workflow {run.id} not finished within {args.timeout:g} s",
+              file=sys.stderr)
     if args.wait and not snapshot.succeeded:
         return 1
     return 0
