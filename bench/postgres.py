@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ import psycopg
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg_tasks  # noqa: E402
+from processes import time_processes  # noqa: E402
 
 import gigq_flow  # noqa: E402
 from gigq_flow.queue import to_new_job  # noqa: E402
@@ -47,7 +47,6 @@ DEFAULT_JOBS = 3000
 DEFAULT_REPEAT = 2
 PROCESS_COUNTS = (1, 4, 8)
 SUBMIT_JOBS = 1000
-CHILD_TIMEOUT = 600.0
 SYSTEMS = ("gigq_flow pg", "gigq_flow sqlite", "procrastinate")
 
 
@@ -148,22 +147,8 @@ def drain_child(system: str, location: str, start: Any, finished: Any) -> None:
 
 
 def drain(system: str, location: str, processes: int) -> float:
-    """Seconds from the common start to the last completion (perf_counter is
-    CLOCK_MONOTONIC on Linux: one clock for every process)."""
-    context = multiprocessing.get_context("spawn")
-    start, finished = context.Barrier(processes + 1), context.Queue()
-    children = [context.Process(target=drain_child, args=(system, location, start, finished))
-                for _ in range(processes)]
-    for child in children:
-        child.start()
-    start.wait()
-    began = time.perf_counter()
-    lasts = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
-    for child in children:
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"{system}: a worker process exited with code {child.exitcode}")
-    return max(last for last in lasts if last is not None) - began
+    """Seconds from the common start to the last completion in any process."""
+    return time_processes(drain_child, (system, location), processes, system)
 
 
 # -- the run ---------------------------------------------------------------------------------

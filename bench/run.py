@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import sqlite3
@@ -35,6 +34,7 @@ from importlib.metadata import version
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
+from processes import time_processes
 from systems import SYSTEMS, System
 from workflows import (
     WORKFLOW_SCENARIOS,
@@ -50,7 +50,6 @@ DEFAULT_REPEAT = 1
 PROCESS_COUNTS = (1, 4)
 CLAIMED = 500
 WAITING = (10, 100_000)
-CHILD_TIMEOUT = 600.0
 TEMP_PREFIX = "gigq-bench-"
 
 Rates = dict[str, float]
@@ -165,27 +164,8 @@ def drain_in_child(name: str, directory: str, start: Barrier, finished: Queue[fl
 
 
 def drain_in_processes(name: str, directory: str, count: int) -> float:
-    """Seconds from the common start to the last completion in any of ``count`` processes.
-
-    perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process.
-    """
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(count + 1)
-    finished = context.Queue()
-    children = [
-        context.Process(target=drain_in_child, args=(name, directory, start, finished))
-        for _ in range(count)
-    ]
-    for child in children:
-        child.start()
-    start.wait()
-    began = time.perf_counter()
-    lasts = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
-    for child in children:
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"{name}: a worker process exited with code {child.exitcode}")
-    return max(last for last in lasts if last is not None) - began
+    """Seconds from the common start to the last completion in any of ``count`` processes."""
+    return time_processes(drain_in_child, (name, directory), count, name)
 
 
 # -- running and reporting ---------------------------------------------------------------
