@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import gigq
 import gigq.db_utils
@@ -46,7 +46,25 @@ class System(Protocol):
     def close(self) -> None: ...
 
 
-class GigqFlow:
+class QueueAndWorker:
+    """What gigq_flow and gigq share, their APIs being one: a JobQueue and a Worker."""
+
+    queue: Any
+    worker: Any
+
+    def process_one(self) -> bool:
+        return self.worker.process_one()
+
+    def unfinished(self) -> int:
+        stats = self.queue.stats()
+        return stats["total"] - stats["completed"]
+
+    def close(self) -> None:
+        self.worker.close()
+        self.queue.close()
+
+
+class GigqFlow(QueueAndWorker):
     name = "gigq_flow"
 
     def __init__(self, directory: str) -> None:
@@ -64,19 +82,8 @@ class GigqFlow:
             for i in range(count)
         ])
 
-    def process_one(self) -> bool:
-        return self.worker.process_one()
 
-    def unfinished(self) -> int:
-        stats = self.queue.stats()
-        return stats["total"] - stats["completed"]
-
-    def close(self) -> None:
-        self.worker.close()
-        self.queue.close()
-
-
-class Gigq:
+class Gigq(QueueAndWorker):
     name = "gigq"
 
     def __init__(self, directory: str) -> None:
@@ -101,17 +108,6 @@ class Gigq:
                    VALUES (?, ?, 'noop', 'noop', '{}', ?, '[]', 3, 300, '', 'pending', ?, ?, 0, 0)""",
                 [(job.id, job.name, job.priority, job.created_at, now) for job in jobs],
             )
-
-    def process_one(self) -> bool:
-        return self.worker.process_one()
-
-    def unfinished(self) -> int:
-        stats = self.queue.stats()
-        return stats["total"] - stats["completed"]
-
-    def close(self) -> None:
-        self.worker.close()
-        self.queue.close()
 
 
 class Huey:

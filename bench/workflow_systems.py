@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import gigq
+from systems import QueueAndWorker
 
 import gigq_flow
 
@@ -73,7 +74,15 @@ def parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-class GigqFlowWorkflows:
+class QueueWorkerWorkflows(QueueAndWorker):
+    """What both workflow systems share beyond a queue and a worker: jobs' start and end."""
+
+    def times(self, job_id: str) -> tuple[datetime | None, datetime | None]:
+        status = self.queue.get_status(job_id)
+        return parse_time(status["started_at"]), parse_time(status["completed_at"])
+
+
+class GigqFlowWorkflows(QueueWorkerWorkflows):
     name = "gigq_flow"
     wide_sizes = (500, 4000, 8000)
     latency_trials = 20
@@ -95,21 +104,6 @@ class GigqFlowWorkflows:
     def submit(self, workflow: gigq_flow.Workflow) -> None:
         workflow.submit(self.queue)
 
-    def process_one(self) -> bool:
-        return self.worker.process_one()
-
-    def unfinished(self) -> int:
-        stats = self.queue.stats()
-        return stats["total"] - stats["completed"]
-
-    def times(self, job_id: str) -> tuple[datetime | None, datetime | None]:
-        status = self.queue.get_status(job_id)
-        return parse_time(status["started_at"]), parse_time(status["completed_at"])
-
-    def close(self) -> None:
-        self.worker.close()
-        self.queue.close()
-
     @staticmethod
     def start_worker(path: str, concurrency: int = 1) -> gigq_flow.Worker:
         worker = gigq_flow.Worker(path, concurrency=concurrency)
@@ -121,7 +115,7 @@ class GigqFlowWorkflows:
         handle.stop(wait=True)
 
 
-class GigqWorkflows:
+class GigqWorkflows(QueueWorkerWorkflows):
     name = "gigq"
     # n=8,000 is left out: its claims re-read every waiting child, and the drain took
     # 67 s (248 jobs/s) on the 2-CPU development machine, a minute of the run's budget.
@@ -144,21 +138,6 @@ class GigqWorkflows:
 
     def submit(self, workflow: gigq.Workflow) -> None:
         workflow.submit_all(self.queue)
-
-    def process_one(self) -> bool:
-        return self.worker.process_one()
-
-    def unfinished(self) -> int:
-        stats = self.queue.stats()
-        return stats["total"] - stats["completed"]
-
-    def times(self, job_id: str) -> tuple[datetime | None, datetime | None]:
-        status = self.queue.get_status(job_id)
-        return parse_time(status["started_at"]), parse_time(status["completed_at"])
-
-    def close(self) -> None:
-        self.worker.close()
-        self.queue.close()
 
     @staticmethod
     def start_worker(path: str, concurrency: int = 1) -> tuple[gigq.Worker, threading.Thread]:
