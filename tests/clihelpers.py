@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
+from helpers import subprocess_env
+
 COMMAND_TIMEOUT = 60
 
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a command: ``clifuncs`` importable, no colours, unbuffered."""
-    env = {key: value for key, value in os.environ.items() if key != "GIGQ_FLOW_DB"}
-    paths = [str(TESTS_DIR), str(REPO_ROOT)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = subprocess_env()
+    env.pop("GIGQ_FLOW_DB", None)
     env["NO_COLOR"] = "1"
     env.update(extra)
     return env

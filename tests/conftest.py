@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
 
 # Job functions live in tests/jobfuncs.py; workers import them as ``jobfuncs``.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+
+import helpers  # noqa: E402
 
 import gigq_flow  # noqa: E402
 
@@ -145,10 +146,4 @@ def _close_connections():
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """Environment for worker subprocesses: they can import gigq_flow and jobfuncs."""
-    env = dict(os.environ)
-    paths = [str(TESTS_DIR), str(REPO_ROOT)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return helpers.subprocess_env()

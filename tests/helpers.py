@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -76,6 +77,22 @@ def rows(location: Path | str, statement: str, args: tuple = ()) -> list[Record]
         return [Record(names, row) for row in cursor.fetchall()]
     finally:
         conn.close()
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for worker subprocesses: they import gigq_flow and the tests' modules."""
+    env = dict(os.environ)
+    paths = [str(TESTS_DIR), str(REPO_ROOT)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
 
 
 def sql(path: Path | str, statement: str, args: tuple = ()) -> list[tuple]:

@@ -25,10 +25,9 @@ from pathlib import Path
 from shutil import copyfile  # used by ``snapshot``; see test_allow_list_covers_imported_names
 from typing import Any, Sequence
 import gigq_flow
+import helpers
 from helpers import rows, wait_until
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
 FAIL_ENV = "RELFUNCS_FAIL"
 """When set in a worker's environment, :func:`hold` raises instead of returning."""
 
@@ -121,13 +120,8 @@ class UnpicklingSideEffect:
 
 # -- worker subprocesses -------------------------------------------------------------------
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for worker subprocesses: they import gigq_flow, relfuncs, jobfuncs."""
-    env = dict(os.environ)
-    paths = [str(TESTS_DIR), str(REPO_ROOT)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
+    """Environment for worker subprocesses, without this process's failure switch."""
+    env = helpers.subprocess_env()
     env.pop(FAIL_ENV, None)
     env.update(extra or {})
     return env

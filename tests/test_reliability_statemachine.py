@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
 
+from helpers import sql
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -74,13 +74,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- helpers --------------------------------------------------------------------------------
     def sql(self, statement: str, args: tuple = ()) -> list[tuple]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        try:
-            rows = conn.execute(statement, args).fetchall()
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
+        return sql(self.path, statement, args)
 
     def jobs_table(self) -> list[tuple]:
         return self.sql("SELECT * FROM jobs ORDER BY id")

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clihelpers import REPO_ROOT, cli_env
+from clihelpers import cli_env
+from helpers import REPO_ROOT
 
 from gigq_flow import JobQueue
 from helpers import wait_until
