@@ -82,6 +82,13 @@ def decode_job_row(row: Row) -> Row:
     return row
 
 
+def result_of(row: Row) -> Any:
+    """A stored job's decoded result once it completed, else None."""
+    if row["status"] != JobStatus.COMPLETED.value:
+        return None
+    return loads(row["result"], row.get("serializer"), what=f"result of job {row['id']}")
+
+
 class JobQueue:
     """A queue in a SQLite file: submit, inspect, cancel and requeue jobs.
 
@@ -132,9 +139,7 @@ class JobQueue:
         row = self.store.get_job(job_id)
         if row is None:
             raise JobNotFoundError(f"no job with id {job_id!r} in {self.db_path}")
-        if row["status"] != JobStatus.COMPLETED.value:
-            return None
-        return loads(row["result"], row.get("serializer"), what=f"result of job {job_id}")
+        return result_of(row)
 
     def list_jobs(self, status: JobStatus | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Jobs newest first, optionally of one status."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import JobNotFoundError, WorkflowNotFoundError
 from .job import Job, JobStatus
+from .queue import result_of
 from .serialization import loads
 
 if TYPE_CHECKING:
@@ -194,9 +195,10 @@ class WorkflowRun:
     def result(self, job: Job | str) -> Any:
         """One job's result (None until it completes)."""
         job_id = job.id if isinstance(job, Job) else job
-        if job_id not in {state.id for state in self.snapshot().jobs}:
+        row = self.queue.store.get_job(job_id)  # one row, not a snapshot of the whole run
+        if row is None or row["workflow_id"] != self.id:
             raise JobNotFoundError(f"job {job_id!r} is not part of workflow {self.name!r}")
-        return self.queue.get_result(job_id)
+        return result_of(row)
 
     def failed(self) -> list[dict[str, Any]]:
         """The jobs that failed, timed out, were cancelled or upstream_failed, with errors."""
