@@ -3,7 +3,6 @@ read statuses, compute expectations from a networkx graph, run Python subprocess
 
 from __future__ import annotations
 
-import inspect
 import json
 import subprocess
 import sys
@@ -22,18 +21,11 @@ RUN_TIMEOUT = 20.0
 TERMINAL = {"completed", "failed", "cancelled", "timeout", "upstream_failed"}
 
 
-def worker_options() -> dict[str, Any]:
-    """Options for test workers: trust pickled payloads where a worker can refuse them."""
-    if "allow_pickle" in inspect.signature(Worker).parameters:
-        return {"allow_pickle": True}
-    return {}
-
-
 def finish(queue: JobQueue, run: WorkflowRun, *, concurrency: int = 2,
            timeout: float = RUN_TIMEOUT) -> WorkflowRun:
     """Run ``run`` to the end on background worker threads of this process."""
     with Worker(queue.db_path, polling_interval=0.1, concurrency=concurrency,
-                **worker_options()):
+                allow_pickle=True):  # the tests wrote the pickled payloads themselves
         assert run.wait(timeout=timeout), f"workflow not done within {timeout} s: {run!r}"
     return run
 
@@ -84,5 +76,5 @@ def run_python(script: Path, env: dict[str, str], *args: str, timeout: float = 6
 
 __all__ = [
     "RUN_TIMEOUT", "TERMINAL", "error_of", "expected_upstream_failed", "finish", "gigq_flow",
-    "python_script", "queue_footprint", "run_python", "statuses", "worker_options",
+    "python_script", "queue_footprint", "run_python", "statuses",
 ]
