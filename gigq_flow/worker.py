@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ DEFAULT_LEASE_TIMEOUT = 30.0
 DEFAULT_GRACE_PERIOD = 30.0
 DATABASE_ERROR_BACKOFF = 1.0
 SUPERVISE_INTERVAL = 0.1
-OVERDUE_CHECK_INTERVAL = 0.05
+LOST_WORKER_CHECK_INTERVAL = 0.05
 
 
 def accepts_parent_results(func: Callable) -> bool:
@@ -61,10 +62,11 @@ class Worker:
     ``f"{worker_id}-{i}"``. An idle thread wakes as soon as work appears;
     ``polling_interval`` is only its longest sleep.
 
-    Running jobs hold a lease that a heartbeat thread renews every third of
-    ``lease_timeout``: if this process dies, other workers reclaim its jobs once the
-    lease expires. ``allowed_modules`` limits which functions may run (a module and
-    its submodules); pickled payloads run only with ``allow_pickle=True``.
+    A heartbeat thread renews the worker's lease every third of ``lease_timeout`` and
+    ends its own jobs that run past their ``timeout``: if this process dies, other
+    workers reclaim its jobs once the lease expires. ``allowed_modules`` limits which
+    functions may run (a module and its submodules); pickled payloads run only with
+    ``allow_pickle=True``.
     """
 
     def __init__(
@@ -98,14 +100,19 @@ class Worker:
         self.allow_pickle = allow_pickle
         self.running = False
         self.store = open_store(db_path)
+        self.instance = uuid.uuid4().hex  # this worker's lease, and the prefix of its attempts
+        self._attempt_numbers = itertools.count(1)
+        self._functions: dict[tuple[str, str], Callable] = {}
         self._local = threading.local()
-        self._active: dict[str, ClaimedJob] = {}
+        self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
         self._active_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
-        self._heartbeat_stop = threading.Event()
+        self._heartbeat_stopping = False
+        self._heartbeat_wake = threading.Event()
+        self._heartbeat_next_wake = 0.0
         self._supervisor: threading.Thread | None = None
         self._signals_received = 0
-        self._next_overdue_check = 0.0
+        self._next_lost_check = 0.0
 
     # -- one job ----------------------------------------------------------------------------
     @property
@@ -114,19 +121,24 @@ class Worker:
         return getattr(self._local, "worker_id", self.worker_id)
 
     def process_one(self) -> bool:
-        """Reclaim overdue jobs (at most every OVERDUE_CHECK_INTERVAL seconds), then claim
-        and run one ready job; False if none was ready."""
-        self._ensure_heartbeat()
+        """Reclaim the jobs of lost workers (at most every LOST_WORKER_CHECK_INTERVAL
+        seconds), then claim and run one ready job; False if none was ready."""
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._start_heartbeat()
         now = time.monotonic()
-        if now >= self._next_overdue_check:  # a cheap read, but not on every job
-            self._next_overdue_check = now + OVERDUE_CHECK_INTERVAL
-            self.store.expire_overdue()
-        claim = self.store.claim(self.current_worker_id, self.lease_timeout)
+        if now >= self._next_lost_check:  # a cheap read, but not on every job
+            self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
+            self.store.reclaim_lost()
+        claim = self.store.claim(self.current_worker_id,
+                                 f"{self.instance}-{next(self._attempt_numbers)}")
         if claim is None:
             return False
         logger.info("%s: running job %s (%s)", claim.worker_id, claim.id, claim.name)
+        deadline = now + claim.timeout
         with self._active_lock:
-            self._active[claim.execution_id] = claim
+            self._active[claim.execution_id] = (claim, deadline)
+        if deadline < self._heartbeat_next_wake:
+            self._heartbeat_wake.set()  # the heartbeat thread enforces the timeout
         try:
             self._run(claim)
         finally:
@@ -163,11 +175,17 @@ class Worker:
             logger.warning("job %s: failure discarded, the job was reclaimed", claim.id)
 
     def _load_function(self, claim: ClaimedJob) -> Callable:
-        """Check the allow-list and the serializer before importing anything."""
-        module_name, function_name = claim.function_module, claim.function_name
-        self._check_allowed(module_name, function_name)
+        """Check the serializer and the allow-list before importing anything."""
         if claim.serializer == "pickle":
             self._check_pickle_allowed()
+        key = (claim.function_module, claim.function_name)
+        func = self._functions.get(key)
+        if func is None:
+            func = self._functions[key] = self._import_function(*key)
+        return func
+
+    def _import_function(self, module_name: str, function_name: str) -> Callable:
+        self._check_allowed(module_name, function_name)
         module = importlib.import_module(module_name)
         try:
             func = getattr(module, function_name)
@@ -215,34 +233,54 @@ class Worker:
         ])
 
     # -- heartbeat --------------------------------------------------------------------------
-    def _ensure_heartbeat(self) -> None:
-        if self._heartbeat is not None and self._heartbeat.is_alive():
-            return
-        self.store.register_worker(self.worker_id, self.concurrency, self.lease_timeout)
-        self._heartbeat_stop.clear()
+    def _start_heartbeat(self) -> None:
+        self.store.register_worker(self.instance, self.worker_id, self.concurrency,
+                                   self.lease_timeout)
+        self._heartbeat_stopping = False
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"{self.worker_id}-heartbeat", daemon=True
         )
         self._heartbeat.start()
 
     def _beat(self) -> None:
-        """Renew leases every third of ``lease_timeout``; a failed beat is logged and retried."""
+        """Renew the lease every third of ``lease_timeout`` and time out this worker's
+        jobs at their deadlines; a failed beat is logged and retried."""
+        renew_at = 0.0
         try:
-            while not self._heartbeat_stop.wait(self.lease_timeout / 3):
-                with self._active_lock:
-                    execution_ids = list(self._active)
+            while not self._heartbeat_stopping:
+                now = time.monotonic()
                 try:
-                    self.store.heartbeat(self.worker_id, execution_ids, self.lease_timeout)
+                    if now >= renew_at:
+                        self.store.heartbeat(self.instance)
+                        renew_at = now + self.lease_timeout / 3
+                    self._time_out_overdue(now)
                 except Exception:
                     logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
-            self.store.unregister_worker(self.worker_id)
+                self._heartbeat_wake.clear()  # before reading deadlines: none is missed
+                with self._active_lock:
+                    deadlines = [deadline for _, deadline in self._active.values()]
+                self._heartbeat_next_wake = min([renew_at, *deadlines])
+                self._heartbeat_wake.wait(max(0.0, self._heartbeat_next_wake - time.monotonic()))
+            with self._active_lock:
+                holding = bool(self._active)
+            if not holding:  # else the lease lapses and other workers reclaim the jobs
+                self.store.unregister_worker(self.instance)
         except Exception:
             logger.exception("worker %s: could not record its stop", self.worker_id)
         finally:
             self.store.close()
 
+    def _time_out_overdue(self, now: float) -> None:
+        with self._active_lock:
+            overdue = [claim for claim, deadline in self._active.values() if deadline <= now]
+            for claim in overdue:
+                del self._active[claim.execution_id]
+        for claim in overdue:
+            self.store.time_out(claim)
+
     def _stop_heartbeat(self) -> None:
-        self._heartbeat_stop.set()
+        self._heartbeat_stopping = True
+        self._heartbeat_wake.set()
         if self._heartbeat is not None:
             self._heartbeat.join(5)
 
@@ -273,7 +311,8 @@ class Worker:
     def _supervise(self) -> None:
         """Run the loop threads; once stopped, wait ``grace_period`` for running jobs,
         then return the unfinished ones to the queue."""
-        self._ensure_heartbeat()
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._start_heartbeat()
         threads = [
             threading.Thread(target=self._loop, args=(i,), name=f"{self.worker_id}-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -290,7 +329,8 @@ class Worker:
             alive[0].join(SUPERVISE_INTERVAL)
             alive = [thread for thread in alive if thread.is_alive()]
         with self._active_lock:
-            unfinished = list(self._active.values())
+            unfinished = [claim for claim, _ in self._active.values()]
+            self._active.clear()
         if unfinished:
             released = self.store.release(unfinished)
             logger.warning("worker %s: grace period over; %d unfinished job(s) returned to the "

@@ -18,8 +18,7 @@ GIGQ_JOB_KEYS = {
     "result", "error", "started_at", "completed_at", "worker_id", "pass_parent_results",
     "retry_delay", "retry_after",
 }
-GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "timeout_at",
-                      "lease_expires_at", "serializer"}
+GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "serializer"}
 EXECUTION_KEYS = {"id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error"}
 ALL_STATUSES = {s.value for s in JobStatus}
 

@@ -9,7 +9,9 @@ never decodes params or results.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+
+from ..job import DEFAULT_TIMEOUT
 
 Row = dict[str, Any]
 
@@ -34,9 +36,10 @@ class NewJob:
     serializer: str
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    """One attempt at a job, as a worker sees it. ``execution_id`` fences its writes."""
+class ClaimedJob(NamedTuple):
+    """One attempt at a job, as a worker sees it. ``execution_id`` fences its writes.
+
+    A named tuple: one is built per job on the worker's hot path."""
 
     id: str
     name: str
@@ -49,6 +52,7 @@ class ClaimedJob:
     pass_parent_results: bool | None
     has_dependencies: bool
     serializer: str
+    timeout: float
     execution_id: str
     worker_id: str
 
@@ -84,9 +88,9 @@ class Store(Protocol):
         was cancelled is stored as upstream_failed.
         """
 
-    def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
-        """Mark the best ready job running for ``worker_id`` under a lease of
-        ``lease_timeout`` seconds, and open an execution row."""
+    def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
+        """Mark the best ready job running for ``worker_id`` as attempt ``execution_id``
+        (``f"{instance}-{n}"``: the registered worker instance, then its own counter)."""
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""
@@ -95,20 +99,25 @@ class Store(Protocol):
         """Record a failed attempt: back to pending after ``retry_delay``, or failed for good
         (descendants become upstream_failed). False when the claim went stale."""
 
-    def expire_overdue(self) -> int:
-        """Requeue, time out or fail running jobs past their timeout or their lease;
-        returns how many."""
+    def time_out(self, claim: ClaimedJob) -> bool:
+        """End an attempt past its timeout (its worker calls this): requeue the job while
+        attempts remain, else end it timeout. False when the attempt had already ended."""
+
+    def reclaim_lost(self) -> int:
+        """Requeue or fail the running jobs of workers whose heartbeat stopped for longer
+        than their lease_timeout; returns how many."""
 
     def release(self, claims: Sequence[ClaimedJob]) -> int:
         """Return unfinished jobs of a stopping worker to the queue (attempt not counted)."""
 
-    def register_worker(self, worker_id: str, concurrency: int, lease_timeout: float) -> None:
-        """Record a worker process (host, pid, start, heartbeat)."""
+    def register_worker(self, instance: str, worker_id: str, concurrency: int,
+                        lease_timeout: float) -> None:
+        """Record a worker process (host, pid, start, heartbeat) under a new ``instance``."""
 
-    def heartbeat(self, worker_id: str, execution_ids: Sequence[str], lease_timeout: float) -> int:
-        """Renew the worker's heartbeat and its attempts' leases."""
+    def heartbeat(self, instance: str) -> None:
+        """Renew the lease of the worker ``instance`` (and so of all its running attempts)."""
 
-    def unregister_worker(self, worker_id: str) -> None:
+    def unregister_worker(self, instance: str) -> None:
         """Mark a worker stopped."""
 
     def cancel(self, job_id: str) -> bool:

@@ -3,7 +3,7 @@
 Claims take the best ready row with ``FOR UPDATE SKIP LOCKED`` (no table locks);
 commits that make work ready send ``NOTIFY``, which one listener thread per process
 turns into wake-ups, so dependents start within milliseconds on any host. Hosts'
-clocks should be synchronised (NTP): leases and timeouts compare wall-clock times.
+clocks should be synchronised (NTP): workers' leases compare wall-clock times.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class PostgresStore(SQLStore):
     execution_order = "seq"
     lock_shared = "FOR SHARE"
     lock_skip = "FOR UPDATE SKIP LOCKED"
+    lock_update = "FOR UPDATE"
 
     def __init__(self, url: str, *, initialize: bool = True) -> None:
         self.db = PostgresConnections(url)
@@ -48,21 +49,20 @@ class PostgresStore(SQLStore):
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
-                  stamp: Callable[[], tuple[str, float]]) -> tuple[Any, str | None]:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
+                  stamp: Callable[[], str]) -> tuple[Any, str | None]:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
-        ready_at, _ = stamp()
         picked = tx.execute(
-            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (ready_at,)
+            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (stamp(),)
         ).fetchone()
         if picked is None:
             return None, None
-        now, clock = stamp()
+        now = stamp()
         row = tx.execute(
             f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}",
-            (worker_id, now, now, execution_id, clock, clock + lease_timeout, picked[0]),
+            (worker_id, now, now, execution_id, picked[0]),
         ).fetchone()
         return row, now
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SchemaVersionError
-from .sql_common import JOB_INDEXES
+from .sql_common import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs, now_iso
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
@@ -44,8 +44,6 @@ TABLES = (
         workflow_id TEXT,
         pending_deps INTEGER NOT NULL DEFAULT 0,
         execution_id TEXT,
-        timeout_at DOUBLE PRECISION,
-        lease_expires_at DOUBLE PRECISION,
         serializer TEXT NOT NULL DEFAULT 'json',
         seq BIGSERIAL
     )""",
@@ -72,18 +70,36 @@ TABLES = (
         created_at TEXT NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS workers (
-        id TEXT PRIMARY KEY,
+        instance TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,
         concurrency INTEGER NOT NULL,
         lease_timeout DOUBLE PRECISION NOT NULL,
         started_at TEXT NOT NULL,
         last_heartbeat DOUBLE PRECISION NOT NULL,
-        stopped_at TEXT
+        stopped_at TEXT,
+        reclaimed_at TEXT
     )""",
     *JOB_INDEXES,
     "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",
+    f"CREATE OR REPLACE VIEW job_attempts AS {ATTEMPTS_QUERY}",
 )
+
+# Version 1 kept a lease per running job, an index of running jobs and every attempt in
+# job_executions; its workers were keyed by name. Run before TABLES.
+UPGRADE_FROM_1 = (
+    "DROP INDEX IF EXISTS idx_jobs_running",
+    "ALTER TABLE jobs DROP COLUMN IF EXISTS timeout_at",
+    "ALTER TABLE jobs DROP COLUMN IF EXISTS lease_expires_at",
+    "UPDATE jobs SET execution_id = NULL WHERE status NOT IN ('running', 'completed', 'failed')",
+    "DELETE FROM job_executions e USING jobs j WHERE j.execution_id = e.id",
+    "ALTER TABLE workers RENAME TO workers_1",
+)
+COPY_WORKERS_1 = """INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout,
+        started_at, last_heartbeat, stopped_at)
+    SELECT id, id, host, pid, concurrency, lease_timeout, started_at, last_heartbeat,
+        COALESCE(stopped_at, ?) FROM workers_1"""
 
 
 def recorded_version(tx: Any, schema: str) -> int:
@@ -106,15 +122,21 @@ def migrate(tx: Any, schema: str, location: str) -> None:
     tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"gigq_flow:{schema}",))
     tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     tx.execute(f'SET LOCAL search_path TO "{schema}"')
-    for statement in TABLES:
-        tx.execute(statement)
-    row = tx.execute("SELECT value FROM gigq_flow_meta WHERE key = 'schema_version'").fetchone()
-    version = int(row[0]) if row else 0
+    version = recorded_version(tx, schema)
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"schema {schema!r} of {location} was written by a newer gigq_flow (schema "
             f"{version}, this one reads up to {SCHEMA_VERSION}); upgrade gigq_flow"
         )
+    if version == 1:
+        for statement in UPGRADE_FROM_1:
+            tx.execute(statement)
+    for statement in TABLES:
+        tx.execute(statement)
+    if version == 1:
+        tx.execute(COPY_WORKERS_1, (now_iso(),))
+        tx.execute("DROP TABLE workers_1")
+    adopt_running_jobs(tx)
     tx.execute(
         "INSERT INTO gigq_flow_meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

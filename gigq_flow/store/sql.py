@@ -13,18 +13,19 @@ import logging
 import os
 import socket
 import time
-import uuid
 from typing import Any, Callable, Sequence
 
 from ..errors import DuplicateJobError, UnknownDependencyError
 from ..job import JobStatus
-from .base import ClaimedJob, NewJob, WorkflowRecord
+from .base import DEFAULT_TIMEOUT, ClaimedJob, NewJob, WorkflowRecord
 from .sql_common import (
     CLAIM_RETURNING,
     CLAIM_SET,
+    COMPLETE_SET,
     DESCENDANTS,
     FINAL,
     FINAL_MARKS,
+    HELD,
     READY,
     Transport,
     Tx,
@@ -39,7 +40,7 @@ from .wakeup import WakeSignal
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLAIM_RETURNING", "CLAIM_SET", "READY", "SQLStore", "Tx"]
+__all__ = ["CLAIM_RETURNING", "CLAIM_SET", "COMPLETE_SET", "HELD", "READY", "SQLStore", "Tx"]
 
 
 class SQLStore(SQLReads, SQLCopy):
@@ -55,21 +56,28 @@ class SQLStore(SQLReads, SQLCopy):
     #: Suffixes that lock the rows a transaction reads before acting on them. SQLite's
     #: write transactions are serialized (BEGIN IMMEDIATE) and need none; a server
     #: backend locks the parents a submit counts (against a concurrent completion or
-    #: failure) and the overdue jobs it expires (against a concurrent expiry or claim).
+    #: failure), the lost workers it reclaims (against a concurrent reclaim) and their
+    #: running jobs (against a concurrent completion).
     lock_shared = ""
     lock_skip = ""
+    lock_update = ""
 
     # -- hooks for the backend --------------------------------------------------------------
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str, lease_timeout: float,
-                  stamp: Callable[[], tuple[str, float]]) -> tuple[Any, str | None]:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
+                  stamp: Callable[[], str]) -> tuple[Any, str | None]:
         """Mark the best ready job running (CLAIM_SET); return its CLAIM_RETURNING row (or
         None) and the timestamp written as its start.
 
-        ``stamp()`` reads the clock (ISO time, epoch seconds). The start must be read once
-        the claim is ordered after every commit it sees (the write lock, a row lock), so
-        that a job never starts before its parents' ``completed_at``.
+        ``stamp()`` reads the clock. The start must be read once the claim is ordered
+        after every commit it sees (the write lock, a row lock), so that a job never
+        starts before its parents' ``completed_at``.
         """
         raise NotImplementedError
+
+    def complete_childless(self, claim: ClaimedJob, result: Any, now: str) -> bool:
+        """Complete a job that has no children in one statement, if the backend can check
+        and write atomically; False when it did not (children, a stale claim, or no way)."""
+        return False
 
     def blob(self, value: str | bytes | None) -> Any:
         """An encoded payload as the driver stores it."""
@@ -159,57 +167,48 @@ class SQLStore(SQLReads, SQLCopy):
             )
 
     # -- the worker's path --------------------------------------------------------------------
-    def claim(self, worker_id: str, lease_timeout: float) -> ClaimedJob | None:
-        execution_id = str(uuid.uuid4())
-
-        def stamp() -> tuple[str, float]:
-            return now_iso(), time.time()
-
-        def body(tx: Tx) -> Any:
-            row, now = self.claim_row(tx, worker_id, execution_id, lease_timeout, stamp)
-            if row is not None:
-                tx.execute(
-                    "INSERT INTO job_executions (id, job_id, worker_id, status, started_at) "
-                    "VALUES (?, ?, ?, 'running', ?)",
-                    (execution_id, row[0], worker_id, now),
-                )
-            return row
-
-        row = self.db.run(body)
+    # A job row holds its latest attempt (``execution_id``, ``worker_id``, ``started_at``,
+    # ``completed_at``, ``result``, ``error``) while it runs and once it completed or failed
+    # for good. An attempt that ends any other way (a retry, a timeout, a lost worker, a
+    # shutdown, a requeue) moves to ``job_executions``: the success path writes no
+    # attempt row. Every write of an attempt is fenced by its ``execution_id``.
+    def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
+        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso)[0])
         if row is None:
             return None
         pass_parent = row[8]
         return ClaimedJob(
-            id=row[0], name=row[1], function_module=row[2], function_name=row[3],
-            params=row[4], attempts=row[5], max_attempts=row[6], retry_delay=row[7] or 0,
-            pass_parent_results=None if pass_parent is None else bool(pass_parent),
-            has_dependencies=bool(row[9]), serializer=row[10] or "json",
-            execution_id=execution_id, worker_id=worker_id,
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or 0,
+            None if pass_parent is None else bool(pass_parent), bool(row[9]), row[10] or "json",
+            row[11] or DEFAULT_TIMEOUT, execution_id, worker_id,
         )
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)
+        if self.complete_childless(claim, stored, now_iso()):
+            self.wake.bump()
+            return True
 
         def body(tx: Tx) -> bool:
             now = now_iso()
-            current = tx.execute(
-                """UPDATE jobs SET status = 'completed', result = ?, error = NULL,
-                       completed_at = ?, updated_at = ?, timeout_at = NULL,
-                       lease_expires_at = NULL
-                   WHERE id = ? AND execution_id = ? AND status = 'running'""",
-                (stored, now, now, claim.id, claim.execution_id),
-            ).rowcount == 1
-            if current:
+            row = tx.execute(
+                f"""UPDATE jobs SET {COMPLETE_SET} WHERE {HELD}
+                    RETURNING EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on = ?)""",
+                (stored, now, now, claim.id, claim.execution_id, claim.id),
+            ).fetchone()
+            if row is None:
+                self._note_stale(tx, claim, "completed", now)
+                return False
+            if row[0]:  # it has children: one parent fewer to wait for
                 counts = tx.execute(
                     "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
                     "(SELECT job_id FROM job_dependencies WHERE depends_on = ?) "
                     "RETURNING pending_deps",
                     (claim.id,),
                 ).fetchall()
-                if any(row[0] == 0 for row in counts):  # a child became ready
+                if any(count[0] == 0 for count in counts):  # a child became ready
                     self.announce(tx)
-            self._close_execution(tx, claim, current, "completed", now, stored, None)
-            return current
+            return True
 
         current = self.db.run(body)
         if current:
@@ -218,47 +217,54 @@ class SQLStore(SQLReads, SQLCopy):
 
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
         def body(tx: Tx) -> bool:
-            now, retry_after = now_iso(), later_iso(claim.retry_delay)
+            now = now_iso()
             if retry:
-                current = tx.execute(
-                    """UPDATE jobs SET status = 'pending', error = ?, updated_at = ?,
-                           worker_id = NULL, retry_after = ?, timeout_at = NULL,
-                           lease_expires_at = NULL
-                       WHERE id = ? AND execution_id = ? AND status = 'running'""",
-                    (error, now, retry_after, claim.id, claim.execution_id),
-                ).rowcount == 1
-                if current:
-                    self.announce(tx)
-            else:
-                current = tx.execute(
-                    """UPDATE jobs SET status = 'failed', error = ?, updated_at = ?,
-                           completed_at = ?, timeout_at = NULL,
-                           lease_expires_at = NULL
-                       WHERE id = ? AND execution_id = ? AND status = 'running'""",
-                    (error, now, now, claim.id, claim.execution_id),
-                ).rowcount == 1
-                if current:
-                    self._propagate_failure(tx, claim.id, now)
-            self._close_execution(tx, claim, current, "failed", now, None, error)
-            return current
+                if not self._archive_attempt(tx, claim.id, claim.execution_id, "failed", now,
+                                             error):
+                    self._note_stale(tx, claim, "failed", now)
+                    return False
+                tx.execute(
+                    "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
+                    "worker_id = NULL, execution_id = NULL, retry_after = ? WHERE id = ?",
+                    (error, now, later_iso(claim.retry_delay), claim.id),
+                )
+                self.announce(tx)
+                return True
+            if tx.execute(
+                f"UPDATE jobs SET status = 'failed', error = ?, updated_at = ?, completed_at = ? "
+                f"WHERE {HELD}",
+                (error, now, now, claim.id, claim.execution_id),
+            ).rowcount != 1:
+                self._note_stale(tx, claim, "failed", now)
+                return False
+            self._propagate_failure(tx, claim.id, now)
+            return True
 
         current = self.db.run(body)
         if current:
             self.wake.bump()
         return current
 
+    def _archive_attempt(self, tx: Tx, job_id: str, execution_id: str, status: str, now: str,
+                         error: str | None) -> bool:
+        """Move the attempt a running job row holds to ``job_executions``, ended with
+        ``status``; False when the row no longer holds it (the attempt went stale)."""
+        held = tx.execute(
+            f"SELECT worker_id, started_at FROM jobs WHERE {HELD} {self.lock_update}",
+            (job_id, execution_id),
+        ).fetchone()
+        if held is None:
+            return False
+        tx.execute(
+            "INSERT INTO job_executions (id, job_id, worker_id, status, started_at, completed_at, "
+            "result, error) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+            (execution_id, job_id, held[0], status, held[1], now, error),
+        )
+        return True
+
     @staticmethod
-    def _close_execution(
-        tx: Tx, claim: ClaimedJob, current: bool, status: str, now: str, result: Any,
-        error: str | None,
-    ) -> None:
-        if current:
-            tx.execute(
-                "UPDATE job_executions SET status = ?, completed_at = ?, result = ?, error = ? "
-                "WHERE job_id = ? AND id = ?",
-                (status, now, result, error, claim.id, claim.execution_id),
-            )
-            return
+    def _note_stale(tx: Tx, claim: ClaimedJob, status: str, now: str) -> None:
+        """An attempt ended after its job was reclaimed: keep the job, note it on the attempt."""
         logger.warning("job %s: attempt %s ended after the job was reclaimed; its outcome is "
                        "discarded", claim.id, claim.execution_id)
         tx.execute(
@@ -268,55 +274,78 @@ class SQLStore(SQLReads, SQLCopy):
                   "outcome discarded", claim.id, claim.execution_id),
         )
 
-    def expire_overdue(self) -> int:
-        """Running jobs past their timeout, or whose worker stopped renewing its lease, are
-        requeued while attempts remain, else end timeout (or failed, for a lost worker)."""
+    def _end_attempt(self, tx: Tx, job_id: str, execution_id: str, attempt_status: str,
+                     final_status: str, error: str, now: str) -> bool:
+        """End a running attempt its worker did not finish: requeue the job while attempts
+        remain, else end it ``final_status``. False when the attempt had already ended."""
+        if not self._archive_attempt(tx, job_id, execution_id, attempt_status, now, error):
+            return False
+        attempts, max_attempts, retry_delay = tx.execute(
+            "SELECT attempts, max_attempts, retry_delay FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        logger.warning("job %s: %s", job_id, error)
+        if attempts < max_attempts:
+            tx.execute(
+                "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
+                "worker_id = NULL, execution_id = NULL, retry_after = ? WHERE id = ?",
+                (error, now, later_iso(retry_delay), job_id),
+            )
+        else:
+            tx.execute(
+                "UPDATE jobs SET status = ?, error = ?, updated_at = ?, completed_at = ?, "
+                "worker_id = NULL, execution_id = NULL WHERE id = ?",
+                (final_status, error, now, now, job_id),
+            )
+            self._propagate_failure(tx, job_id, now)
+        return True
+
+    def time_out(self, claim: ClaimedJob) -> bool:
+        def body(tx: Tx) -> bool:
+            ended = self._end_attempt(
+                tx, claim.id, claim.execution_id, "timeout", "timeout",
+                f"Job timed out after {claim.timeout:g} seconds", now_iso(),
+            )
+            if ended:
+                self.announce(tx)
+            return ended
+
+        ended = self.db.run(body)
+        if ended:
+            self.wake.bump()
+        return ended
+
+    def reclaim_lost(self) -> int:
+        """Running jobs of workers whose heartbeat stopped for longer than their
+        lease_timeout are requeued while attempts remain, else failed."""
         clock = time.time()
-        overdue_sql = (
-            "SELECT id, attempts, max_attempts, retry_delay, timeout, worker_id, "
-            "CASE WHEN timeout_at < ? THEN 1 ELSE 0 END FROM jobs WHERE status = 'running' "
-            "AND (timeout_at < ? OR lease_expires_at < ?)"
+        lost_sql = (
+            "SELECT instance, id FROM workers WHERE stopped_at IS NULL "
+            "AND reclaimed_at IS NULL AND last_heartbeat + lease_timeout < ?"
         )
-        if not self.db.read(overdue_sql, (clock, clock, clock)):
+        if not self.db.read(lost_sql, (clock,)):
             return 0
 
         def body(tx: Tx) -> int:
             now = now_iso()
-            overdue = tx.execute(f"{overdue_sql} {self.lock_skip}", (clock, clock, clock)).fetchall()
-            for job_id, attempts, max_attempts, retry_delay, timeout, worker, timed_out in overdue:
-                if timed_out:
-                    error = f"Job timed out after {timeout} seconds"
-                    execution_status = final = "timeout"
-                else:
-                    error = f"worker {worker} stopped renewing its lease (presumed dead)"
-                    execution_status, final = "lost", "failed"
-                logger.warning("job %s: %s", job_id, error)
-                if attempts < max_attempts:
-                    tx.execute(
-                        "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
-                        "worker_id = NULL, retry_after = ?, timeout_at = NULL, "
-                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
-                        (error, now, later_iso(retry_delay), job_id),
-                    )
-                else:
-                    tx.execute(
-                        "UPDATE jobs SET status = ?, error = ?, updated_at = ?, "
-                        "completed_at = ?, worker_id = NULL, timeout_at = NULL, "
-                        "lease_expires_at = NULL, execution_id = NULL WHERE id = ?",
-                        (final, error, now, now, job_id),
-                    )
-                    self._propagate_failure(tx, job_id, now)
-                tx.execute(
-                    "UPDATE job_executions SET status = ?, completed_at = ?, error = ? "
-                    "WHERE job_id = ? AND status = 'running'",
-                    (execution_status, now, error, job_id),
-                )
+            reclaimed = 0
+            for instance, worker in tx.execute(f"{lost_sql} {self.lock_skip}", (clock,)).fetchall():
+                tx.execute("UPDATE workers SET reclaimed_at = ? WHERE instance = ?", (now, instance))
+                # No index leads to running jobs: this reads the table, as rarely as workers die.
+                running = tx.execute(
+                    f"SELECT id, execution_id FROM jobs WHERE status = 'running' "
+                    f"AND execution_id LIKE ? {self.lock_update}",
+                    (f"{instance}-%",),
+                ).fetchall()
+                error = f"worker {worker} stopped renewing its lease (presumed dead)"
+                for job_id, execution_id in running:
+                    reclaimed += self._end_attempt(tx, job_id, execution_id, "lost", "failed",
+                                                   error, now)
             self.announce(tx)
-            return len(overdue)
+            return reclaimed
 
-        expired = self.db.run(body)
+        reclaimed = self.db.run(body)
         self.wake.bump()
-        return expired
+        return reclaimed
 
     def release(self, claims: Sequence[ClaimedJob]) -> int:
         """Return jobs a stopping worker could not finish to the queue; the interrupted
@@ -326,21 +355,18 @@ class SQLStore(SQLReads, SQLCopy):
             now = now_iso()
             released = 0
             for claim in claims:
-                if tx.execute(
+                if not self._archive_attempt(
+                    tx, claim.id, claim.execution_id, "interrupted", now,
+                    "worker shut down before the job finished; returned to the queue",
+                ):
+                    continue
+                released += 1
+                tx.execute(
                     "UPDATE jobs SET status = 'pending', "
                     "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
-                    "worker_id = NULL, execution_id = NULL, timeout_at = NULL, "
-                    "lease_expires_at = NULL, updated_at = ? "
-                    "WHERE id = ? AND execution_id = ? AND status = 'running'",
-                    (now, claim.id, claim.execution_id),
-                ).rowcount:
-                    released += 1
-                    tx.execute(
-                        "UPDATE job_executions SET status = 'interrupted', completed_at = ?, "
-                        "error = 'worker shut down before the job finished; returned to the "
-                        "queue' WHERE job_id = ? AND id = ?",
-                        (now, claim.id, claim.execution_id),
-                    )
+                    "worker_id = NULL, execution_id = NULL, updated_at = ? WHERE id = ?",
+                    (now, claim.id),
+                )
             self.announce(tx)
             return released
 
@@ -349,39 +375,27 @@ class SQLStore(SQLReads, SQLCopy):
         return released
 
     # -- workers ------------------------------------------------------------------------------
-    def register_worker(self, worker_id: str, concurrency: int, lease_timeout: float) -> None:
+    def register_worker(self, instance: str, worker_id: str, concurrency: int,
+                        lease_timeout: float) -> None:
         self.db.run(lambda tx: tx.execute(
-            """INSERT INTO workers (id, host, pid, concurrency, lease_timeout, started_at,
-                   last_heartbeat, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
-               ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-                   concurrency = excluded.concurrency, lease_timeout = excluded.lease_timeout,
-                   started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
-                   stopped_at = NULL""",
-            (worker_id, socket.gethostname(), os.getpid(), concurrency, lease_timeout,
+            """INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout,
+                   started_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (instance) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
+                   stopped_at = NULL, reclaimed_at = NULL""",
+            (instance, worker_id, socket.gethostname(), os.getpid(), concurrency, lease_timeout,
              now_iso(), time.time()),
         ))
 
-    def heartbeat(self, worker_id: str, execution_ids: Sequence[str], lease_timeout: float) -> int:
-        """Renew the leases of this worker's running attempts; returns how many it still holds."""
-        clock = time.time()
-        ids = sorted(execution_ids)
-
-        def body(tx: Tx) -> int:
-            tx.execute("UPDATE workers SET last_heartbeat = ? WHERE id = ?", (clock, worker_id))
-            renewed = 0
-            for chunk in chunks(ids):
-                renewed += tx.execute(
-                    f"UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' "
-                    f"AND execution_id IN ({marks(chunk)})",
-                    (clock + lease_timeout, *chunk),
-                ).rowcount
-            return renewed
-
-        return self.db.run(body)
-
-    def unregister_worker(self, worker_id: str) -> None:
+    def heartbeat(self, instance: str) -> None:
+        """Renew the lease of every running attempt of the worker ``instance``."""
         self.db.run(lambda tx: tx.execute(
-            "UPDATE workers SET stopped_at = ? WHERE id = ?", (now_iso(), worker_id)))
+            "UPDATE workers SET last_heartbeat = ?, reclaimed_at = NULL WHERE instance = ?",
+            (time.time(), instance),
+        ))
+
+    def unregister_worker(self, instance: str) -> None:
+        self.db.run(lambda tx: tx.execute(
+            "UPDATE workers SET stopped_at = ? WHERE instance = ?", (now_iso(), instance)))
 
     # -- failure propagation, cancel, requeue ----------------------------------------------
     def _propagate_failure(self, tx: Tx, job_id: str, now: str) -> None:
@@ -418,10 +432,18 @@ class SQLStore(SQLReads, SQLCopy):
 
         def body(tx: Tx) -> bool:
             now = now_iso()
+            tx.execute(  # the failed attempt the row holds becomes history
+                f"""INSERT INTO job_executions (id, job_id, worker_id, status, started_at,
+                        completed_at, result, error)
+                    SELECT execution_id, id, worker_id, status, started_at, completed_at,
+                        NULL, error FROM jobs
+                    WHERE id = ? AND execution_id IS NOT NULL AND status IN ({FINAL_MARKS})""",
+                (job_id, *FINAL),
+            )
             requeued = tx.execute(
                 f"""UPDATE jobs SET status = 'pending', attempts = 0, error = NULL,
                         retry_after = NULL, completed_at = NULL, updated_at = ?,
-                        execution_id = NULL, lease_expires_at = NULL
+                        worker_id = NULL, execution_id = NULL
                     WHERE id = ? AND status IN ({FINAL_MARKS})""",
                 (now, job_id, *FINAL),
             ).rowcount == 1

@@ -5,6 +5,8 @@ Statements use ``?`` placeholders; a transport may rewrite them for its driver.
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
@@ -12,6 +14,7 @@ from ..job import FINAL_FAILURES
 from .base import Row
 
 SQL_CHUNK = 500
+ADOPTED_WORKER = "worker before migration"
 FINAL = tuple(status.value for status in FINAL_FAILURES)
 FINAL_MARKS = ", ".join("?" * len(FINAL))
 DESCENDANTS = """
@@ -22,23 +25,40 @@ DESCENDANTS = """
 READY = """status = 'pending' AND pending_deps = 0
     AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
 CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
-    attempts = attempts + 1, execution_id = ?, timeout_at = ? + COALESCE(timeout, 300),
-    lease_expires_at = ?"""
+    attempts = attempts + 1, execution_id = ?"""
+COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at = ?,
+    updated_at = ?"""
+HELD = "id = ? AND execution_id = ? AND status = 'running'"
+"""The fence of an attempt's writes: the job row still holds the attempt."""
 CLAIM_RETURNING = """RETURNING id, name, function_module, function_name, params, attempts,
     max_attempts, retry_delay, pass_parent_results,
-    dependencies NOT IN ('[]', '', 'null'), serializer"""
+    dependencies NOT IN ('[]', '', 'null'), serializer, timeout"""
 
 #: The indexes both backends create: the claim reads the head of ``idx_jobs_ready``, so
 #: its cost does not depend on how many jobs wait; completions find children through
-#: ``idx_job_dependencies_parent``; overdue checks read ``idx_jobs_running``.
+#: ``idx_job_dependencies_parent``; the search for lost workers reads
+#: ``idx_workers_live``. Running jobs have no index: a claim and a completion then each
+#: write one page less, and running jobs are found through their worker (see ``sql.py``).
 JOB_INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
     """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
         WHERE status = 'pending' AND pending_deps = 0""",
-    "CREATE INDEX IF NOT EXISTS idx_jobs_running ON jobs (worker_id) WHERE status = 'running'",
     "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
+    """CREATE INDEX IF NOT EXISTS idx_workers_live ON workers (last_heartbeat)
+        WHERE stopped_at IS NULL AND reclaimed_at IS NULL""",
 )
+
+#: The ``job_attempts`` view: every attempt at every job, the ended ones that
+#: ``job_executions`` keeps and the one a job row holds (its latest, while it runs and
+#: once it completed or failed for good).
+ATTEMPTS_QUERY = """
+    SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
+        0 AS is_current
+    FROM job_executions
+    UNION ALL
+    SELECT execution_id, id, worker_id, status, started_at, completed_at, result, error, 1
+    FROM jobs WHERE execution_id IS NOT NULL"""
 
 T = TypeVar("T")
 
@@ -89,3 +109,27 @@ def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 
 def marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
+
+
+def adopt_running_jobs(tx: Tx) -> None:
+    """Jobs an older worker left running get a stand-in worker whose lease ends when the
+    last of their timeouts does: then any worker reclaims them as lost."""
+    rows = tx.execute("SELECT id, started_at, timeout FROM jobs WHERE status = 'running'").fetchall()
+    if not rows:
+        return
+    deadlines = []
+    for _, started_at, timeout in rows:
+        try:
+            started = datetime.fromisoformat(started_at).timestamp()
+        except (TypeError, ValueError):
+            started = time.time()
+        deadlines.append(started + (timeout or 300))
+    instance = uuid.uuid4().hex
+    tx.execute(
+        "INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout, started_at, "
+        "last_heartbeat) VALUES (?, ?, '', 0, 0, 0, ?, ?)",
+        (instance, ADOPTED_WORKER, now_iso(), max(deadlines)),
+    )
+    for n, (job_id, _, _) in enumerate(rows):
+        tx.execute("DELETE FROM job_executions WHERE job_id = ? AND status = 'running'", (job_id,))
+        tx.execute("UPDATE jobs SET execution_id = ? WHERE id = ?", (f"{instance}-{n}", job_id))

@@ -16,17 +16,17 @@ COPIED_COLUMNS = {
              "dependencies", "max_attempts", "timeout", "description", "status", "created_at",
              "updated_at", "attempts", "result", "error", "started_at", "completed_at",
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
-             "pending_deps", "execution_id", "timeout_at", "lease_expires_at", "serializer"),
+             "pending_deps", "execution_id", "serializer"),
     "job_dependencies": ("job_id", "depends_on", "position"),
     "job_executions": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error"),
-    "workers": ("id", "host", "pid", "concurrency", "lease_timeout", "started_at",
-                "last_heartbeat", "stopped_at"),
+    "workers": ("instance", "id", "host", "pid", "concurrency", "lease_timeout", "started_at",
+                "last_heartbeat", "stopped_at", "reclaimed_at"),
 }
 COPY_ORDER = {
     "workflows": "created_at, id", "jobs": "created_at, {order}",
     "job_dependencies": "job_id, position", "job_executions": "started_at, {execution_order}",
-    "workers": "started_at, id",
+    "workers": "started_at, instance",
 }
 PAYLOADS = {"jobs": ("params", "result"), "job_executions": ("result",)}
 

@@ -15,7 +15,6 @@ class SQLReads:
 
     db: Transport
     insertion_order: str
-    execution_order: str
 
     def get_job(self, job_id: str) -> Row | None:
         rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -24,7 +23,7 @@ class SQLReads:
     def get_executions(self, job_id: str) -> list[Row]:
         return self.db.read(
             "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
-            f"FROM job_executions WHERE job_id = ? ORDER BY started_at, {self.execution_order}",
+            "FROM job_attempts WHERE job_id = ? ORDER BY started_at, is_current, id",
             (job_id,),
         )
 
@@ -111,29 +110,33 @@ class SQLReads:
         return self.db.read(
             f"""SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
                     e.completed_at, e.error
-                FROM job_executions e JOIN jobs j ON j.id = e.job_id
-                WHERE j.workflow_id = ? ORDER BY e.started_at, e.{self.execution_order}""",
+                FROM job_attempts e JOIN jobs j ON j.id = e.job_id
+                WHERE j.workflow_id = ? ORDER BY e.started_at, e.is_current, e.id""",
             (workflow_id,),
         )
 
     def list_workers(self) -> list[Row]:
-        return self.db.read(
-            """SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.status = 'running'
-                   AND (j.worker_id = w.id OR j.worker_id LIKE w.id || '-%')) AS running_jobs
-               FROM workers w ORDER BY w.started_at DESC""")
+        workers = self.db.read("SELECT * FROM workers ORDER BY started_at DESC, instance")
+        running = {  # attempt ids start with their worker's instance (32 hex digits)
+            row["instance"]: row["n"] for row in self.db.read(
+                "SELECT substr(execution_id, 1, 32) AS instance, COUNT(*) AS n FROM jobs "
+                "WHERE status = 'running' GROUP BY substr(execution_id, 1, 32)")
+        }
+        for worker in workers:
+            worker["running_jobs"] = running.get(worker["instance"], 0)
+        return workers
 
     # -- deadlines ----------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """Seconds until a delayed retry becomes ready or a running job's deadline passes."""
+        """Seconds until a delayed retry becomes ready or a live worker's lease may lapse."""
         row = self.db.read(
             """SELECT (SELECT MIN(retry_after) FROM jobs WHERE status = 'pending'
                          AND pending_deps = 0 AND retry_after > ?) AS retry_after,
-                      (SELECT MIN(timeout_at) FROM jobs WHERE status = 'running') AS timeout_at,
-                      (SELECT MIN(lease_expires_at) FROM jobs WHERE status = 'running') AS lease""",
+                      (SELECT MIN(last_heartbeat + lease_timeout) FROM workers
+                         WHERE stopped_at IS NULL AND reclaimed_at IS NULL) AS lease""",
             (now_iso(),),
         )[0]
-        waits = [deadline - time.time() for deadline in (row["timeout_at"], row["lease"])
-                 if deadline is not None]
+        waits = [row["lease"] - time.time()] if row["lease"] is not None else []
         if row["retry_after"]:
             waits.append((datetime.fromisoformat(row["retry_after"]) - datetime.now()).total_seconds())
         return max(0.0, min(waits)) if waits else None

@@ -18,8 +18,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ..errors import ConfigurationError, DatabaseError
 
@@ -186,17 +185,23 @@ class SQLiteConnections:
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 0.02)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+    def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction: committed on success,
+        rolled back on error."""
         conn = self.connection()
         try:
-            self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise self.wrap(exc) from exc
+            if not (isinstance(exc, sqlite3.OperationalError) and is_locked(exc)):
+                raise self.wrap(exc) from exc
+            try:
+                self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
+                raise self.wrap(exc) from exc
         try:
-            yield conn
+            result = body(conn)
             conn.execute("COMMIT")
+            return result
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -206,10 +211,18 @@ class SQLiteConnections:
                 conn.execute("ROLLBACK")
             raise
 
-    def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``body`` in one write transaction."""
-        with self.transaction() as conn:
-            return body(conn)
+    def write(self, sql: str, args: Any = ()) -> int:
+        """Run one write statement as its own transaction; returns its row count."""
+        conn = self.connection()
+        try:
+            try:
+                return conn.execute(sql, args).rowcount
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                return self.retry_locked(lambda: conn.execute(sql, args).rowcount)
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
 
     def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         """Rows of one read statement as dicts (WAL: readers do not wait for writers)."""

@@ -1,21 +1,19 @@
-"""SQLite schema: creation, and migration of new, empty and GigQ 0.5 files in place.
+"""SQLite schema: creation, and migration of new, empty, GigQ 0.5 and older files in place.
 
 The ``jobs`` and ``job_executions`` tables keep every GigQ 0.5 column, so GigQ files
-open in place and GigQ-style SQL still reads them. The version is ``PRAGMA
-user_version``: 0 means a new file or a GigQ file.
+open in place and GigQ-style SQL still reads them; ``job_attempts`` lists every
+attempt. The version is ``PRAGMA user_version``: 0 means a new file or a GigQ file.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from datetime import datetime
 
 from ..errors import DatabaseError, SchemaVersionError
-from .sql_common import JOB_INDEXES
+from .sql_common import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs, now_iso
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 GIGQ_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -66,10 +64,23 @@ ADDED_JOB_COLUMNS = (
     ("workflow_id", "TEXT"),
     ("pending_deps", "INTEGER NOT NULL DEFAULT 0"),
     ("execution_id", "TEXT"),
-    ("timeout_at", "REAL"),
-    ("lease_expires_at", "REAL"),
     ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
 )
+
+# Worker processes, one row per start; ``instance`` prefixes the ids of their attempts.
+WORKERS_TABLE = """
+CREATE TABLE workers (
+    instance TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    concurrency INTEGER NOT NULL,
+    lease_timeout REAL NOT NULL,
+    started_at TEXT NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    stopped_at TEXT,
+    reclaimed_at TEXT
+)"""
 
 OUR_TABLES = (
     """CREATE TABLE IF NOT EXISTS job_dependencies (
@@ -82,16 +93,6 @@ OUR_TABLES = (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS workers (
-        id TEXT PRIMARY KEY,
-        host TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        concurrency INTEGER NOT NULL,
-        lease_timeout REAL NOT NULL,
-        started_at TEXT NOT NULL,
-        last_heartbeat REAL NOT NULL,
-        stopped_at TEXT
     )""",
 )
 
@@ -128,8 +129,13 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if check_version(conn, path) < SCHEMA_VERSION:  # another process may have won
-            _migrate_to_1(conn, path)
+        version = check_version(conn, path)  # another process may have won
+        if version == 0:
+            _create(conn, path)
+        elif version == 1:
+            _upgrade_from_1(conn)
+        if version < SCHEMA_VERSION:
+            adopt_running_jobs(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -137,7 +143,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
-def _migrate_to_1(conn: sqlite3.Connection, path: str) -> None:
+def _create(conn: sqlite3.Connection, path: str) -> None:
+    """A new file, or a GigQ file: GigQ's tables (kept when present), then ours."""
     had_executions = "job_executions" in table_names(conn)
     conn.execute(GIGQ_JOBS_TABLE)
     if had_executions:  # a GigQ file: keep its table, index it by job
@@ -149,10 +156,35 @@ def _migrate_to_1(conn: sqlite3.Connection, path: str) -> None:
     for name, declaration in ADDED_JOB_COLUMNS:
         if name not in columns:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
-    for statement in (*OUR_TABLES, *JOB_INDEXES):
+    for statement in (*OUR_TABLES, WORKERS_TABLE, *JOB_INDEXES):
         conn.execute(statement)
+    conn.execute(f"CREATE VIEW job_attempts AS {ATTEMPTS_QUERY}")
     _backfill_dependencies(conn, path)
-    _backfill_running_deadlines(conn)
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 kept every attempt in ``job_executions``, a lease per running job and an
+    index of running jobs; now a job row holds its latest attempt and workers hold leases."""
+    conn.execute("DROP INDEX IF EXISTS idx_jobs_running")
+    conn.execute("ALTER TABLE jobs DROP COLUMN timeout_at")
+    conn.execute("ALTER TABLE jobs DROP COLUMN lease_expires_at")
+    conn.execute("UPDATE jobs SET execution_id = NULL "
+                 "WHERE status NOT IN ('running', 'completed', 'failed')")
+    conn.execute("DELETE FROM job_executions WHERE id IN "
+                 "(SELECT execution_id FROM jobs WHERE execution_id IS NOT NULL)")
+    conn.execute("ALTER TABLE workers RENAME TO workers_1")
+    conn.execute(WORKERS_TABLE)
+    conn.execute(
+        """INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout, started_at,
+               last_heartbeat, stopped_at)
+           SELECT id, id, host, pid, concurrency, lease_timeout, started_at, last_heartbeat,
+               COALESCE(stopped_at, ?) FROM workers_1""",
+        (now_iso(),),
+    )
+    conn.execute("DROP TABLE workers_1")
+    for statement in JOB_INDEXES:
+        conn.execute(statement)
+    conn.execute(f"CREATE VIEW job_attempts AS {ATTEMPTS_QUERY}")
 
 
 def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:
@@ -186,18 +218,3 @@ def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:
                WHERE d.job_id = jobs.id AND p.status != 'completed')
            WHERE id IN (SELECT job_id FROM job_dependencies)"""
     )
-
-
-def _backfill_running_deadlines(conn: sqlite3.Connection) -> None:
-    """Give jobs a GigQ worker left running a deadline, so a timeout can reclaim them."""
-    rows = conn.execute(
-        "SELECT id, started_at, timeout FROM jobs WHERE status = 'running'"
-    ).fetchall()
-    for job_id, started_at, timeout in rows:
-        try:
-            started = datetime.fromisoformat(started_at).timestamp()
-        except (TypeError, ValueError):
-            started = time.time()
-        conn.execute(
-            "UPDATE jobs SET timeout_at = ? WHERE id = ?", (started + (timeout or 300), job_id)
-        )
