@@ -113,3 +113,21 @@ def sql(path: Path | str, statement: str, args: tuple = ()) -> list[tuple]:
         return rows
     finally:
         conn.close()
+
+
+def claim_as(location: Any, worker_id: str):
+    """Claim the best ready job through a store of its own, as a registered worker would;
+    returns (store, instance, claim)."""
+    import uuid
+
+    from gigq_flow.store import open_store
+
+    store, instance = open_store(location), uuid.uuid4().hex
+    store.register_worker(instance, worker_id, 1, 60)
+    return store, instance, store.claim(worker_id, f"{instance}-1")
+
+
+def lapse_lease(location: Any, instance: str) -> None:
+    """Make a worker's lease run out, as if it stopped sending heartbeats long ago."""
+    sql(location, "UPDATE workers SET last_heartbeat = 0 WHERE instance = ?", (instance,))
+

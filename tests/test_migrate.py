@@ -12,7 +12,7 @@ from gigq_flow import DatabaseError, Job, JobQueue, Worker, Workflow
 from gigq_flow.errors import DestinationNotEmptyError
 from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
-from helpers import drain, sql
+from helpers import claim_as, drain, lapse_lease, sql
 
 TABLES = ("workflows", "jobs", "job_dependencies", "job_executions", "workers")
 
@@ -108,10 +108,11 @@ def test_migration_between_files_and_back_runs_pending_jobs(tmp_path):
 def test_a_job_running_during_the_copy_is_reclaimed_on_the_destination(tmp_path):
     source, moved = tmp_path / "source.db", tmp_path / "moved.db"
     job_id = JobQueue(source).submit(Job("long", jobfuncs.identity, params={"value": 5}))
-    assert open_store(source).claim("old-host", lease_timeout=60) is not None
+    _, instance, claim = claim_as(source, "old-host")
+    assert claim is not None
     copy_queue(source, moved)
     assert JobQueue(moved).get_status(job_id)["status"] == "running"
-    sql(moved, "UPDATE jobs SET lease_expires_at = 0 WHERE id = ?", (job_id,))  # lease over
+    lapse_lease(moved, instance)  # the worker on the old host is gone
     drain(Worker(moved))
     status = JobQueue(moved).get_status(job_id)
     assert (status["status"], status["result"], status["attempts"]) == ("completed", 5, 2)

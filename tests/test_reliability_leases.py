@@ -1,8 +1,8 @@
 """Leases, heartbeats, fencing and poison jobs, with real worker processes.
 
-A worker process holds a lease on each job it runs and renews it from a heartbeat
-thread; when the process dies (SIGKILL) or freezes (SIGSTOP) past its lease, another
-worker reclaims the job, and whatever the first one writes afterwards is fenced off.
+A worker process holds a lease, renewed by its heartbeat thread, on the jobs it runs;
+when the process dies (SIGKILL) or freezes (SIGSTOP) past its lease, another worker
+reclaims the jobs, and whatever the first one writes afterwards is fenced off.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def pool(db_path, tmp_path):
 
 def job_row(db_path, job_id: str) -> dict:
     return open_store(db_path).get_job(job_id)
+
+
+def lease_end(db_path, worker_id: str) -> float:
+    """When the lease of the worker process named ``worker_id`` runs out (epoch seconds)."""
+    [(end,)] = sql(db_path, "SELECT last_heartbeat + lease_timeout FROM workers WHERE id = ?",
+                   (worker_id,))
+    return end
 
 
 def all_job_rows(db_path) -> list[tuple]:
@@ -95,8 +102,8 @@ def test_worker_frozen_past_its_lease_is_fenced(queue, db_path, tmp_path, pool, 
     stale_execution = job_row(db_path, job.id)["execution_id"]
 
     freeze(frozen, db_path)
-    lease_end = job_row(db_path, job.id)["lease_expires_at"]
-    wait_until(lambda: time.time() > lease_end + 0.1, 10, what="the lease runs out")
+    frozen_lease_end = lease_end(db_path, "frozen")
+    wait_until(lambda: time.time() > frozen_lease_end + 0.1, 10, what="the lease runs out")
     open(release, "w").close()  # from now on every attempt returns at once
 
     rescuer = Worker(db_path, worker_id="rescuer", lease_timeout=LEASE)

@@ -1,12 +1,12 @@
 """A Hypothesis state machine drives the SQLite store against a model of the job lifecycle.
 
-Rules: submit small DAGs, claim, heartbeat (live and stale attempts), complete and fail
-(with live or stale claims), lease expiry and timeout (deadlines moved into the past in
-the file), kill (a worker forgets its claim), release, cancel and requeue.
+Rules: submit small DAGs, claim, heartbeat, complete and fail (with live or stale
+claims), a worker's lease lapsing (its heartbeat moved into the past in the file) and a
+timeout, kill (a worker forgets its claim), release, cancel and requeue.
 
 Invariants, checked after every step against the file itself and against the model:
-- at most one live lease per job: one 'running' execution exactly when the job runs,
-  and it is the execution the job's fencing token names;
+- at most one live attempt per job: one 'running' attempt exactly when the job runs,
+  and it is the attempt the job's fencing token names;
 - terminal states stay terminal except through requeue; attempts only grow except
   through requeue and release;
 - a result comes only from the current lease: a stale claim's complete/fail returns
@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-import time
+import uuid
 from dataclasses import dataclass, field
 
 from helpers import sql
@@ -35,7 +35,7 @@ from gigq_flow.store.sqlite import SQLiteStore
 
 FINAL = {"failed", "timeout", "cancelled"}
 TERMINAL = FINAL | {"completed", "upstream_failed"}
-LEASE = 600.0  # leases expire only when a rule says so
+LEASE = 600.0  # leases lapse only when a rule says so
 WORKERS = ("w0", "w1", "w2")
 INDEX = st.integers(min_value=0, max_value=10_000)
 
@@ -67,6 +67,13 @@ class StoreMachine(RuleBasedStateMachine):
         self.resettable: set[str] = set()  # jobs the last rule may move back / down
         self.previous: dict[str, tuple[str, int]] = {}
         self.seq = 0
+        self.instances: dict[str, str] = {}  # model worker -> its registered instance
+        for worker in WORKERS:
+            self.start_worker(worker)
+
+    def start_worker(self, worker: str) -> None:
+        self.instances[worker] = uuid.uuid4().hex
+        self.store.register_worker(self.instances[worker], worker, 1, LEASE)
 
     def teardown(self) -> None:
         self.store.close()
@@ -155,7 +162,8 @@ class StoreMachine(RuleBasedStateMachine):
         ready = [j for j in self.jobs.values() if j.status == "pending"
                  and all(self.jobs[p].status == "completed" for p in j.parents)]
         expected = min(ready, key=lambda j: (-j.priority, j.order)) if ready else None
-        claim = self.store.claim(worker, LEASE)
+        self.seq += 1
+        claim = self.store.claim(worker, f"{self.instances[worker]}-{self.seq}")
         if expected is None:
             assert claim is None
             return
@@ -166,23 +174,11 @@ class StoreMachine(RuleBasedStateMachine):
         self.claims.append(claim)
         self.live.add(claim.execution_id)
 
-    @rule(worker=st.sampled_from(WORKERS), with_stale=st.booleans())
-    def heartbeat(self, worker: str, with_stale: bool) -> None:
-        mine = [c for c in self.claims if c.worker_id == worker
-                and (c.execution_id in self.live or (with_stale and not self.current(c)))]
-        before = self.sql("SELECT id, status, attempts, execution_id, result, "
-                          "lease_expires_at FROM jobs ORDER BY id")
-        clock = time.time()
-        renewed = self.store.heartbeat(worker, [c.execution_id for c in mine], LEASE)
-        assert renewed == sum(self.current(c) for c in mine)  # stale leases stay dead
-        after = self.sql("SELECT id, status, attempts, execution_id, result, "
-                         "lease_expires_at FROM jobs ORDER BY id")
-        renewed_ids = {c.id for c in mine if self.current(c)}
-        for old, new in zip(before, after, strict=True):
-            if old[0] in renewed_ids:
-                assert old[:5] == new[:5] and new[5] >= clock + LEASE - 1
-            else:
-                assert old == new
+    @rule(worker=st.sampled_from(WORKERS))
+    def heartbeat(self, worker: str) -> None:
+        before = self.jobs_table()
+        self.store.heartbeat(self.instances[worker])
+        assert self.jobs_table() == before  # a lease is the worker's: no job row is written
 
     @rule(index=INDEX)
     def complete(self, index: int) -> None:
@@ -217,25 +213,44 @@ class StoreMachine(RuleBasedStateMachine):
             self.assert_recorded_stale(claim, "failed")
 
     def assert_recorded_stale(self, claim: ClaimedJob, outcome: str) -> None:
-        [(error,)] = self.sql("SELECT error FROM job_executions WHERE id = ?",
-                              (claim.execution_id,))
-        assert f"stale: attempt ended as {outcome}" in error
+        archived = self.sql("SELECT error FROM job_executions WHERE id = ?", (claim.execution_id,))
+        if archived:  # the attempt was ended by someone else
+            assert f"stale: attempt ended as {outcome}" in archived[0][0]
+        else:  # the job row still holds it, as its own worker ended it
+            assert self.sql("SELECT status FROM jobs WHERE execution_id = ?",
+                            (claim.execution_id,))[0][0] in ("completed", "failed")
 
-    @rule(index=INDEX, deadline=st.sampled_from(["lease_expires_at", "timeout_at"]))
-    def expire(self, index: int, deadline: str) -> None:
-        """The worker stops renewing (or the job overruns its timeout)."""
+    @rule(index=INDEX)
+    def lose_worker(self, index: int) -> None:
+        """A worker stops renewing its lease: every job it runs is reclaimed."""
         job = self.pick_job(index, {"running"})
         if job is None:
             return
-        self.sql(f"UPDATE jobs SET {deadline} = 1 WHERE id = ?", (job.id,))
-        assert self.store.expire_overdue() == 1
+        worker = next(c.worker_id for c in self.claims if c.execution_id == job.execution)
+        held = [j for j in self.jobs.values()
+                if j.status == "running" and j.execution.startswith(self.instances[worker])]
+        self.sql("UPDATE workers SET last_heartbeat = 1 WHERE instance = ?",
+                 (self.instances[worker],))
+        assert self.store.reclaim_lost() == len(held)
+        for lost in held:
+            execution = lost.execution
+            self.end_attempt(lost, "pending" if lost.attempts < lost.max_attempts else "failed")
+            [(status,)] = self.sql("SELECT status FROM job_executions WHERE id = ?", (execution,))
+            assert status == "lost"
+        self.start_worker(worker)  # it comes back as a new process
+
+    @rule(index=INDEX)
+    def time_out(self, index: int) -> None:
+        """A job overruns its timeout: its worker ends the attempt."""
+        job = self.pick_job(index, {"running"})
+        if job is None:
+            return
+        claim = next(c for c in self.claims if c.execution_id == job.execution)
+        assert self.store.time_out(claim)
         execution = job.execution
-        if job.attempts < job.max_attempts:
-            self.end_attempt(job, "pending")
-        else:
-            self.end_attempt(job, "failed" if deadline == "lease_expires_at" else "timeout")
+        self.end_attempt(job, "pending" if job.attempts < job.max_attempts else "timeout")
         [(status,)] = self.sql("SELECT status FROM job_executions WHERE id = ?", (execution,))
-        assert status == ("lost" if deadline == "lease_expires_at" else "timeout")
+        assert status == "timeout"
 
     @rule(index=INDEX)
     def kill(self, index: int) -> None:
@@ -307,7 +322,7 @@ class StoreMachine(RuleBasedStateMachine):
         rows = {row[0]: row for row in self.sql(
             "SELECT id, status, attempts, execution_id, result, pending_deps FROM jobs")}
         executions: dict[str, list[tuple]] = {}
-        for row in self.sql("SELECT job_id, id, status, result FROM job_executions"):
+        for row in self.sql("SELECT job_id, id, status, result FROM job_attempts"):
             executions.setdefault(row[0], []).append(row[1:])
         assert set(rows) == set(self.jobs)
         for job in self.jobs.values():
@@ -315,7 +330,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert (status, attempts) == (job.status, job.attempts), job
             running = [e for e in executions.get(job.id, []) if e[1] == "running"]
             completed = [e for e in executions.get(job.id, []) if e[1] == "completed"]
-            # One live lease at most, and it is the one the job's fencing token names.
+            # One live attempt at most, and it is the one the job's fencing token names.
             assert len(running) == (status == "running")
             if status == "running":
                 assert running[0][0] == execution_id == job.execution

@@ -30,19 +30,21 @@ pytestmark = pytest.mark.contract
 
 # -- crash consistency -----------------------------------------------------------------------
 CRASH_SCRIPT = """
-import json, sys
+import json, sys, uuid
 import relfuncs
 from gigq_flow import Job, JobQueue
 from gigq_flow.queue import to_new_job
 queue = JobQueue(sys.argv[1])
 store, tag, n = queue.store, sys.argv[2], 0
+instance = uuid.uuid4().hex
+store.register_worker(instance, tag, 1, 60)
 while True:
     parent = Job(f"{tag}-{n}", relfuncs.add, params={"a": n, "b": 1})
     child = Job(f"{tag}-{n}c", relfuncs.add, params={"a": n, "b": 2}, dependencies=[parent.id])
     store.submit([to_new_job(parent), to_new_job(child)])
     print("submitted", parent.id, child.id, flush=True)
     for _ in range(2):
-        claim = store.claim(tag, 60)
+        claim = store.claim(tag, f"{instance}-{n}-{_}")
         if claim is not None and store.complete(claim, json.dumps(claim.name)):
             print("completed", claim.id, flush=True)
     n += 1
@@ -82,11 +84,11 @@ def test_sigkill_at_any_instant_keeps_the_file_consistent(tmp_path):
             # Every reported submission and completion survived the kill.
             assert submitted <= set(status)
             assert all(status[job_id] == "completed" for job_id in completed)
-            # Whatever was committed is whole: a completed job has its result and its
-            # completed execution, and its children were released.
+            # Whatever was committed is whole: a completed job has its result and holds
+            # its completed attempt, and its children were released.
             broken = conn.execute(
                 """SELECT j.id FROM jobs j WHERE j.status = 'completed' AND (j.result IS NULL
-                     OR NOT EXISTS (SELECT 1 FROM job_executions e WHERE e.id = j.execution_id
+                     OR NOT EXISTS (SELECT 1 FROM job_attempts e WHERE e.id = j.execution_id
                                     AND e.status = 'completed'))""").fetchall()
             assert broken == []
             wrong_counts = conn.execute(
@@ -128,13 +130,13 @@ def test_wal_is_folded_back_after_a_long_reader(db_path, monkeypatch):
         while os.path.getsize(wal) <= 4 * limit:
             queue.store.submit([relfuncs_new_job(i) for i in range(50)])
         worker = Worker(db_path, worker_id="beat")
-        worker.store.heartbeat("beat", [], 1.0)  # a checkpoint blocked by the reader ...
+        worker.store.heartbeat(worker.instance)  # a checkpoint blocked by the reader ...
         assert os.path.getsize(wal) > 4 * limit  # ... cannot shrink the WAL
     finally:
         reader.execute("COMMIT")
         reader.close()
     grown = os.path.getsize(wal)
-    worker.store.heartbeat("beat", [], 1.0)  # the heartbeat checkpoints once the reader left
+    worker.store.heartbeat(worker.instance)  # the heartbeat checkpoints once the reader left
     assert os.path.getsize(wal) <= limit
     print(f"\nFIGURE WAL bound: grew to {grown // 1024} KiB behind a reader, "
           f"{os.path.getsize(wal) // 1024} KiB after the next heartbeat "

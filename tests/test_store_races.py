@@ -15,7 +15,7 @@ import pytest
 import jobfuncs
 from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.store import open_store
-from helpers import drain, sql, status_of
+from helpers import claim_as, drain, lapse_lease, sql, status_of
 
 pytestmark = pytest.mark.contract
 
@@ -95,17 +95,17 @@ def test_child_submitted_while_its_parent_completes_is_released(queue, db_path):
 
 def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_path):
     job_id = queue.submit(Job("j", jobfuncs.identity, params={"value": 1}, max_attempts=3))
-    lost = open_store(db_path).claim("lost-worker", lease_timeout=60)
+    _, instance, lost = claim_as(db_path, "lost-worker")
     assert lost is not None
-    sql(db_path, "UPDATE jobs SET lease_expires_at = 0 WHERE id = ?", (job_id,))
+    lapse_lease(db_path, instance)
 
     expirer_b, expirer_a, claimer = (open_store(db_path) for _ in range(3))
-    selected, go = pause_store(expirer_b, "SELECT id, attempts")
-    b, expired_b = start(expirer_b.expire_overdue)
-    assert selected.wait(10)  # B has read the job overdue, and stops there
-    a, expired_a = start(expirer_a.expire_overdue)
+    selected, go = pause_store(expirer_b, "SELECT id, execution_id")
+    b, expired_b = start(expirer_b.reclaim_lost)
+    assert selected.wait(10)  # B has read the lost worker's jobs, and stops there
+    a, expired_a = start(expirer_a.reclaim_lost)
     a.join(BLOCKED_FOR)
-    c, claims = start(claimer.claim, "new-worker", 60)
+    c, claims = start(claimer.claim, "new-worker", "f" * 32 + "-1")
     c.join(BLOCKED_FOR)
     go.set()
     for thread in (a, b, c):
@@ -113,7 +113,7 @@ def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_p
         assert not thread.is_alive()
 
     assert sum(expired_a + expired_b) == 1  # one expiry of the lost attempt, not two
-    claim = claims[0] or claimer.claim("new-worker", 60)
+    claim = claims[0] or claimer.claim("new-worker", "f" * 32 + "-2")
     assert claim is not None and claim.worker_id == "new-worker"
     assert claimer.complete(claim, "2") is True  # the new claim was not undone
     status = queue.get_status(job_id)

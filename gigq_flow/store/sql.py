@@ -191,23 +191,20 @@ class SQLStore(SQLReads, SQLCopy):
 
         def body(tx: Tx) -> bool:
             now = now_iso()
-            row = tx.execute(
-                f"""UPDATE jobs SET {COMPLETE_SET} WHERE {HELD}
-                    RETURNING EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on = ?)""",
-                (stored, now, now, claim.id, claim.execution_id, claim.id),
-            ).fetchone()
-            if row is None:
+            if tx.execute(f"UPDATE jobs SET {COMPLETE_SET} WHERE {HELD}",
+                          (stored, now, now, claim.id, claim.execution_id)).rowcount != 1:
                 self._note_stale(tx, claim, "completed", now)
                 return False
-            if row[0]:  # it has children: one parent fewer to wait for
-                counts = tx.execute(
-                    "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
-                    "(SELECT job_id FROM job_dependencies WHERE depends_on = ?) "
-                    "RETURNING pending_deps",
-                    (claim.id,),
-                ).fetchall()
-                if any(count[0] == 0 for count in counts):  # a child became ready
-                    self.announce(tx)
+            # A statement of its own: under a server's read-committed isolation it sees
+            # an edge that a submit, which held this row locked, committed meanwhile.
+            counts = tx.execute(
+                "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
+                "(SELECT job_id FROM job_dependencies WHERE depends_on = ?) "
+                "RETURNING pending_deps",
+                (claim.id,),
+            ).fetchall()
+            if any(count[0] == 0 for count in counts):  # a child became ready
+                self.announce(tx)
             return True
 
         current = self.db.run(body)
