@@ -257,6 +257,8 @@ class Worker:
                 except Exception:
                     logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
                 self._heartbeat_wake.clear()  # before reading deadlines: none is missed
+                if self._heartbeat_stopping:  # the stop's wake-up may just have been cleared
+                    break
                 with self._active_lock:
                     deadlines = [deadline for _, deadline in self._active.values()]
                 self._heartbeat_next_wake = min([renew_at, *deadlines])
