@@ -53,6 +53,7 @@ class ClaimedJob(NamedTuple):
     has_dependencies: bool
     serializer: str
     timeout: float
+    row_key: Any  # where the backend finds the job's row fastest (SQLite: its rowid)
     execution_id: str
     worker_id: str
 

@@ -61,7 +61,7 @@ class PostgresStore(SQLStore):
             return None, None
         now = stamp()
         row = tx.execute(
-            f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}",
+            f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
             (worker_id, now, now, execution_id, picked[0]),
         ).fetchone()
         return row, now

@@ -144,8 +144,9 @@ class PostgresConnections:
     def wrap(self, exc: Exception) -> DatabaseError:
         return DatabaseError(f"{self.location}: {exc}")
 
-    def run(self, body: Callable[[PgTx], T]) -> T:
-        """Run ``body`` in one transaction, again on deadlock or serialization failure."""
+    def run(self, body: Callable[[PgTx], T], *, patient: bool = False) -> T:
+        """Run ``body`` in one transaction, again on deadlock or serialization failure
+        (PostgreSQL queues lock waits itself: ``patient`` changes nothing here)."""
         errors = self.psycopg.errors
         for attempt in range(CONFLICT_RETRIES):
             try:

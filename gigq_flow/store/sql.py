@@ -65,8 +65,8 @@ class SQLStore(SQLReads, SQLCopy):
     # -- hooks for the backend --------------------------------------------------------------
     def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
                   stamp: Callable[[], str]) -> tuple[Any, str | None]:
-        """Mark the best ready job running (CLAIM_SET); return its CLAIM_RETURNING row (or
-        None) and the timestamp written as its start.
+        """Mark the best ready job running (CLAIM_SET); return its CLAIM_RETURNING row
+        followed by the job's row key (or None), and the timestamp written as its start.
 
         ``stamp()`` reads the clock. The start must be read once the claim is ordered
         after every commit it sees (the write lock, a row lock), so that a job never
@@ -173,14 +173,15 @@ class SQLStore(SQLReads, SQLCopy):
     # shutdown, a requeue) moves to ``job_executions``: the success path writes no
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
     def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
-        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso)[0])
+        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso)[0],
+                          patient=True)
         if row is None:
             return None
         pass_parent = row[8]
         return ClaimedJob(
             row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or 0,
             None if pass_parent is None else bool(pass_parent), bool(row[9]), row[10] or "json",
-            row[11] or DEFAULT_TIMEOUT, execution_id, worker_id,
+            row[11] or DEFAULT_TIMEOUT, row[12], execution_id, worker_id,
         )
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:

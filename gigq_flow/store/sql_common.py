@@ -82,9 +82,10 @@ class Tx(Protocol):
 
 
 class Transport(Protocol):
-    def run(self, body: Callable[[Tx], T]) -> T:
+    def run(self, body: Callable[[Tx], T], *, patient: bool = False) -> T:
         """Run ``body`` in one write transaction (retried by the transport on lock
-        conflicts, so it must not have effects outside the database)."""
+        conflicts, so it must not have effects outside the database). ``patient``: the
+        caller holds nothing yet (a claim) and may wait longer for a lock."""
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """The rows of one read statement, as dicts."""

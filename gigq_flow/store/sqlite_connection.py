@@ -25,6 +25,11 @@ from ..errors import ConfigurationError, DatabaseError
 logger = logging.getLogger(__name__)
 
 LOCK_RETRY_SECONDS = 60.0
+# Sleeps between attempts at the write lock (first, longest), randomized by ±50%. A
+# claim holds nothing yet and backs off far; any other write ends work in hand (a job
+# done, a heartbeat), so it retries soon, or the job's completion would wait on a nap.
+PATIENT_BACKOFF = (0.001, 0.02)
+PROMPT_BACKOFF = (0.0001, 0.001)
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CACHE_KIB = 32 * 1024  # per connection: keeps the hot pages of large queues in memory
@@ -167,10 +172,10 @@ class SQLiteConnections:
             )
         return DatabaseError(f"{self.path}: {text}")
 
-    def retry_locked(self, operation: Callable[[], T]) -> T:
+    def retry_locked(self, operation: Callable[[], T], patient: bool = False) -> T:
         """Run ``operation``, retrying while another connection holds the write lock."""
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        delay = 0.001
+        delay, longest = PATIENT_BACKOFF if patient else PROMPT_BACKOFF
         while True:
             try:
                 return operation()
@@ -183,11 +188,11 @@ class SQLiteConnections:
                         "is a process holding a long transaction on it?"
                     ) from exc
                 time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 0.02)
+                delay = min(delay * 2, longest)
 
-    def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    def run(self, body: Callable[[sqlite3.Connection], T], *, patient: bool = False) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction: committed on success,
-        rolled back on error."""
+        rolled back on error. ``patient``: back off far while the file is locked."""
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -195,7 +200,7 @@ class SQLiteConnections:
             if not (isinstance(exc, sqlite3.OperationalError) and is_locked(exc)):
                 raise self.wrap(exc) from exc
             try:
-                self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+                self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), patient)
             except sqlite3.Error as exc:
                 raise self.wrap(exc) from exc
         try:
