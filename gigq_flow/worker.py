@@ -18,7 +18,7 @@ from .errors import ConfigurationError, DatabaseError, NotAllowedError, Serializ
 from .results import ParentResults
 from .serialization import dumps, loads
 from .store import open_store
-from .store.base import ClaimedJob
+from .store.base import ClaimedJob, new_instance
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ class Worker:
                 f"allowed_modules takes a list of module names, got the string {allowed_modules!r}"
             )
         self.db_path = os.fspath(db_path)
-        self.worker_id = worker_id or f"worker-{uuid.uuid4()}"
+        self.instance = new_instance()  # this worker's lease, and the prefix of its attempts
+        self.worker_id = worker_id or f"worker-{self.instance}"
         self.concurrency = concurrency
         self.grace_period = grace_period
         self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self.allow_pickle = allow_pickle
         self.running = False
         self.store = open_store(db_path)
-        self.instance = uuid.uuid4().hex  # this worker's lease, and the prefix of its attempts
         self._attempt_numbers = itertools.count(1)
         self._functions: dict[tuple[str, str], Callable] = {}
         self._local = threading.local()

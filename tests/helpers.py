@@ -118,11 +118,10 @@ def sql(path: Path | str, statement: str, args: tuple = ()) -> list[tuple]:
 def claim_as(location: Any, worker_id: str):
     """Claim the best ready job through a store of its own, as a registered worker would;
     returns (store, instance, claim)."""
-    import uuid
-
     from gigq_flow.store import open_store
+    from gigq_flow.store.base import new_instance
 
-    store, instance = open_store(location), uuid.uuid4().hex
+    store, instance = open_store(location), new_instance()
     store.register_worker(instance, worker_id, 1, 60)
     return store, instance, store.claim(worker_id, f"{instance}-1")
 

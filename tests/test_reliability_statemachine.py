@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 
 from helpers import sql
@@ -30,7 +29,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from gigq_flow.store.base import ClaimedJob, NewJob
+from gigq_flow.store.base import ClaimedJob, NewJob, new_instance
 from gigq_flow.store.sqlite import SQLiteStore
 
 FINAL = {"failed", "timeout", "cancelled"}
@@ -72,7 +71,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.start_worker(worker)
 
     def start_worker(self, worker: str) -> None:
-        self.instances[worker] = uuid.uuid4().hex
+        self.instances[worker] = new_instance()
         self.store.register_worker(self.instances[worker], worker, 1, LEASE)
 
     def teardown(self) -> None:

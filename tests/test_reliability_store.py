@@ -30,13 +30,14 @@ pytestmark = pytest.mark.contract
 
 # -- crash consistency -----------------------------------------------------------------------
 CRASH_SCRIPT = """
-import json, sys, uuid
+import json, sys
 import relfuncs
 from gigq_flow import Job, JobQueue
 from gigq_flow.queue import to_new_job
+from gigq_flow.store.base import new_instance
 queue = JobQueue(sys.argv[1])
 store, tag, n = queue.store, sys.argv[2], 0
-instance = uuid.uuid4().hex
+instance = new_instance()
 store.register_worker(instance, tag, 1, 60)
 while True:
     parent = Job(f"{tag}-{n}", relfuncs.add, params={"a": n, "b": 1})

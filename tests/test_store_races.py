@@ -105,7 +105,7 @@ def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_p
     assert selected.wait(10)  # B has read the lost worker's jobs, and stops there
     a, expired_a = start(expirer_a.reclaim_lost)
     a.join(BLOCKED_FOR)
-    c, claims = start(claimer.claim, "new-worker", "f" * 32 + "-1")
+    c, claims = start(claimer.claim, "new-worker", "f" * 16 + "-1")
     c.join(BLOCKED_FOR)
     go.set()
     for thread in (a, b, c):
@@ -113,7 +113,7 @@ def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_p
         assert not thread.is_alive()
 
     assert sum(expired_a + expired_b) == 1  # one expiry of the lost attempt, not two
-    claim = claims[0] or claimer.claim("new-worker", "f" * 32 + "-2")
+    claim = claims[0] or claimer.claim("new-worker", "f" * 16 + "-2")
     assert claim is not None and claim.worker_id == "new-worker"
     assert claimer.complete(claim, "2") is True  # the new claim was not undone
     status = queue.get_status(job_id)

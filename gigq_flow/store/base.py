@@ -8,12 +8,22 @@ never decodes params or results.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 from ..job import DEFAULT_TIMEOUT
 
 Row = dict[str, Any]
+
+INSTANCE_DIGITS = 16
+"""Hex digits of a worker instance, the key of its lease and the prefix of its attempts'
+ids: 64 random bits, short because a claim writes one into the job's row."""
+
+
+def new_instance() -> str:
+    """A fresh worker instance id."""
+    return uuid.uuid4().hex[:INSTANCE_DIGITS]
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ Statements use ``?`` placeholders; a transport may rewrite them for its driver.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 from ..job import FINAL_FAILURES
-from .base import Row
+from .base import Row, new_instance
 
 SQL_CHUNK = 500
 ADOPTED_WORKER = "worker before migration"
@@ -125,7 +124,7 @@ def adopt_running_jobs(tx: Tx) -> None:
         except (TypeError, ValueError):
             started = time.time()
         deadlines.append(started + (timeout or 300))
-    instance = uuid.uuid4().hex
+    instance = new_instance()
     tx.execute(
         "INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout, started_at, "
         "last_heartbeat) VALUES (?, ?, '', 0, 0, 0, ?, ?)",

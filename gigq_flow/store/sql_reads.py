@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from typing import Iterable
 
-from .base import ParentResult, Row
+from .base import INSTANCE_DIGITS, ParentResult, Row
 from .sql_common import Transport, chunks, marks, now_iso
 
 
@@ -117,10 +117,11 @@ class SQLReads:
 
     def list_workers(self) -> list[Row]:
         workers = self.db.read("SELECT * FROM workers ORDER BY started_at DESC, instance")
-        running = {  # attempt ids start with their worker's instance (32 hex digits)
+        prefix = f"substr(execution_id, 1, {INSTANCE_DIGITS})"  # the worker's instance
+        running = {
             row["instance"]: row["n"] for row in self.db.read(
-                "SELECT substr(execution_id, 1, 32) AS instance, COUNT(*) AS n FROM jobs "
-                "WHERE status = 'running' GROUP BY substr(execution_id, 1, 32)")
+                f"SELECT {prefix} AS instance, COUNT(*) AS n FROM jobs "
+                f"WHERE status = 'running' GROUP BY {prefix}")
         }
         for worker in workers:
             worker["running_jobs"] = running.get(worker["instance"], 0)
