@@ -102,7 +102,6 @@ class Worker:
         self.running = False
         self.store = open_store(db_path)
         self._attempt_numbers = itertools.count(1)
-        self._functions: dict[tuple[str, str], Callable] = {}
         self._local = threading.local()
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
         self._active_lock = threading.Lock()
@@ -123,8 +122,7 @@ class Worker:
     def process_one(self) -> bool:
         """Reclaim the jobs of lost workers (at most every LOST_WORKER_CHECK_INTERVAL
         seconds), then claim and run one ready job; False if none was ready."""
-        if self._heartbeat is None or not self._heartbeat.is_alive():
-            self._start_heartbeat()
+        self._ensure_heartbeat()
         now = time.monotonic()
         if now >= self._next_lost_check:  # a cheap read, but not on every job
             self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
@@ -175,17 +173,12 @@ class Worker:
             logger.warning("job %s: failure discarded, the job was reclaimed", claim.id)
 
     def _load_function(self, claim: ClaimedJob) -> Callable:
-        """Check the serializer and the allow-list before importing anything."""
+        """Check the allow-list and the serializer before importing anything. Looked up
+        for every job, not cached: a notebook may redefine a function between runs."""
+        module_name, function_name = claim.function_module, claim.function_name
+        self._check_allowed(module_name, function_name)
         if claim.serializer == "pickle":
             self._check_pickle_allowed()
-        key = (claim.function_module, claim.function_name)
-        func = self._functions.get(key)
-        if func is None:
-            func = self._functions[key] = self._import_function(*key)
-        return func
-
-    def _import_function(self, module_name: str, function_name: str) -> Callable:
-        self._check_allowed(module_name, function_name)
         module = importlib.import_module(module_name)
         try:
             func = getattr(module, function_name)
@@ -233,7 +226,9 @@ class Worker:
         ])
 
     # -- heartbeat --------------------------------------------------------------------------
-    def _start_heartbeat(self) -> None:
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
         self.store.register_worker(self.instance, self.worker_id, self.concurrency,
                                    self.lease_timeout)
         self._heartbeat_stopping = False
@@ -249,6 +244,7 @@ class Worker:
         try:
             while not self._heartbeat_stopping:
                 now = time.monotonic()
+                retry_at = None
                 try:
                     if now >= renew_at:
                         self.store.heartbeat(self.instance)
@@ -256,12 +252,13 @@ class Worker:
                     self._time_out_overdue(now)
                 except Exception:
                     logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
+                    retry_at = now + DATABASE_ERROR_BACKOFF
                 self._heartbeat_wake.clear()  # before reading deadlines: none is missed
                 if self._heartbeat_stopping:  # the stop's wake-up may just have been cleared
                     break
                 with self._active_lock:
                     deadlines = [deadline for _, deadline in self._active.values()]
-                self._heartbeat_next_wake = min([renew_at, *deadlines])
+                self._heartbeat_next_wake = retry_at or min([renew_at, *deadlines])
                 self._heartbeat_wake.wait(max(0.0, self._heartbeat_next_wake - time.monotonic()))
             with self._active_lock:
                 holding = bool(self._active)
@@ -275,10 +272,10 @@ class Worker:
     def _time_out_overdue(self, now: float) -> None:
         with self._active_lock:
             overdue = [claim for claim, deadline in self._active.values() if deadline <= now]
-            for claim in overdue:
-                del self._active[claim.execution_id]
-        for claim in overdue:
+        for claim in overdue:  # the job's thread runs on; what it writes later is fenced off
             self.store.time_out(claim)
+            with self._active_lock:
+                self._active.pop(claim.execution_id, None)
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat_stopping = True
@@ -313,8 +310,7 @@ class Worker:
     def _supervise(self) -> None:
         """Run the loop threads; once stopped, wait ``grace_period`` for running jobs,
         then return the unfinished ones to the queue."""
-        if self._heartbeat is None or not self._heartbeat.is_alive():
-            self._start_heartbeat()
+        self._ensure_heartbeat()
         threads = [
             threading.Thread(target=self._loop, args=(i,), name=f"{self.worker_id}-{i}", daemon=True)
             for i in range(self.concurrency)
