@@ -35,9 +35,11 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CACHE_KIB = 32 * 1024  # per connection: keeps the hot pages of large queues in memory
 # SQLite's own checkpoint runs after every commit once the WAL holds 1,000 pages; while
 # other processes keep using the WAL it cannot start the WAL over, and then every commit
-# pays a checkpoint and its fsyncs. Each connection checkpoints after every
-# CHECKPOINT_EVERY of its own commits instead (about 1,000 pages of a worker's commits).
-CHECKPOINT_EVERY = 512
+# pays a checkpoint and its fsyncs. Each connection checkpoints instead after
+# CHECKPOINT_COMMITS of its own commits (about 1,000 pages of a worker's), or sooner
+# once its commits changed CHECKPOINT_ROWS rows (a bulk submit).
+CHECKPOINT_COMMITS = 512
+CHECKPOINT_ROWS = 1024
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
      "lustre", "davfs", "fuse.s3fs", "fuse.gcsfuse"}
@@ -77,17 +79,21 @@ def filesystem_type(path: str) -> str | None:
 
 
 class QueueConnection(sqlite3.Connection):
-    """A connection that counts its commits, to checkpoint every CHECKPOINT_EVERY."""
+    """A connection that checkpoints after enough of its own commits or changed rows."""
 
     commits = 0
+    changes_at_checkpoint = 0
 
     def committed(self) -> None:
         self.commits += 1
-        if self.commits % CHECKPOINT_EVERY == 0:
-            try:  # PASSIVE: copies what no reader needs, waits for nobody
-                self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.OperationalError as exc:
-                logger.debug("checkpoint skipped: %s", exc)
+        if self.commits < CHECKPOINT_COMMITS \
+                and self.total_changes - self.changes_at_checkpoint < CHECKPOINT_ROWS:
+            return
+        self.commits, self.changes_at_checkpoint = 0, self.total_changes
+        try:  # PASSIVE: copies what no reader needs, waits for nobody
+            self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as exc:
+            logger.debug("checkpoint skipped: %s", exc)
 
 
 class SQLiteConnections:
