@@ -8,7 +8,6 @@ import itertools
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -180,7 +179,7 @@ class Worker:
         self._check_allowed(module_name, function_name)
         if claim.serializer == "pickle":
             self._check_pickle_allowed()
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
+        module = importlib.import_module(module_name)  # waits for another thread's import
         try:
             func = getattr(module, function_name)
         except AttributeError:

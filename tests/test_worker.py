@@ -277,3 +277,33 @@ def test_idle_start_exits_promptly_on_sigterm(queue, db_path, tmp_path, subproce
     assert rc == 0, output(tmp_path)[1]
     assert "exited cleanly" in output(tmp_path)[0]
     assert elapsed < 2.5  # woken at once, not after the 5 s polling interval
+
+
+@pytest.mark.sqlite_only(reason="the import race is in the worker, not the store")
+def test_threads_that_first_meet_a_slow_importing_module_both_run_it(queue, db_path, tmp_path,
+                                                                     monkeypatch):
+    """A thread must wait for another thread's import of a job's module to finish, not
+    take the half-initialized module from sys.modules."""
+    from gigq_flow.store.base import NewJob
+
+    module = f"slow_import_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent("""
+        import time
+        time.sleep(0.5)  # both worker threads ask for the module while this runs
+
+        def answer():
+            return 42
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    jobs = [NewJob(id=str(uuid.uuid4()), name=f"answer-{i}", function_module=module,
+                   function_name="answer", params="{}", priority=0, dependencies=(),
+                   max_attempts=1, timeout=60, description="", created_at=f"2024-01-01T00:00:0{i}",
+                   pass_parent_results=None, retry_delay=0, serializer="json")
+            for i in range(2)]
+    queue.store.submit(jobs)
+    with Worker(db_path, concurrency=2, polling_interval=0.1):
+        wait_until(lambda: all(status_of(queue, job.id) in ("completed", "failed")
+                               for job in jobs), 20)
+    assert [queue.get_status(job.id)["error"] for job in jobs] == [None, None]
+    assert [queue.get_result(job.id) for job in jobs] == [42, 42]
+    monkeypatch.delitem(sys.modules, module, raising=False)
