@@ -86,6 +86,14 @@ class SQLStore(SQLReads, SQLCopy):
     def announce(self, tx: Tx) -> None:
         """Tell other processes, inside the transaction, that work may be ready."""
 
+    def _run_and_wake(self, body: Callable[[Tx], Any]) -> Any:
+        """Run ``body`` in a write transaction; wake this process's idle threads when it
+        returns something true (it changed a job)."""
+        changed = self.db.run(body)
+        if changed:
+            self.wake.bump()
+        return changed
+
     # -- submit -------------------------------------------------------------------------------
     def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
         new_ids = [job.id for job in jobs]
@@ -208,10 +216,7 @@ class SQLStore(SQLReads, SQLCopy):
                 self.announce(tx)
             return True
 
-        current = self.db.run(body)
-        if current:
-            self.wake.bump()
-        return current
+        return self._run_and_wake(body)
 
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
         def body(tx: Tx) -> bool:
@@ -221,11 +226,7 @@ class SQLStore(SQLReads, SQLCopy):
                                              error):
                     self._note_stale(tx, claim, "failed", now)
                     return False
-                tx.execute(
-                    "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
-                    "worker_id = NULL, execution_id = NULL, retry_after = ? WHERE id = ?",
-                    (error, now, later_iso(claim.retry_delay), claim.id),
-                )
+                self._back_to_pending(tx, claim.id, error, now, claim.retry_delay)
                 self.announce(tx)
                 return True
             if tx.execute(
@@ -238,10 +239,7 @@ class SQLStore(SQLReads, SQLCopy):
             self._propagate_failure(tx, claim.id, now)
             return True
 
-        current = self.db.run(body)
-        if current:
-            self.wake.bump()
-        return current
+        return self._run_and_wake(body)
 
     def _archive_attempt(self, tx: Tx, job_id: str, execution_id: str, status: str, now: str,
                          error: str | None) -> bool:
@@ -272,6 +270,15 @@ class SQLStore(SQLReads, SQLCopy):
                   "outcome discarded", claim.id, claim.execution_id),
         )
 
+    @staticmethod
+    def _back_to_pending(tx: Tx, job_id: str, error: str, now: str, retry_delay: float) -> None:
+        """A job whose attempt ended (already archived) waits ``retry_delay`` for the next."""
+        tx.execute(
+            "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
+            "worker_id = NULL, execution_id = NULL, retry_after = ? WHERE id = ?",
+            (error, now, later_iso(retry_delay), job_id),
+        )
+
     def _end_attempt(self, tx: Tx, job_id: str, execution_id: str, attempt_status: str,
                      final_status: str, error: str, now: str) -> bool:
         """End a running attempt its worker did not finish: requeue the job while attempts
@@ -283,11 +290,7 @@ class SQLStore(SQLReads, SQLCopy):
         ).fetchone()
         logger.warning("job %s: %s", job_id, error)
         if attempts < max_attempts:
-            tx.execute(
-                "UPDATE jobs SET status = 'pending', error = ?, updated_at = ?, "
-                "worker_id = NULL, execution_id = NULL, retry_after = ? WHERE id = ?",
-                (error, now, later_iso(retry_delay), job_id),
-            )
+            self._back_to_pending(tx, job_id, error, now, retry_delay)
         else:
             tx.execute(
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ?, completed_at = ?, "
@@ -307,10 +310,7 @@ class SQLStore(SQLReads, SQLCopy):
                 self.announce(tx)
             return ended
 
-        ended = self.db.run(body)
-        if ended:
-            self.wake.bump()
-        return ended
+        return self._run_and_wake(body)
 
     def reclaim_lost(self) -> int:
         """Running jobs of workers whose heartbeat stopped for longer than their
@@ -450,10 +450,7 @@ class SQLStore(SQLReads, SQLCopy):
                 self.announce(tx)
             return requeued
 
-        requeued = self.db.run(body)
-        if requeued:
-            self.wake.bump()
-        return requeued
+        return self._run_and_wake(body)
 
     def _restore_descendants(self, tx: Tx, job_id: str, now: str) -> None:
         """Undo a propagation, then redo it from every parent of the requeued job and of
