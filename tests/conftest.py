@@ -144,6 +144,16 @@ def _close_connections():
 
 
 @pytest.fixture
+def pool(db_path, tmp_path):
+    """Worker subprocesses on the queue (relfuncs.WorkerPool), killed at teardown."""
+    from relfuncs import WorkerPool
+
+    pool = WorkerPool(db_path, tmp_path)
+    yield pool
+    pool.kill_all()
+
+
+@pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """Environment for worker subprocesses: they can import gigq_flow and jobfuncs."""
     return helpers.subprocess_env()

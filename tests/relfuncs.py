@@ -85,6 +85,13 @@ def hold(started: str, release: str, timeout: float = 120.0) -> dict[str, Any]:
     return {"pid": os.getpid()}
 
 
+def hold_job(directory: Path, name: str = "held", **options) -> tuple[gigq_flow.Job, str, str]:
+    """A Job running ``hold``, with the paths of its started and release files."""
+    started, release = str(directory / f"{name}.started"), str(directory / f"{name}.release")
+    return gigq_flow.Job(name, hold, params={"started": started, "release": release},
+                         **options), started, release
+
+
 def sleep_for(seconds: float, started: str) -> float:
     append_line(started, str(os.getpid()))
     time.sleep(seconds)

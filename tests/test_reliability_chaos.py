@@ -35,13 +35,6 @@ soak = pytest.mark.skipif(not SOAK, reason="long soak: set GIGQ_FLOW_SOAK=1 to r
 CHAOS_MAX_ATTEMPTS = 20  # a job is lost once per kill that lands on it; never let that fail it
 
 
-@pytest.fixture
-def pool(db_path, tmp_path):
-    pool = WorkerPool(db_path, tmp_path)
-    yield pool
-    pool.kill_all()
-
-
 def integrity(db_path) -> str:
     """SQLite's check of the file (a server checks its own storage)."""
     return "ok" if is_postgres(db_path) else rows(db_path, "PRAGMA integrity_check")[0][0]

@@ -19,18 +19,11 @@ import relfuncs
 from gigq_flow import Job, Worker
 from gigq_flow.store import open_store
 from helpers import is_postgres, sql
-from relfuncs import FAIL_ENV, WorkerPool, lines, wait_until
+from relfuncs import FAIL_ENV, hold_job, lines, wait_until
 
 pytestmark = pytest.mark.contract
 
 LEASE = 1.0
-
-
-@pytest.fixture
-def pool(db_path, tmp_path):
-    pool = WorkerPool(db_path, tmp_path)
-    yield pool
-    pool.kill_all()
 
 
 def job_row(db_path, job_id: str) -> dict:
@@ -79,12 +72,6 @@ def freeze(worker: relfuncs.WorkerProcess, db_path) -> None:
         worker.signal(signal.SIGCONT)
         time.sleep(0.01)
     raise AssertionError("could not freeze the worker outside a transaction")
-
-
-def hold_job(tmp_path, name: str = "held", **options) -> tuple[Job, str, str]:
-    started, release = str(tmp_path / f"{name}.started"), str(tmp_path / f"{name}.release")
-    return Job(name, relfuncs.hold, params={"started": started, "release": release},
-               **options), started, release
 
 
 # -- fencing ---------------------------------------------------------------------------------

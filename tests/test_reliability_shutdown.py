@@ -14,18 +14,11 @@ import pytest
 
 import relfuncs
 from gigq_flow import Job, Worker
-from relfuncs import WorkerPool, lines, wait_until
+from relfuncs import hold_job, lines, wait_until
 
 pytestmark = pytest.mark.contract
 
 GRACE = 1.0
-
-
-@pytest.fixture
-def pool(db_path, tmp_path):
-    pool = WorkerPool(db_path, tmp_path)
-    yield pool
-    pool.kill_all()
 
 
 def started_worker(pool, queue, db_path, started, **options):
@@ -60,9 +53,8 @@ def test_sigterm_during_a_short_job_lets_it_finish(queue, db_path, tmp_path, poo
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_a_long_job_returns_it_after_the_grace_period(
         queue, db_path, tmp_path, pool, signum):
-    started, release = str(tmp_path / "started"), str(tmp_path / "release")
-    job = queue.submit(Job("long", relfuncs.hold, max_attempts=2,
-                           params={"started": started, "release": release}))
+    long_job, started, release = hold_job(tmp_path, "long", max_attempts=2)
+    job = queue.submit(long_job)
     worker = started_worker(pool, queue, db_path, started, grace=GRACE, poll=0.2)
 
     sent = time.monotonic()
@@ -96,9 +88,8 @@ def test_signal_during_a_long_job_returns_it_after_the_grace_period(
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_second_signal_exits_at_once_and_the_lease_recovers_the_job(
         queue, db_path, tmp_path, pool, signum):
-    started, release = str(tmp_path / "started"), str(tmp_path / "release")
-    job = queue.submit(Job("long", relfuncs.hold, max_attempts=2,
-                           params={"started": started, "release": release}))
+    long_job, started, release = hold_job(tmp_path, "long", max_attempts=2)
+    job = queue.submit(long_job)
     worker = started_worker(pool, queue, db_path, started, grace=30, lease=GRACE, poll=0.2)
 
     worker.signal(signum)
