@@ -199,8 +199,9 @@ class SQLiteConnections:
         return DatabaseError(f"{self.path}: {text}")
 
     def retry_locked(self, operation: Callable[[], T], patient: bool = False) -> T:
-        """Run ``operation``, retrying while another connection holds the write lock."""
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        """Run ``operation``, retrying while another connection holds the write lock
+        (nothing is set up for the retries until the first attempt meets the lock)."""
+        deadline = None
         delay, longest = PATIENT_BACKOFF if patient else PROMPT_BACKOFF
         while True:
             try:
@@ -208,6 +209,7 @@ class SQLiteConnections:
             except sqlite3.OperationalError as exc:
                 if not is_locked(exc):
                     raise
+                deadline = deadline or time.monotonic() + LOCK_RETRY_SECONDS
                 if time.monotonic() > deadline:
                     raise DatabaseError(
                         f"{self.path} stayed locked for {LOCK_RETRY_SECONDS:.0f}s; "
@@ -221,14 +223,9 @@ class SQLiteConnections:
         rolled back on error. ``patient``: back off far while the file is locked."""
         conn = self.connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), patient)
         except sqlite3.Error as exc:
-            if not (isinstance(exc, sqlite3.OperationalError) and is_locked(exc)):
-                raise self.wrap(exc) from exc
-            try:
-                self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), patient)
-            except sqlite3.Error as exc:
-                raise self.wrap(exc) from exc
+            raise self.wrap(exc) from exc
         try:
             result = body(conn)
             conn.execute("COMMIT")
@@ -247,12 +244,7 @@ class SQLiteConnections:
         """Run one write statement as its own transaction; returns its row count."""
         conn = self.connection()
         try:
-            try:
-                changed = conn.execute(sql, args).rowcount
-            except sqlite3.OperationalError as exc:
-                if not is_locked(exc):
-                    raise
-                changed = self.retry_locked(lambda: conn.execute(sql, args).rowcount)
+            changed = self.retry_locked(lambda: conn.execute(sql, args).rowcount)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         conn.committed()
