@@ -26,7 +26,6 @@ import os
 import platform
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -35,6 +34,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 from processes import time_processes
+from scratch import fresh
 from systems import SYSTEMS, System
 from workflows import (
     WORKFLOW_SCENARIOS,
@@ -50,7 +50,6 @@ DEFAULT_REPEAT = 1
 PROCESS_COUNTS = (1, 4)
 CLAIMED = 500
 WAITING = (10, 100_000)
-TEMP_PREFIX = "gigq-bench-"
 
 Rates = dict[str, float]
 """Jobs per second by measurement label."""
@@ -95,10 +94,7 @@ def expect_unfinished(system: System, expected: int) -> None:
 # -- scenarios ---------------------------------------------------------------------------
 def single(system_class: type[System], jobs: int) -> Rates:
     """Submit one by one, then drain with process_one in this process."""
-    with (
-        tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-        closing(system_class(directory)) as system,
-    ):
+    with fresh(system_class) as (_, system):
         began = time.perf_counter()
         system.submit(jobs)
         submitted = time.perf_counter()
@@ -112,10 +108,7 @@ def processes(system_class: type[System], jobs: int) -> Rates:
     """Drain with 1, then 4, worker processes."""
     rates = {}
     for count in PROCESS_COUNTS:
-        with (
-            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-            closing(system_class(directory)) as system,
-        ):
+        with fresh(system_class) as (directory, system):
             system.submit(jobs)
             seconds = drain_in_processes(system_class.name, directory, count)
             expect_unfinished(system, 0)
@@ -128,10 +121,7 @@ def queue_size(system_class: type[System], jobs: int) -> Rates:
     (fixed sizes: ``jobs`` is not used)."""
     rates = {}
     for waiting in WAITING:
-        with (
-            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-            closing(system_class(directory)) as system,
-        ):
+        with fresh(system_class) as (_, system):
             system.add_waiting(waiting)
             system.submit(CLAIMED)
             began = time.perf_counter()

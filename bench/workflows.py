@@ -43,9 +43,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from noop import nap, noop
+from scratch import TEMP_PREFIX, fresh
 from workflow_systems import WORKFLOW_SYSTEMS, WorkflowSystem
 
-TEMP_PREFIX = "gigq-bench-"
 SUBMIT_PARENTS = 5000
 FAN_OUT_CHILDREN = 4
 FAN_OUT_SECONDS = 0.3
@@ -135,10 +135,7 @@ def workflow_submit(system_class: type[WorkflowSystem], repeat: int) -> Figures:
     """Build, then submit, a 10,000-job wide DAG; the best of ``repeat`` of each step."""
     builds, submits = [], []
     for _ in range(repeat):
-        with (
-            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-            closing(system_class(directory)) as system,
-        ):
+        with fresh(system_class) as (_, system):
             began = time.perf_counter()
             workflow = wide(system, SUBMIT_PARENTS)
             built = time.perf_counter()
@@ -173,10 +170,7 @@ def drain_rate(system_class: type[WorkflowSystem], n: int, rounds: int) -> float
     """Jobs per second over ``rounds`` drains of a fresh wide DAG of 2n jobs."""
     seconds = 0.0
     for _ in range(rounds):
-        with (
-            tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-            closing(system_class(directory)) as system,
-        ):
+        with fresh(system_class) as (_, system):
             system.submit(wide(system, n))
             began = time.perf_counter()
             while system.process_one():
@@ -251,10 +245,7 @@ def dependent_latency(system_class: type[WorkflowSystem], repeat: int) -> Figure
 
 def one_latency(system_class: type[WorkflowSystem], remote: Connection,
                 chance: random.Random) -> float:
-    with (
-        tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory,
-        closing(system_class(directory)) as system,
-    ):
+    with fresh(system_class) as (_, system):
         workflow = system.new_workflow("latency")
         parent = system.add(workflow, "parent", gate)
         child = system.add(workflow, "child", noop, parents=[parent])
