@@ -102,7 +102,6 @@ class Worker:
         self.running = False
         self.store = open_store(db_path)
         self._attempt_numbers = itertools.count(1)
-        self._local = threading.local()
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
         self._active_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
@@ -114,24 +113,22 @@ class Worker:
         self._next_lost_check = 0.0
 
     # -- one job ----------------------------------------------------------------------------
-    @property
-    def current_worker_id(self) -> str:
-        """The id this thread claims under."""
-        return getattr(self._local, "worker_id", self.worker_id)
-
     def process_one(self) -> bool:
         """Reclaim the jobs of lost workers (at most every LOST_WORKER_CHECK_INTERVAL
         seconds), then claim and run one ready job; False if none was ready."""
+        return self._process_one(self.worker_id)
+
+    def _process_one(self, worker_id: str) -> bool:
+        """``process_one``, claiming under ``worker_id`` (a loop thread's own id)."""
         self._ensure_heartbeat()
         now = time.monotonic()
         if now >= self._next_lost_check:  # a cheap read, but not on every job
             self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
             self.store.reclaim_lost()
-        claim = self.store.claim(self.current_worker_id,
-                                 f"{self.instance}-{next(self._attempt_numbers)}")
+        claim = self.store.claim(worker_id, f"{self.instance}-{next(self._attempt_numbers)}")
         if claim is None:
             return False
-        logger.info("%s: running job %s (%s)", claim.worker_id, claim.id, claim.name)
+        logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
         deadline = now + claim.timeout
         with self._active_lock:
             self._active[claim.execution_id] = (claim, deadline)
@@ -286,26 +283,24 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------
     def _loop(self, index: int) -> None:
-        self._local.worker_id = (
-            self.worker_id if self.concurrency == 1 else f"{self.worker_id}-{index}"
-        )
-        logger.info("worker thread %s started", self.current_worker_id)
+        worker_id = self.worker_id if self.concurrency == 1 else f"{self.worker_id}-{index}"
+        logger.info("worker thread %s started", worker_id)
         try:
             while True:
                 try:
                     since = self.store.watch()  # before the checks: no wake-up is missed
                     if not self.running:
                         break
-                    if self.process_one():
+                    if self._process_one(worker_id):
                         continue
                     due = self.store.next_due()
                     idle = self.polling_interval if due is None else min(self.polling_interval, due)
                     self.store.wait_for_work(idle, since)
                 except DatabaseError:
-                    logger.exception("worker thread %s: database error", self.current_worker_id)
+                    logger.exception("worker thread %s: database error", worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)
         finally:
-            logger.info("worker thread %s stopped", self.current_worker_id)
+            logger.info("worker thread %s stopped", worker_id)
             self.store.close()
 
     def _supervise(self) -> None:

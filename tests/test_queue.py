@@ -357,3 +357,26 @@ def test_second_queue_object_sees_the_same_file(queue, db_path):
     job_id = queue.submit(Job("x", jobfuncs.noop))
     other = JobQueue(str(db_path))
     assert other.get_status(job_id)["status"] == "pending"
+
+
+# -- timestamps ---------------------------------------------------------------------------
+def test_timestamps_are_written_as_datetime_isoformat_writes_them(monkeypatch):
+    from datetime import datetime
+
+    from gigq_flow.store import sql_common
+
+    before = datetime.now().isoformat(timespec="microseconds")
+    stamped = sql_common.now_iso()
+    assert before <= stamped <= datetime.now().isoformat(timespec="microseconds")
+
+    class Clock:  # the last microsecond of a second, then the next second
+        readings = iter([1_700_000_000.999999, 1_700_000_001.0, 1_700_000_001.25])
+
+        @staticmethod
+        def time():
+            return next(Clock.readings)
+
+    monkeypatch.setattr(sql_common, "time", Clock)
+    for expected in (1_700_000_000.999999, 1_700_000_001.0, 1_700_000_001.25):
+        assert sql_common.now_iso() == datetime.fromtimestamp(expected).isoformat(
+            timespec="microseconds")

@@ -50,7 +50,7 @@ class PostgresStore(SQLStore):
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
     def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> tuple[Any, str | None]:
+                  stamp: Callable[[], str]) -> Any:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
@@ -58,13 +58,12 @@ class PostgresStore(SQLStore):
             f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (stamp(),)
         ).fetchone()
         if picked is None:
-            return None, None
+            return None
         now = stamp()
-        row = tx.execute(
+        return tx.execute(
             f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
             (worker_id, now, now, execution_id, picked[0]),
         ).fetchone()
-        return row, now
 
     # -- reads: rows as SQLite returns them, without the internal insertion counter ----------
     def get_job(self, job_id: str) -> Row | None:

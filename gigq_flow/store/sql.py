@@ -21,6 +21,7 @@ from .base import DEFAULT_TIMEOUT, ClaimedJob, NewJob, WorkflowRecord
 from .sql_common import (
     CLAIM_RETURNING,
     CLAIM_SET,
+    CLAIMED_COLUMNS,
     COMPLETE_SET,
     DESCENDANTS,
     FINAL,
@@ -40,7 +41,10 @@ from .wakeup import WakeSignal
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLAIM_RETURNING", "CLAIM_SET", "COMPLETE_SET", "HELD", "READY", "SQLStore", "Tx"]
+__all__ = [
+    "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY", "SQLStore",
+    "Tx",
+]
 
 
 class SQLStore(SQLReads, SQLCopy):
@@ -64,9 +68,9 @@ class SQLStore(SQLReads, SQLCopy):
 
     # -- hooks for the backend --------------------------------------------------------------
     def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> tuple[Any, str | None]:
-        """Mark the best ready job running (CLAIM_SET); return its CLAIM_RETURNING row
-        followed by the job's row key (or None), and the timestamp written as its start.
+                  stamp: Callable[[], str]) -> Any:
+        """Mark the best ready job running (CLAIM_SET); return its CLAIMED_COLUMNS
+        followed by the job's row key, or None when no job is ready.
 
         ``stamp()`` reads the clock. The start must be read once the claim is ordered
         after every commit it sees (the write lock, a row lock), so that a job never
@@ -181,7 +185,7 @@ class SQLStore(SQLReads, SQLCopy):
     # shutdown, a requeue) moves to ``job_executions``: the success path writes no
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
     def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
-        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso)[0],
+        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso),
                           patient=True)
         if row is None:
             return None

@@ -29,9 +29,11 @@ COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at =
     updated_at = ?"""
 HELD = "id = ? AND execution_id = ? AND status = 'running'"
 """The fence of an attempt's writes: the job row still holds the attempt."""
-CLAIM_RETURNING = """RETURNING id, name, function_module, function_name, params, attempts,
+CLAIMED_COLUMNS = """id, name, function_module, function_name, params, {attempts},
     max_attempts, retry_delay, pass_parent_results,
     dependencies NOT IN ('[]', '', 'null'), serializer, timeout"""
+"""What a worker needs of a claimed job, ``{attempts}`` being the count after the claim."""
+CLAIM_RETURNING = "RETURNING " + CLAIMED_COLUMNS.format(attempts="attempts")
 
 #: The indexes both backends create: the claim reads the head of ``idx_jobs_ready``, so
 #: its cost does not depend on how many jobs wait; completions find children through
@@ -92,8 +94,20 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+_formatted_second: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    return datetime.now().isoformat(timespec="microseconds")
+    """Local time as ``datetime.now().isoformat(timespec="microseconds")`` writes it, in
+    half its time: the date and time to the second are formatted once a second."""
+    global _formatted_second
+    clock = time.time()
+    second = int(clock)
+    formatted_at, formatted = _formatted_second
+    if second != formatted_at:
+        formatted = datetime.fromtimestamp(second).isoformat()
+        _formatted_second = (second, formatted)
+    return "%s.%06d" % (formatted, (clock - second) * 1e6)  # %d truncates, as isoformat
 
 
 def later_iso(seconds: float) -> str | None:

@@ -13,12 +13,23 @@ import time
 from typing import Any, Callable
 
 from ..errors import DatabaseError
-from .sql import CLAIM_RETURNING, CLAIM_SET, COMPLETE_SET, READY, SQLStore, Tx
+from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
 from .sqlite_connection import SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
 from .wakeup import signal_for
 
 CHANGE_POLL_SECONDS = 0.02
+# INDEXED BY: the planner would otherwise sort another index. By rowid: a claim and a
+# completion read no page of the id index (and after another process's commit, SQLite
+# reads again every page it needs).
+CLAIM_HEAD = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
+    FROM jobs INDEXED BY idx_jobs_ready WHERE {READY}"""
+CLAIM_ROW = f"UPDATE jobs SET {CLAIM_SET} WHERE rowid = ?"
+# One statement is one transaction, and SQLite serializes writers: no child can be added
+# between the check and the update. Saves a round trip per job.
+COMPLETE_CHILDLESS = f"""UPDATE jobs SET {COMPLETE_SET}
+    WHERE rowid = ? AND execution_id = ? AND status = 'running'
+    AND NOT EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on = ?)"""
 
 
 class SQLiteStore(SQLStore):
@@ -47,27 +58,19 @@ class SQLiteStore(SQLStore):
             raise self.db.wrap(exc) from exc
 
     def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> tuple[Any, str]:
-        # BEGIN IMMEDIATE holds the write lock: timestamps read now follow commit order.
+                  stamp: Callable[[], str]) -> Any:
+        # BEGIN IMMEDIATE holds the write lock: the time read now follows commit order,
+        # and the head of the index cannot change between its read and its update (a
+        # read then an update by rowid costs less than one UPDATE ... RETURNING).
         now = stamp()
-        # INDEXED BY: the planner would otherwise sort another index. By rowid: a claim
-        # and a completion read no page of the id index (and after another process's
-        # commit, SQLite reads again every page it needs).
-        return tx.execute(
-            f"""UPDATE jobs SET {CLAIM_SET}
-                WHERE rowid = (SELECT rowid FROM jobs INDEXED BY idx_jobs_ready WHERE {READY})
-                {CLAIM_RETURNING}, rowid""",
-            (worker_id, now, now, execution_id, now),
-        ).fetchone(), now
+        row = tx.execute(CLAIM_HEAD, (now,)).fetchone()
+        if row is not None:
+            tx.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
+        return row
 
     def complete_childless(self, claim: Any, result: Any, now: str) -> bool:
-        # One statement is one transaction, and SQLite serializes writers: no child can
-        # be added between the check and the update. Saves a round trip per job.
         return self.db.write(
-            f"""UPDATE jobs SET {COMPLETE_SET}
-                WHERE rowid = ? AND execution_id = ? AND status = 'running'
-                AND NOT EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on = ?)""",
-            (result, now, now, claim.row_key, claim.execution_id, claim.id),
+            COMPLETE_CHILDLESS, (result, now, now, claim.row_key, claim.execution_id, claim.id)
         ) == 1
 
     def heartbeat(self, instance: str) -> None:
