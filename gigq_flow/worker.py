@@ -225,8 +225,8 @@ class Worker:
 
     # -- heartbeat --------------------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
-        if self._heartbeat is not None and self._heartbeat.is_alive():
-            return
+        if self._heartbeat is not None and not self._heartbeat_stopping:
+            return  # it beats until _stop_heartbeat (cheaper to ask than Thread.is_alive)
         self.store.register_worker(self.instance, self.worker_id, self.concurrency,
                                    self.lease_timeout)
         self._heartbeat_stopping = False

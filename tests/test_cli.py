@@ -422,6 +422,14 @@ def test_an_unreachable_database_server_is_one_line_without_its_password(tmp_pat
     assert "s3cret" not in line
 
 
+def test_a_missing_database_is_named_at_once(postgres_url, tmp_path):
+    missing = postgres_url.split("?")[0].rsplit("/", 1)[0] + "/no_such_database"
+    started = time.monotonic()
+    result = run_cli("--db", missing, "list", cwd=tmp_path)
+    assert_usage_error(result, "no_such_database", "does not exist")
+    assert time.monotonic() - started < 8  # not the 10 s a pool waits before giving up
+
+
 def test_locations_are_described_without_passwords():
     from gigq_flow.cli.common import describe_location
 

@@ -122,6 +122,7 @@ class PostgresConnections:
             key = self.key
             pool = _pools.get(key)
             if pool is None:
+                self._check_reachable()
                 pool = self.psycopg_pool.ConnectionPool(
                     self.conninfo, min_size=1, max_size=self.pool_size, open=False,
                     kwargs={"autocommit": True}, configure=self._configure,
@@ -137,6 +138,15 @@ class PostgresConnections:
                     ) from exc
                 _pools[key] = pool
             return pool
+
+    def _check_reachable(self) -> None:
+        """Connect once: a refused connection, a wrong password or a missing database is
+        reported at once and by its cause (a pool would retry until its timeout)."""
+        try:
+            self.psycopg.connect(self.conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
+        except self.psycopg.OperationalError as exc:
+            cause = " ".join(str(exc).split())  # libpq's message spans lines
+            raise DatabaseError(f"cannot connect to {self.location}: {cause}") from exc
 
     def _configure(self, conn: Any) -> None:
         conn.execute(f'SET search_path TO "{self.schema}"')
