@@ -51,8 +51,12 @@ def loads(data: str | bytes | None, serializer: str | None = "json", *, what: st
 
 def dumps_params(params: dict[str, Any], serializer: str, job_name: str) -> str | bytes:
     """Encode a job's params, naming the first param that cannot be encoded."""
-    if serializer == "json":
-        for key, value in params.items():
+    try:
+        return dumps(params, serializer)
+    except SerializationError:
+        if serializer != "json":
+            raise
+        for key, value in params.items():  # which one: only once encoding failed
             try:
                 json.dumps(value)
             except (TypeError, ValueError) as exc:
@@ -60,4 +64,4 @@ def dumps_params(params: dict[str, Any], serializer: str, job_name: str) -> str 
                     f"param {key!r} of job {job_name!r} is not JSON serializable "
                     f"({type(value).__name__}); pass JSON values or use serializer=\"pickle\""
                 ) from exc
-    return dumps(params, serializer)
+        raise
