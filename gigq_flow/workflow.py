@@ -138,7 +138,9 @@ class Workflow:
                 )
         import networkx as nx
 
-        bare = nx.DiGraph(self._edges())  # without the attributes of ``graph``: faster
+        bare = nx.DiGraph()  # without the attributes of ``graph``: faster
+        bare.add_nodes_from(self.job_map)  # in the order added: a cycle is named from there
+        bare.add_edges_from(self._edges())
         if not nx.is_directed_acyclic_graph(bare):  # a quick check; find_cycle names one
             cycle = nx.find_cycle(bare)
             raise CycleError([self.job_map[parent].name for parent, _ in cycle])
