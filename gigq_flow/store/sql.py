@@ -78,7 +78,7 @@ class SQLStore(SQLReads, SQLCopy):
         """
         raise NotImplementedError
 
-    def complete_childless(self, claim: ClaimedJob, result: Any, now: str) -> bool:
+    def complete_childless(self, claim: ClaimedJob, result: Any) -> bool:
         """Complete a job that has no children in one statement, if the backend can check
         and write atomically; False when it did not (children, a stale claim, or no way)."""
         return False
@@ -198,7 +198,7 @@ class SQLStore(SQLReads, SQLCopy):
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)
-        if self.complete_childless(claim, stored, now_iso()):
+        if self.complete_childless(claim, stored):
             self.wake.bump()
             return True
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..errors import DatabaseError
 from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
+from .sql_common import now_iso
 from .sqlite_connection import SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
 from .wakeup import signal_for
@@ -68,7 +69,8 @@ class SQLiteStore(SQLStore):
             tx.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
         return row
 
-    def complete_childless(self, claim: Any, result: Any, now: str) -> bool:
+    def complete_childless(self, claim: Any, result: Any) -> bool:
+        now = now_iso()
         return self.db.write(
             COMPLETE_CHILDLESS, (result, now, now, claim.row_key, claim.execution_id, claim.id)
         ) == 1
