@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
 import jobfuncs
 from gigq_flow import Job, JobQueue, JobStatus, Worker
+from gigq_flow.store import sql_common
 from helpers import drain, status_of
 
 pytestmark = pytest.mark.contract
@@ -240,8 +242,6 @@ def test_clear_completed_before_timestamp(queue, db_path):
     drain(worker)
     cutoff = queue.get_status(old)["completed_at"]
     # A timestamp strictly after the first completion and before the second one.
-    from datetime import datetime, timedelta
-
     cutoff = (datetime.fromisoformat(cutoff) + timedelta(microseconds=1)).isoformat()
     new = queue.submit(Job("new", jobfuncs.noop))
     drain(worker)
@@ -361,10 +361,6 @@ def test_second_queue_object_sees_the_same_file(queue, db_path):
 
 # -- timestamps ---------------------------------------------------------------------------
 def test_timestamps_are_written_as_datetime_isoformat_writes_them(monkeypatch):
-    from datetime import datetime
-
-    from gigq_flow.store import sql_common
-
     before = datetime.now().isoformat(timespec="microseconds")
     stamped = sql_common.now_iso()
     assert before <= stamped <= datetime.now().isoformat(timespec="microseconds")
