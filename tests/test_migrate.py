@@ -32,7 +32,9 @@ def build_source(path, tmp_path) -> dict[str, str]:
     pickled = done.add_task(jobfuncs.identity, {"value": {1, 2}}, name="pickled",
                             serializer="pickle")
     run = done.submit(queue)
-    drain(Worker(path, worker_id="old-worker", allow_pickle=True))
+    worker = Worker(path, worker_id="old-worker", allow_pickle=True)
+    drain(worker)
+    worker.close()  # else its heartbeat goes on writing to the file the tests compare
     assert run.done
     cancelled = queue.submit(Job("cancelled", jobfuncs.noop))
     queue.cancel(cancelled)
