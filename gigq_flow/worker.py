@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -176,7 +177,9 @@ class Worker:
         self._check_allowed(module_name, function_name)
         if claim.serializer == "pickle":
             self._check_pickle_allowed()
-        module = importlib.import_module(module_name)  # waits for another thread's import
+        module = sys.modules.get(module_name)  # imported already: skip importlib's locks
+        if module is None or getattr(module.__spec__, "_initializing", False):
+            module = importlib.import_module(module_name)  # waits for another thread's import
         try:
             func = getattr(module, function_name)
         except AttributeError:

@@ -46,14 +46,14 @@ class SQLiteStore(SQLStore):
         self.wake = signal_for(self.path)
         conn = self.db.connection()
         try:
-            version = self.db.retry_locked(lambda: check_version(conn, self.path))
+            version = self.db.retry_locked(check_version, conn, self.path)
             if not initialize and version != SCHEMA_VERSION:
                 raise DatabaseError(
                     f"{self.path} has no current gigq_flow schema; "
                     "open it with initialize=True to create or migrate it"
                 )
             if initialize:
-                self.db.retry_locked(lambda: migrate(conn, self.path))
+                self.db.retry_locked(migrate, conn, self.path)
             self.db.use_wal()
         except sqlite3.Error as exc:
             raise self.db.wrap(exc) from exc

@@ -159,7 +159,6 @@ class SQLiteConnections:
         try:
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                    check_same_thread=False, factory=QueueConnection)
-            conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -198,14 +197,14 @@ class SQLiteConnections:
             )
         return DatabaseError(f"{self.path}: {text}")
 
-    def retry_locked(self, operation: Callable[[], T], patient: bool = False) -> T:
-        """Run ``operation``, retrying while another connection holds the write lock
-        (nothing is set up for the retries until the first attempt meets the lock)."""
+    def retry_locked(self, operation: Callable[..., T], *args: Any, patient: bool = False) -> T:
+        """Run ``operation(*args)``, retrying while another connection holds the write
+        lock (nothing is set up for the retries until the first attempt meets the lock)."""
         deadline = None
         delay, longest = PATIENT_BACKOFF if patient else PROMPT_BACKOFF
         while True:
             try:
-                return operation()
+                return operation(*args)
             except sqlite3.OperationalError as exc:
                 if not is_locked(exc):
                     raise
@@ -223,7 +222,7 @@ class SQLiteConnections:
         rolled back on error. ``patient``: back off far while the file is locked."""
         conn = self.connection()
         try:
-            self.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), patient)
+            self.retry_locked(conn.execute, "BEGIN IMMEDIATE", patient=patient)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         try:
@@ -244,7 +243,7 @@ class SQLiteConnections:
         """Run one write statement as its own transaction; returns its row count."""
         conn = self.connection()
         try:
-            changed = self.retry_locked(lambda: conn.execute(sql, args).rowcount)
+            changed = self.retry_locked(conn.execute, sql, args).rowcount
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         conn.committed()
@@ -253,11 +252,16 @@ class SQLiteConnections:
     def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         """Rows of one read statement as dicts (WAL: readers do not wait for writers)."""
         conn = self.connection()
+
+        def fetch() -> tuple[list[str], list[tuple]]:
+            cursor = conn.execute(sql, args)
+            return [column[0] for column in cursor.description or ()], cursor.fetchall()
+
         try:
-            rows = self.retry_locked(lambda: conn.execute(sql, args).fetchall())
+            names, rows = self.retry_locked(fetch)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
-        return [dict(row) for row in rows]
+        return [dict(zip(names, row)) for row in rows]
 
     def checkpoint_if_large(self) -> None:
         """Fold the WAL back into the file once it passes WAL_SIZE_LIMIT (long readers
