@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from types import FrameType, TracebackType
 from typing import Any, Callable, Iterable
 
@@ -145,8 +144,7 @@ class Worker:
     def _run(self, claim: ClaimedJob) -> None:
         try:
             func = self._load_function(claim)
-            params = loads(claim.params, claim.serializer,
-                           what=f"params of job {claim.name!r}")
+            params = loads(claim.params, claim.serializer, what="params")  # the job's error
             if claim.has_dependencies and self._wants_parent_results(claim, func):
                 params["parent_results"] = self._parent_results(claim.id)
         except Exception as exc:  # deterministic: retrying cannot help

@@ -15,7 +15,7 @@ import pytest
 import jobfuncs
 from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.store import open_store
-from helpers import claim_as, drain, lapse_lease, sql, status_of
+from helpers import claim_as, drain, lapse_lease, status_of
 
 pytestmark = pytest.mark.contract
 

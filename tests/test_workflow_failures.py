@@ -69,7 +69,7 @@ def test_requeue_of_a_job_that_fails_again_propagates_again(queue, tmp_path):
     wf = Workflow("again")
     _flag(tmp_path, "a")
     a = _flaggable(wf, tmp_path, "a")
-    b = _flaggable(wf, tmp_path, "b", [a])
+    _flaggable(wf, tmp_path, "b", [a])
     run = finish(queue, wf.submit(queue))
     assert queue.requeue_job(a.id)
     assert queue.get_status(a.id)["attempts"] == 0
@@ -139,7 +139,7 @@ def test_cancel_of_a_parent_makes_children_upstream_failed_and_requeue_restores(
     root = wf.add_task(f.value, {"value": 1}, name="root")
     child = wf.add_task(f.gigq_style, {"x": 1}, depends_on=[root], name="child")
     grandchild = wf.add_task(f.gigq_style, {"x": 1}, depends_on=[child], name="grandchild")
-    other = wf.add_task(f.value, {"value": 2}, name="other")
+    wf.add_task(f.value, {"value": 2}, name="other")
     run = wf.submit(queue)
     assert queue.cancel(root.id)
     assert statuses(queue, wf.jobs) == {

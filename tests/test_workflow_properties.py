@@ -113,13 +113,13 @@ def test_random_dags_with_random_failures(queue, background_worker, dag):
 
 
 def _claim_timestamps_paused(store, pause_thread, stamped, go):
-    """Make ``claim`` on ``pause_thread`` stop right after it reads the clock."""
-    claim = type(store).claim
+    """Make the claim on ``pause_thread`` stop right after it reads the clock."""
+    claim = type(store).claim_row
     real_now = claim.__globals__["now_iso"]
 
     def called_from_claim() -> bool:
         frame = sys._getframe(2)
-        for _ in range(6):  # claim itself, or a helper it calls (e.g. its transaction body)
+        for _ in range(6):  # the claim itself, or a helper it calls
             if frame is None:
                 return False
             if frame.f_code is claim.__code__:

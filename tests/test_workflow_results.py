@@ -145,7 +145,7 @@ def test_pickle_on_the_whole_workflow_params_results_and_parent_results(queue):
     params = {"tags": {"a", "b"}, "pair": (1, 2), "point": f.Point(1, 2)}
     source = wf.add_task(f.echo_params, params, name="source")
     count = wf.add_task(f.make_set, {"items": (1, 1, 2)}, name="count")
-    sink = wf.add_task(f.describe_parents, depends_on=[source, count], name="sink")
+    wf.add_task(f.describe_parents, depends_on=[source, count], name="sink")
     assert {job.serializer for job in wf.jobs} == {"pickle"}
     run = finish(queue, wf.submit(queue))
     assert queue.get_status(source.id)["params"] == params

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
-from ..job import DEFAULT_TIMEOUT
 
 Row = dict[str, Any]
 

@@ -8,13 +8,14 @@ clocks should be synchronised (NTP): workers' leases compare wall-clock times.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import DatabaseError
 from .base import Row
 from .postgres_connection import PostgresConnections
 from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version
 from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
+from .sql_common import now_iso
 from .wakeup import signal_for
 
 
@@ -49,17 +50,16 @@ class PostgresStore(SQLStore):
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> Any:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str) -> Any:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
         picked = tx.execute(
-            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (stamp(),)
+            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now_iso(),)
         ).fetchone()
         if picked is None:
             return None
-        now = stamp()
+        now = now_iso()
         return tx.execute(
             f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
             (worker_id, now, now, execution_id, picked[0]),

@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 from ..errors import DuplicateJobError, UnknownDependencyError
 from ..job import JobStatus
-from .base import DEFAULT_TIMEOUT, ClaimedJob, NewJob, WorkflowRecord
+from ..job import DEFAULT_TIMEOUT
+from .base import ClaimedJob, NewJob, WorkflowRecord
 from .sql_common import (
     CLAIM_RETURNING,
     CLAIM_SET,
@@ -67,14 +68,13 @@ class SQLStore(SQLReads, SQLCopy):
     lock_update = ""
 
     # -- hooks for the backend --------------------------------------------------------------
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> Any:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str) -> Any:
         """Mark the best ready job running (CLAIM_SET); return its CLAIMED_COLUMNS
         followed by the job's row key, or None when no job is ready.
 
-        ``stamp()`` reads the clock. The start must be read once the claim is ordered
-        after every commit it sees (the write lock, a row lock), so that a job never
-        starts before its parents' ``completed_at``.
+        The start time must be read once the claim is ordered after every commit it sees
+        (the write lock, a row lock), so that a job never starts before its parents'
+        ``completed_at``.
         """
         raise NotImplementedError
 
@@ -185,8 +185,7 @@ class SQLStore(SQLReads, SQLCopy):
     # shutdown, a requeue) moves to ``job_executions``: the success path writes no
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
     def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
-        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id, now_iso),
-                          patient=True)
+        row = self.db.run(lambda tx: self.claim_row(tx, worker_id, execution_id), patient=True)
         if row is None:
             return None
         pass_parent = row[8]

@@ -108,7 +108,7 @@ class SQLReads:
 
     def workflow_executions(self, workflow_id: str) -> list[Row]:
         return self.db.read(
-            f"""SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
+            """SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
                     e.completed_at, e.error
                 FROM job_attempts e JOIN jobs j ON j.id = e.job_id
                 WHERE j.workflow_id = ? ORDER BY e.started_at, e.is_current, e.id""",

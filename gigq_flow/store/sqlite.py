@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import DatabaseError
 from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
@@ -58,12 +58,11 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self.db.wrap(exc) from exc
 
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str,
-                  stamp: Callable[[], str]) -> Any:
+    def claim_row(self, tx: Tx, worker_id: str, execution_id: str) -> Any:
         # BEGIN IMMEDIATE holds the write lock: the time read now follows commit order,
         # and the head of the index cannot change between its read and its update (a
         # read then an update by rowid costs less than one UPDATE ... RETURNING).
-        now = stamp()
+        now = now_iso()
         row = tx.execute(CLAIM_HEAD, (now,)).fetchone()
         if row is not None:
             tx.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
