@@ -1,8 +1,8 @@
 """The SQLite worker path's query plans: what keeps a claim's cost flat.
 
 The claim reads the head of the ready index, claims and childless completions find the
-row by its rowid, and no statement of a job's path makes SQLite build a temporary b-tree
-(``OpenEphemeral``) or sort. Checked with ``EXPLAIN`` on a real queue file holding
+row by its rowid, and none of them makes SQLite build a temporary b-tree
+(``OpenEphemeral``) or sort; a completing parent finds its children through indexes. Checked with ``EXPLAIN`` on a real queue file holding
 waiting jobs and a workflow's edge.
 """
 
@@ -14,6 +14,7 @@ import pytest
 
 import jobfuncs
 from gigq_flow import Job, JobQueue, Workflow
+from gigq_flow.store.sql import RELEASE_CHILDREN
 from gigq_flow.store.sqlite import CLAIM_HEAD, CLAIM_ROW, COMPLETE_CHILDLESS
 
 HOT_PATH = {
@@ -61,3 +62,10 @@ def test_claims_and_completions_find_the_row_by_rowid(conn, name):
     steps = plan(conn, sql, args)
     assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in steps
     assert "SCAN" not in steps.replace("SCAN jobs USING INDEX", "")
+
+
+def test_a_parent_finds_its_children_through_indexes(conn):
+    steps = plan(conn, RELEASE_CHILDREN, ("id",))
+    assert "SEARCH job_dependencies USING COVERING INDEX idx_job_dependencies_parent" in steps
+    assert "SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?)" in steps
+    assert "SCAN" not in steps

@@ -42,9 +42,12 @@ from .wakeup import WakeSignal
 
 logger = logging.getLogger(__name__)
 
+RELEASE_CHILDREN = """UPDATE jobs SET pending_deps = pending_deps - 1
+    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)"""
+
 __all__ = [
-    "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY", "SQLStore",
-    "Tx",
+    "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY",
+    "RELEASE_CHILDREN", "SQLStore", "Tx",
 ]
 
 
@@ -209,17 +212,17 @@ class SQLStore(SQLReads, SQLCopy):
                 return False
             # A statement of its own: under a server's read-committed isolation it sees
             # an edge that a submit, which held this row locked, committed meanwhile.
-            counts = tx.execute(
-                "UPDATE jobs SET pending_deps = pending_deps - 1 WHERE id IN "
-                "(SELECT job_id FROM job_dependencies WHERE depends_on = ?) "
-                "RETURNING pending_deps",
-                (claim.id,),
-            ).fetchall()
-            if any(count[0] == 0 for count in counts):  # a child became ready
-                self.announce(tx)
+            self.release_children(tx, claim.id)
             return True
 
         return self._run_and_wake(body)
+
+    def release_children(self, tx: Tx, job_id: str) -> None:
+        """Count a completed parent off each of its children; announce the children that
+        became ready."""
+        counts = tx.execute(f"{RELEASE_CHILDREN} RETURNING pending_deps", (job_id,)).fetchall()
+        if any(count[0] == 0 for count in counts):
+            self.announce(tx)
 
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
         def body(tx: Tx) -> bool:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ..errors import DatabaseError
-from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
+from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, RELEASE_CHILDREN, SQLStore, Tx
 from .sql_common import now_iso
 from .sqlite_connection import SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
@@ -73,6 +73,11 @@ class SQLiteStore(SQLStore):
         return self.db.write(
             COMPLETE_CHILDLESS, (result, now, now, claim.row_key, claim.execution_id, claim.id)
         ) == 1
+
+    def release_children(self, tx: Tx, job_id: str) -> None:
+        # Nothing to announce (other processes see the commit through data_version), so
+        # no RETURNING, for which SQLite fills a temporary table.
+        tx.execute(RELEASE_CHILDREN, (job_id,))
 
     def heartbeat(self, instance: str) -> None:
         super().heartbeat(instance)
