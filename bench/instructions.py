@@ -1,0 +1,118 @@
+"""Instructions per job, counted by valgrind's callgrind: steady where timings are not.
+
+Each loop runs twice under ``valgrind --tool=callgrind``, once submitting its jobs and
+once submitting and draining them; the difference, divided by the number of jobs, is
+what draining one job costs in user-space instructions (the kernel's work is not
+counted). Needs valgrind (Debian: ``apt-get install valgrind``).
+
+    python bench/instructions.py [LOOP ...]
+
+Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/systems.py``, 3,000
+no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion statements
+in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs of a
+workflow, drained by ``Worker.process_one``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import partial
+
+import gigq_flow
+from gigq_flow.store import sqlite as sqlite_store
+from gigq_flow.store.sql_common import now_iso
+from noop import noop
+from systems import SYSTEMS
+
+JOBS = 3000
+PAIRS = 1000
+
+
+def system_loop(name: str, drain: bool, directory: str) -> None:
+    system = SYSTEMS[name](directory)
+    system.submit(JOBS)
+    while drain and system.process_one():
+        pass
+    system.close()
+
+
+def sql_only(drain: bool, directory: str) -> None:
+    path = os.path.join(directory, "q.db")
+    queue = gigq_flow.JobQueue(path)
+    for _ in range(JOBS):
+        queue.submit(gigq_flow.Job("noop", noop))
+    conn = queue.store.db.connection()
+    attempt = 0
+    while drain:
+        conn.execute("BEGIN IMMEDIATE")
+        now = now_iso()
+        row = conn.execute(sqlite_store.CLAIM_HEAD, (now,)).fetchone()
+        if row is None:
+            conn.execute("COMMIT")
+            break
+        attempt += 1
+        conn.execute(sqlite_store.CLAIM_ROW, ("w", now, now, f"x-{attempt}", row[-1]))
+        conn.execute("COMMIT")
+        noop()
+        now = now_iso()
+        conn.execute(sqlite_store.COMPLETE_CHILDLESS,
+                     (None, now, now, row[-1], f"x-{attempt}", row[0]))
+    queue.close()
+
+
+def dag(drain: bool, directory: str) -> None:
+    path = os.path.join(directory, "q.db")
+    workflow = gigq_flow.Workflow("pairs")
+    for i in range(PAIRS):
+        parent = workflow.add_task(noop, name=f"parent {i}")
+        workflow.add_task(noop, depends_on=[parent], name=f"child {i}")
+    workflow.submit(gigq_flow.JobQueue(path))
+    worker = gigq_flow.Worker(path)
+    while drain and worker.process_one():
+        pass
+    worker.close()
+
+
+LOOPS = {"gigq_flow": partial(system_loop, "gigq_flow"),
+         "raw sqlite": partial(system_loop, "raw sqlite"), "sql-only": sql_only, "dag": dag}
+
+
+def run_phase(loop: str, phase: str) -> None:
+    """Run one loop's phase in this process (what valgrind measures)."""
+    with tempfile.TemporaryDirectory() as directory:
+        LOOPS[loop](phase == "drain", directory)
+
+
+def count(loop: str, phase: str) -> int:
+    """Instructions of a whole phase, run under callgrind in a child process."""
+    with tempfile.TemporaryDirectory() as out:
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
+             sys.executable, __file__, "--phase", phase, loop],
+            env={**os.environ, "PYTHONMALLOC": "malloc"}, capture_output=True, text=True,
+            check=True,
+        )
+    return int(re.search(r"Collected : (\d+)", result.stderr).group(1))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--phase"]:
+        run_phase(sys.argv[3], sys.argv[2])
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed; on Debian: apt-get install valgrind")
+    for loop in sys.argv[1:] or list(LOOPS):
+        if loop not in LOOPS:
+            sys.exit(f"unknown loop {loop!r}; choose from {', '.join(LOOPS)}")
+        jobs = 2 * PAIRS if loop == "dag" else JOBS
+        per_job = (count(loop, "drain") - count(loop, "submit")) / jobs
+        print(f"{loop:<12} {per_job:>10,.0f} instructions per job")
+
+
+if __name__ == "__main__":
+    main()
