@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
-
 Row = dict[str, Any]
 
 INSTANCE_DIGITS = 16

@@ -16,8 +16,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from ..errors import DuplicateJobError, UnknownDependencyError
-from ..job import JobStatus
-from ..job import DEFAULT_TIMEOUT
+from ..job import DEFAULT_TIMEOUT, JobStatus
 from .base import ClaimedJob, NewJob, WorkflowRecord
 from .sql_common import (
     CLAIM_RETURNING,
@@ -29,6 +28,7 @@ from .sql_common import (
     FINAL_MARKS,
     HELD,
     READY,
+    RELEASE_CHILDREN,
     Transport,
     Tx,
     chunks,
@@ -41,9 +41,6 @@ from .sql_reads import SQLReads
 from .wakeup import WakeSignal
 
 logger = logging.getLogger(__name__)
-
-RELEASE_CHILDREN = """UPDATE jobs SET pending_deps = pending_deps - 1
-    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)"""
 
 __all__ = [
     "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY",

@@ -29,6 +29,9 @@ COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at =
     updated_at = ?"""
 HELD = "id = ? AND execution_id = ? AND status = 'running'"
 """The fence of an attempt's writes: the job row still holds the attempt."""
+RELEASE_CHILDREN = """UPDATE jobs SET pending_deps = pending_deps - 1
+    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)"""
+"""A completed parent counted off each of its children."""
 CLAIMED_COLUMNS = """id, name, function_module, function_name, params, {attempts},
     max_attempts, retry_delay, pass_parent_results,
     dependencies <> '[]' AND dependencies <> '' AND dependencies <> 'null', serializer,

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from ..errors import DatabaseError
-from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, RELEASE_CHILDREN, SQLStore, Tx
-from .sql_common import now_iso
+from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
+from .sql_common import RELEASE_CHILDREN, now_iso
 from .sqlite_connection import SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
 from .wakeup import signal_for
