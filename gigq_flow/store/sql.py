@@ -43,8 +43,8 @@ from .wakeup import WakeSignal
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY",
-    "RELEASE_CHILDREN", "SQLStore", "Tx",
+    "CLAIM_RETURNING", "CLAIM_SET", "CLAIMED_COLUMNS", "COMPLETE_SET", "HELD", "READY", "SQLStore",
+    "Tx",
 ]
 
 
