@@ -104,6 +104,32 @@ def test_sigkill_at_any_instant_keeps_the_file_consistent(tmp_path):
           f"{len(completed)} completions reported, all kept; integrity_check ok")
 
 
+# -- opening the file while other processes open and close it ---------------------------
+OPEN_AND_READ = """
+import sys
+from gigq_flow import JobQueue
+queue = JobQueue(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    queue.store.watch()  # PRAGMA data_version, as a worker's loop reads it
+    queue.stats()
+    queue.close()  # the next round opens a new connection; the last one out folds the WAL
+print("ok")
+"""
+
+
+def test_processes_opening_and_closing_the_file_never_see_it_locked(tmp_path):
+    """A connection's first statements, and ``data_version``, meet the lock that a process
+    opening or closing the file takes (SQLITE_BUSY): they wait like any other statement."""
+    path = tmp_path / "q.db"
+    JobQueue(path).submit(Job("j", relfuncs.noop))
+    children = [subprocess.Popen([sys.executable, "-c", OPEN_AND_READ, str(path), "400"],
+                                 env=relfuncs.subprocess_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert (child.returncode, out.strip()) == (0, "ok"), err[-2000:]
+
+
 # -- synchronous ---------------------------------------------------------------------------
 @pytest.mark.sqlite_only(reason="SQLite's PRAGMA synchronous")
 @pytest.mark.parametrize("mode, level", [(None, 1), ("NORMAL", 1), ("FULL", 2), ("full", 2)])

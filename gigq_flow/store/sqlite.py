@@ -84,22 +84,18 @@ class SQLiteStore(SQLStore):
         self.db.checkpoint_if_large()
 
     def watch(self) -> tuple[int, int]:
-        return self.wake.generation, self._data_version()
-
-    def _data_version(self) -> int:
-        return self.db.connection().execute("PRAGMA data_version").fetchone()[0]
+        return self.wake.generation, self.db.data_version()
 
     def wait_for_work(self, timeout: float, since: Any = None) -> None:
         """Wake on a same-process bump at once, on another process's commit within
         CHANGE_POLL_SECONDS (``PRAGMA data_version``), else after ``timeout``."""
         deadline = time.monotonic() + timeout
         generation, version = since if since is not None else self.watch()
-        conn = self.db.connection()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             if self.wake.wait(generation, min(remaining, CHANGE_POLL_SECONDS)):
                 return
-            if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+            if self.db.data_version() != version:
                 return

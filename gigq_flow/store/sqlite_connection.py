@@ -159,13 +159,18 @@ class SQLiteConnections:
         try:
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                    check_same_thread=False, factory=QueueConnection)
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # The first statements read the file, and meet the lock of a process that
+            # opens or closes it (SQLITE_BUSY) like any other statement.
+            self.retry_locked(self._configure, conn)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         return conn
+
+    def _configure(self, conn: QueueConnection) -> None:
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def use_wal(self) -> None:
         """Switch the file to the WAL journal (persistent; call once the file is accepted)."""
@@ -262,6 +267,15 @@ class SQLiteConnections:
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
         return [dict(zip(names, row)) for row in rows]
+
+    def data_version(self) -> int:
+        """``PRAGMA data_version`` of this thread's connection: it moves when another
+        connection commits."""
+        conn = self.connection()
+        try:
+            return self.retry_locked(conn.execute, "PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
 
     def checkpoint_if_large(self) -> None:
         """Fold the WAL back into the file once it passes WAL_SIZE_LIMIT (long readers
