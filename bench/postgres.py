@@ -125,25 +125,28 @@ class Queue:
 
 
 def drain_child(system: str, location: str, start: Any, finished: Any) -> None:
-    """One worker process: wait for the common start, drain, report the last completion."""
-    last = None
+    """One worker process: wait for the common start, drain, report when the start let
+    it go and its last completion."""
+    began = last = None
     try:
         if system == "procrastinate":
             os.environ[pg_tasks.PROCRASTINATE_SCHEMA_ENV] = location
             app = pg_tasks.app_from_environment()
             start.wait()
+            began = time.perf_counter()
             app.run_worker(queues=["bench"], wait=False, concurrency=1,
                            install_signal_handlers=False, listen_notify=False)
             last = pg_tasks.LAST_COMPLETION[0] or None
         else:
             worker = gigq_flow.Worker(location)
             start.wait()
+            began = time.perf_counter()
             while worker.process_one():
                 pass
             last = pg_tasks.LAST_COMPLETION[0] or None
             worker.close()
     finally:
-        finished.put(last)
+        finished.put((began, last))
 
 
 def drain(system: str, location: str, processes: int) -> float:

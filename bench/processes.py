@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 from typing import Any, Callable
 
 CHILD_TIMEOUT = 600.0
@@ -14,8 +13,11 @@ def time_processes(target: Callable[..., None], args: tuple[Any, ...], count: in
     """Seconds from the common start to the last completion in any of ``count`` processes.
 
     Each spawned process runs ``target(*args, start, finished)``: it waits on the ``start``
-    barrier, works, and puts the ``time.perf_counter()`` of its last completion (or None)
-    on ``finished``. perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process.
+    barrier, works, and puts ``(began, last)`` on ``finished``: the ``time.perf_counter()``
+    at which the barrier let it go and that of its last completion (None if it completed
+    nothing). The start is the earliest ``began``: this process may be scheduled after its
+    children, which on a small machine can finish a short run before it looks at the
+    clock. perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process.
     """
     context = multiprocessing.get_context("spawn")
     start, finished = context.Barrier(count + 1), context.Queue()
@@ -24,10 +26,10 @@ def time_processes(target: Callable[..., None], args: tuple[Any, ...], count: in
     for child in children:
         child.start()
     start.wait()
-    began = time.perf_counter()
-    lasts = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
+    reports = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
     for child in children:
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"{label}: a worker process exited with code {child.exitcode}")
-    return max(last for last in lasts if last is not None) - began
+    began = min(began for began, _ in reports if began is not None)
+    return max(last for _, last in reports if last is not None) - began

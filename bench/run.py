@@ -141,16 +141,19 @@ SCENARIOS: dict[str, Callable[[type[System], int], Rates]] = {
 
 
 # -- worker processes --------------------------------------------------------------------
-def drain_in_child(name: str, directory: str, start: Barrier, finished: Queue[float | None]) -> None:
-    """Open the queue, wait for the common start, drain; report the last completion time."""
-    last = None
+def drain_in_child(name: str, directory: str, start: Barrier,
+                   finished: Queue[tuple[float | None, float | None]]) -> None:
+    """Open the queue, wait for the common start, drain; report when the start let this
+    process go and its last completion."""
+    began = last = None
     try:
         with closing(SYSTEMS[name](directory)) as system:
             start.wait()
+            began = time.perf_counter()
             while system.process_one():
                 last = time.perf_counter()
     finally:  # a failed child still reports; the parent then sees its exit code
-        finished.put(last)
+        finished.put((began, last))
 
 
 def drain_in_processes(name: str, directory: str, count: int) -> float:
