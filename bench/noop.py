@@ -10,3 +10,10 @@ def noop() -> None:
 def nap(seconds: float) -> None:
     """Sleep, standing in for a job that takes ``seconds`` of work (the fan-out scenario)."""
     time.sleep(seconds)
+
+
+def spin(seconds: float) -> None:
+    """Keep a CPU busy for ``seconds``, standing in for a job that computes."""
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
+        pass

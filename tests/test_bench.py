@@ -56,6 +56,14 @@ def test_process_scaling_summarizes_paired_trials_of_both_loops() -> None:
         assert float(line.group(1)) > 0
 
 
+def test_process_scaling_runs_jobs_that_compute_on_gigq_flow_alone() -> None:
+    stdout = run_script("process_scaling.py", "--trials", "2", "--jobs", "40", "--job", "spin",
+                        "--job-ms", "0.5")
+    assert "4 processes / 1, 40 spin jobs of 0.5 ms, 2 paired trials" in stdout
+    assert re.search(r"^  gigq_flow +median \d+\.\d\dx", stdout, re.MULTILINE), stdout
+    assert "raw sqlite" not in stdout
+
+
 def test_process_scaling_refuses_a_single_trial() -> None:
     done = subprocess.run([sys.executable, "process_scaling.py", "--trials", "1"], cwd=BENCH,
                           capture_output=True, text=True, timeout=60)
