@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -128,6 +129,30 @@ def test_processes_opening_and_closing_the_file_never_see_it_locked(tmp_path):
     for child in children:
         out, err = child.communicate(timeout=120)
         assert (child.returncode, out.strip()) == (0, "ok"), err[-2000:]
+
+
+def test_waiting_for_the_lock_leaves_the_random_module_alone(tmp_path):
+    """The jitter of lock waits has its own generator: a notebook that seeds ``random``
+    gets the same numbers whether or not background workers met a locked file."""
+    path = tmp_path / "q.db"
+    JobQueue(path).submit(Job("j", relfuncs.noop))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    worker = Worker(path)
+    worker.store.db.connection()  # opened before the lock wait, not during it
+    random.seed(7)
+    expected = random.Random(7).random()
+    release = threading.Timer(0.2, holder.execute, ("COMMIT",))
+    release.start()
+    began = time.monotonic()
+    try:
+        assert worker.process_one()
+    finally:
+        release.join()
+        worker.close()
+        holder.close()
+    assert time.monotonic() - began >= 0.15  # the claim did wait for the lock
+    assert random.random() == expected
 
 
 # -- synchronous ---------------------------------------------------------------------------

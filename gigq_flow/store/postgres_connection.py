@@ -31,6 +31,7 @@ LISTEN_POLL_SECONDS = 0.5
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 T = TypeVar("T")
+_jitter = random.Random()  # not the random module's: users may seed that one
 Key = tuple[int, str, str]  # (pid, conninfo, schema): a fork gets pools of its own
 _pools: dict[Key, Any] = {}
 _listeners: dict[Key, tuple[threading.Thread, threading.Event, str]] = {}
@@ -164,7 +165,7 @@ class PostgresConnections:
                     return body(PgTx(conn))
             except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
                 logger.debug("%s: %s; retrying", self.location, exc)
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                time.sleep(_jitter.uniform(0, 0.002 * (attempt + 1)))
                 last = exc
             except self.psycopg.Error as exc:
                 raise self.wrap(exc) from exc

@@ -46,6 +46,7 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 
 T = TypeVar("T")
+_jitter = random.Random()  # not the random module's: users may seed that one
 _local = threading.local()
 
 
@@ -219,7 +220,7 @@ class SQLiteConnections:
                         f"{self.path} stayed locked for {LOCK_RETRY_SECONDS:.0f}s; "
                         "is a process holding a long transaction on it?"
                     ) from exc
-                time.sleep(delay * random.uniform(0.5, 1.5))
+                time.sleep(delay * _jitter.uniform(0.5, 1.5))
                 delay = min(delay * 2, longest)
 
     def run(self, body: Callable[[sqlite3.Connection], T], *, patient: bool = False) -> T:
