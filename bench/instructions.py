@@ -46,22 +46,21 @@ def sql_only(drain: bool, directory: str) -> None:
     queue = gigq_flow.JobQueue(path)
     for _ in range(JOBS):
         queue.submit(gigq_flow.Job("noop", noop))
-    conn = queue.store.db.connection()
+    run = queue.store.db.connection().hot.execute  # the cursor the store runs them on
     attempt = 0
     while drain:
-        conn.execute("BEGIN IMMEDIATE")
+        run("BEGIN IMMEDIATE")
         now = now_iso()
-        row = conn.execute(sqlite_store.CLAIM_HEAD, (now,)).fetchone()
+        row = run(sqlite_store.CLAIM_HEAD, (now,)).fetchone()
         if row is None:
-            conn.execute("COMMIT")
+            run("COMMIT")
             break
         attempt += 1
-        conn.execute(sqlite_store.CLAIM_ROW, ("w", now, now, f"x-{attempt}", row[-1]))
-        conn.execute("COMMIT")
+        run(sqlite_store.CLAIM_ROW, ("w", now, now, f"x-{attempt}", row[-1]))
+        run("COMMIT")
         noop()
         now = now_iso()
-        conn.execute(sqlite_store.COMPLETE_CHILDLESS,
-                     (None, now, now, row[-1], f"x-{attempt}", row[0]))
+        run(sqlite_store.COMPLETE_CHILDLESS, (None, now, now, row[-1], f"x-{attempt}", row[0]))
     queue.close()
 
 

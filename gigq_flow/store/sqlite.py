@@ -63,9 +63,10 @@ class SQLiteStore(SQLStore):
         # and the head of the index cannot change between its read and its update (a
         # read then an update by rowid costs less than one UPDATE ... RETURNING).
         now = now_iso()
-        row = tx.execute(CLAIM_HEAD, (now,)).fetchone()
+        cursor = tx.hot  # SQLite's transactions run on this thread's QueueConnection
+        row = cursor.execute(CLAIM_HEAD, (now,)).fetchone()
         if row is not None:
-            tx.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
+            cursor.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
         return row
 
     def complete_childless(self, claim: Any, result: Any) -> bool:
