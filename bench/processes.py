@@ -31,5 +31,5 @@ def time_processes(target: Callable[..., None], args: tuple[Any, ...], count: in
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"{label}: a worker process exited with code {child.exitcode}")
-    began = min(began for began, _ in reports if began is not None)
-    return max(last for _, last in reports if last is not None) - began
+    released = min(began for began, _ in reports if began is not None)
+    return max(last for _, last in reports if last is not None) - released

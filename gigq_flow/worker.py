@@ -144,7 +144,7 @@ class Worker:
     def _run(self, claim: ClaimedJob) -> None:
         try:
             func = self._load_function(claim)
-            params = loads(claim.params, claim.serializer, what="params")  # the job's error
+            params = loads(claim.params, claim.serializer, what="params")  # recorded on the job
             if claim.has_dependencies and self._wants_parent_results(claim, func):
                 params["parent_results"] = self._parent_results(claim.id)
         except Exception as exc:  # deterministic: retrying cannot help

@@ -2,8 +2,8 @@
 
 The claim reads the head of the ready index, claims and childless completions find the
 row by its rowid, and none of them makes SQLite build a temporary b-tree
-(``OpenEphemeral``) or sort; a completing parent finds its children through indexes. Checked with ``EXPLAIN`` on a real queue file holding
-waiting jobs and a workflow's edge.
+(``OpenEphemeral``) or sort; a completing parent finds its children through indexes.
+Checked with ``EXPLAIN`` on a real queue file holding waiting jobs and a workflow's edge.
 """
 
 from __future__ import annotations
