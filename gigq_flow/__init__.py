@@ -2,6 +2,8 @@
 
 import logging
 
+from .db_utils import close_connections
+from .decorators import task
 from .errors import (
     CycleError,
     DatabaseError,
@@ -10,13 +12,13 @@ from .errors import (
     UnknownDependencyError,
     WorkflowError,
 )
-from .job import Job, JobStatus
+from .job import Job
+from .job_queue import JobQueue
+from .job_status import JobStatus
 from .logs import setup_logging
-from .queue import JobQueue
 from .results import ParentResults
-from .run import JobState, RunSnapshot, WorkflowRun
-from .store.sqlite_connection import close_thread_connections as close_connections
-from .tasks import task
+from .run import WorkflowRun
+from .snapshot import JobState, RunSnapshot
 from .worker import Worker
 from .workflow import Workflow
 

@@ -40,14 +40,18 @@ class NotAllowedError(GigqFlowError, PermissionError):
     pickled and the worker does not accept pickle."""
 
 
-class JobNotFoundError(GigqFlowError, KeyError):
-    """No job with the given id exists in the queue."""
+class NotFoundError(GigqFlowError, KeyError):
+    """Something asked for by id or name is not in the queue."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
-class WorkflowNotFoundError(JobNotFoundError):
+class JobNotFoundError(NotFoundError):
+    """No job with the given id exists in the queue."""
+
+
+class WorkflowNotFoundError(NotFoundError):
     """No workflow with the given id exists in the queue."""
 
 

@@ -1,13 +1,14 @@
-"""The ``Job`` record a user submits and the ``JobStatus`` enum."""
+"""The ``Job`` record a user submits (GigQ's module path ``gigq_flow.job``)."""
 
 from __future__ import annotations
 
 import inspect
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
+from .checks import check_int, check_number
 from .errors import ConfigurationError, TaskDefinitionError
 from .serialization import SERIALIZERS
 
@@ -15,35 +16,6 @@ DEFAULT_PRIORITY = 0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 300
 DEFAULT_RETRY_DELAY = 0
-
-
-class JobStatus(str, Enum):
-    """Where a job is in its life. Terminal states stay put unless requeued."""
-
-    PENDING = "pending"
-    """Waiting for a worker, for its parents, or for its retry delay."""
-    RUNNING = "running"
-    """Claimed by a worker; an execution row records the attempt."""
-    COMPLETED = "completed"
-    """Finished and its result stored."""
-    FAILED = "failed"
-    """Raised on its last attempt."""
-    CANCELLED = "cancelled"
-    """Cancelled while pending."""
-    TIMEOUT = "timeout"
-    """Ran past its timeout on its last attempt."""
-    UPSTREAM_FAILED = "upstream_failed"
-    """Will never run: a job it depends on ended failed, timed out or cancelled."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (JobStatus.PENDING, JobStatus.RUNNING)
-
-
-FINAL_FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.CANCELLED)
 
 
 def check_importable(function: Callable) -> None:
@@ -73,11 +45,6 @@ def check_importable(function: Callable) -> None:
             f"{qualname} is a method; a worker imports plain functions. "
             "Define a module-level function that calls it"
         )
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ConfigurationError(f"{name} must be a number >= {minimum}, got {value!r}")
 
 
 class Job:
@@ -111,13 +78,11 @@ class Job:
                 f"params of job {name!r} must be a dict of keyword arguments, "
                 f"got {type(params).__name__}"
             )
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ConfigurationError(f"priority of job {name!r} must be an int, got {priority!r}")
-        _check_int(f"max_attempts of job {name!r}", max_attempts, 1)
-        _check_int(f"timeout of job {name!r}", timeout, 0)
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout of job {name!r} must be > 0 seconds, got {timeout!r}")
-        _check_int(f"retry_delay of job {name!r}", retry_delay, 0)
+        check_int(f"priority of job {name!r}", priority)
+        check_int(f"max_attempts of job {name!r}", max_attempts, minimum=1)
+        check_number(f"timeout of job {name!r}", timeout, inclusive=False,
+                     kind="a number of seconds")
+        check_number(f"retry_delay of job {name!r}", retry_delay, kind="a number of seconds")
         if pass_parent_results not in (None, True, False):
             raise ConfigurationError(
                 f"pass_parent_results of job {name!r} must be None, True or False"

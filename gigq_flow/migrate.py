@@ -14,21 +14,10 @@ import os
 from typing import Any
 
 from .errors import DatabaseError, DestinationNotEmptyError
-from .store import Store, open_store
-from .store.postgres_connection import is_postgres_url, redact, split_url
+from .locations import describe_location, is_postgres_url
+from .store import Store, open_store, queue_identity
 
 logger = logging.getLogger(__name__)
-
-
-def _identity(location: str | os.PathLike[str]) -> tuple[str, ...]:
-    if is_postgres_url(location):
-        conninfo, schema, _ = split_url(str(location))
-        return ("postgres", conninfo, schema)
-    return ("sqlite", os.path.realpath(os.fspath(location)))
-
-
-def _describe(location: str | os.PathLike[str]) -> str:
-    return redact(str(location)) if is_postgres_url(location) else os.fspath(location)
 
 
 def open_source(location: str | os.PathLike[str]) -> Store:
@@ -49,22 +38,22 @@ def copy_queue(
     transaction (nothing is appended or merged, so no id can clash). Returns the number
     of rows copied per table.
     """
-    if _identity(src) == _identity(dst):
-        raise DatabaseError(f"source and destination are the same queue ({_describe(src)}); "
-                            "pass another destination")
+    if queue_identity(src) == queue_identity(dst):
+        raise DatabaseError(f"source and destination are the same queue "
+                            f"({describe_location(src)}); pass another destination")
     source = open_source(src)
     destination = open_store(dst)
     existing = {table: n for table, n in destination.count_rows().items() if n}
     if existing and not force:
         held = ", ".join(f"{n} {table}" for table, n in existing.items())
         raise DestinationNotEmptyError(
-            f"{_describe(dst)} is not empty ({held}); copy to an empty queue, or pass "
+            f"{describe_location(dst)} is not empty ({held}); copy to an empty queue, or pass "
             "force=True (--force) to replace its contents with the source's"
         )
     rows: dict[str, list[dict[str, Any]]] = source.export_rows()
     destination.import_rows(rows, replace=bool(existing))
     copied = {table: len(table_rows) for table, table_rows in rows.items()}
-    logger.info("copied %s to %s: %s", _describe(src), _describe(dst), copied)
+    logger.info("copied %s to %s: %s", describe_location(src), describe_location(dst), copied)
     source.close()
     destination.close()
     return copied

@@ -1,99 +1,27 @@
-"""``WorkflowRun``: the handle on a submitted workflow, and the status snapshot every view reads."""
+"""``WorkflowRun``: the handle on a submitted workflow; it reads the status snapshots
+every view draws (:mod:`.snapshot`)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .codec import decode_payload, result_of
 from .errors import JobNotFoundError, WorkflowNotFoundError
-from .job import Job, JobStatus
-from .queue import result_of
-from .serialization import loads
+from .job import Job
+from .job_status import JobStatus
+from .results import group_by_name
+from .snapshot import Attempt, JobState, RunSnapshot
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from .queue import JobQueue
+    from .job_queue import JobQueue
     from .viz.render import Picture
     from .viz.widget import RunPanel
 
 WAIT_POLL_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class JobState:
-    """One job of a run as last read from the queue."""
-
-    id: str
-    name: str
-    function: str
-    status: JobStatus
-    attempts: int
-    max_attempts: int
-    started_at: str | None
-    completed_at: str | None
-    worker_id: str | None
-    error: str | None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from the start of the last attempt to its end (or to now while running)."""
-        if not self.started_at:
-            return None
-        start = datetime.fromisoformat(self.started_at)
-        if self.status is JobStatus.RUNNING:
-            return (datetime.now() - start).total_seconds()
-        if self.completed_at and self.completed_at >= self.started_at:
-            return (datetime.fromisoformat(self.completed_at) - start).total_seconds()
-        return None
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """The state of every job of a run at one instant: what the picture, the panel and
-    the CLI all draw from."""
-
-    workflow_id: str
-    name: str
-    jobs: tuple[JobState, ...]
-    edges: tuple[tuple[str, str], ...]
-    counts: dict[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        counts = {status.value: 0 for status in JobStatus}
-        for job in self.jobs:
-            counts[job.status.value] += 1
-        object.__setattr__(self, "counts", counts)
-
-    @property
-    def total(self) -> int:
-        return len(self.jobs)
-
-    @property
-    def finished(self) -> int:
-        return sum(1 for job in self.jobs if job.status.is_terminal)
-
-    @property
-    def done(self) -> bool:
-        return self.finished == self.total
-
-    @property
-    def succeeded(self) -> bool:
-        return self.counts[JobStatus.COMPLETED.value] == self.total
-
-    def summary(self) -> str:
-        shown = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
-        return f"workflow {self.name!r} ({self.workflow_id}): {self.finished}/{self.total} finished; {shown or 'no jobs'}"
-
-
-def by_name(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """name -> value; a name shared by several entries maps to the list of their values."""
-    grouped: dict[str, list[Any]] = {}
-    for name, value in pairs:
-        grouped.setdefault(name, []).append(value)
-    return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
 
 
 class WorkflowRun:
@@ -103,14 +31,15 @@ class WorkflowRun:
     """
 
     def __init__(self, queue: JobQueue, workflow_id: str) -> None:
-        record = queue.store.get_workflow(workflow_id)
+        self.queue = queue
+        self._store = queue.store
+        record = self._store.get_workflow(workflow_id)
         if record is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r} in {queue.db_path}")
-        self.queue = queue
         self.id: str = record["id"]
         self.name: str = record["name"]
         self.created_at: str = record["created_at"]
-        self._edges = tuple(queue.store.workflow_edges(workflow_id))
+        self._edges = tuple(self._store.workflow_edges(workflow_id))
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
@@ -123,7 +52,7 @@ class WorkflowRun:
                 max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
                 completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
             )
-            for row in self.queue.store.workflow_jobs(self.id)
+            for row in self._store.workflow_jobs(self.id)
         )
         return RunSnapshot(self.id, self.name, jobs, self._edges)
 
@@ -133,7 +62,7 @@ class WorkflowRun:
         snap = self.snapshot()
         return {
             "jobs": {job.id: job.status.value for job in snap.jobs},
-            "tasks": by_name([(job.name, job.status.value) for job in snap.jobs]),
+            "tasks": group_by_name((job.name, job.status.value) for job in snap.jobs),
             "counts": snap.counts,
             "total": snap.total,
             "done": snap.done,
@@ -142,19 +71,13 @@ class WorkflowRun:
     @property
     def done(self) -> bool:
         """True when every job is terminal."""
-        counts = self.queue.store.workflow_counts(self.id)
+        counts = self._store.workflow_counts(self.id)
         return not counts.get("pending") and not counts.get("running")
 
     @property
     def graph(self) -> nx.DiGraph:
         """The run's DAG: a node per job id (name, function), an edge parent -> child."""
-        import networkx as nx  # imported on first use: workers and the CLI start faster
-
-        graph = nx.DiGraph(name=self.name)
-        for job in self.snapshot().jobs:
-            graph.add_node(job.id, name=job.name, function=job.function)
-        graph.add_edges_from(self._edges)
-        return graph
+        return self.snapshot().to_graph()
 
     def wait(self, timeout: float | None = None, progress: bool = False) -> bool:
         """Block until every job is terminal; False if ``timeout`` seconds pass first.
@@ -162,11 +85,11 @@ class WorkflowRun:
         ``progress=True`` shows a tqdm bar (a widget in notebooks).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _progress_bar(self) if progress else None
+        bar = self._progress_bar() if progress else None
         try:
             while True:
-                since = self.queue.store.watch()
-                counts = self.queue.store.workflow_counts(self.id)
+                since = self._store.watch()
+                counts = self._store.workflow_counts(self.id)
                 total = sum(counts.values())
                 unfinished = counts.get("pending", 0) + counts.get("running", 0)
                 if bar is not None:
@@ -176,7 +99,7 @@ class WorkflowRun:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self.queue.store.wait_for_work(
+                self._store.wait_for_work(
                     WAIT_POLL_SECONDS if remaining is None else min(WAIT_POLL_SECONDS, remaining),
                     since,
                 )
@@ -184,18 +107,26 @@ class WorkflowRun:
             if bar is not None:
                 bar.close()
 
+    def _progress_bar(self) -> Any:
+        from tqdm.auto import tqdm  # a widget in notebooks; imported only when asked for
+
+        return tqdm(total=sum(self._store.workflow_counts(self.id).values()),
+                    desc=self.name, unit="job")
+
     # -- results ----------------------------------------------------------------------------
-    def results(self) -> dict[str, Any]:
-        """Task name -> result of the completed jobs (a list where tasks share a name)."""
-        return by_name([
-            (row["name"], loads(row["result"], row["serializer"], what=f"result of job {row['id']}"))
-            for row in self.queue.store.workflow_results(self.id)
-        ])
+    def results(self, *, unpickle: bool = True) -> dict[str, Any]:
+        """Task name -> result of the completed jobs (a list where tasks share a name);
+        ``unpickle=False`` shows pickled results as a placeholder."""
+        return group_by_name(
+            (row["name"], decode_payload(row["result"], row["serializer"], unpickle=unpickle,
+                                         what=f"result of job {row['id']}"))
+            for row in self._store.workflow_results(self.id)
+        )
 
     def result(self, job: Job | str) -> Any:
         """One job's result (None until it completes)."""
         job_id = job.id if isinstance(job, Job) else job
-        row = self.queue.store.get_job(job_id)  # one row, not a snapshot of the whole run
+        row = self._store.get_job(job_id)  # one row, not a snapshot of the whole run
         if row is None or row["workflow_id"] != self.id:
             raise JobNotFoundError(f"job {job_id!r} is not part of workflow {self.name!r}")
         return result_of(row)
@@ -208,13 +139,36 @@ class WorkflowRun:
             if job.status.is_terminal and job.status is not JobStatus.COMPLETED
         ]
 
-    # -- pictures (gigq_flow.viz, imported on first use) -----------------------------------
+    def attempts(self, now: datetime | None = None) -> list[Attempt]:
+        """Every attempt at the run's jobs, by start time; running ones end at ``now``."""
+        now = now or datetime.now()
+        numbers: dict[str, int] = {}
+        found = []
+        for row in self._store.workflow_executions(self.id):
+            if not row["started_at"]:
+                continue
+            numbers[row["job_id"]] = numbers.get(row["job_id"], 0) + 1
+            start = datetime.fromisoformat(row["started_at"])
+            end = datetime.fromisoformat(row["completed_at"]) if row["completed_at"] else now
+            found.append(Attempt(
+                id=row["id"], job_id=row["job_id"], name=row["name"],
+                number=numbers[row["job_id"]], worker=row["worker_id"] or "",
+                status=row["status"] or "running", start=start, end=max(end, start),
+                error=row["error"] or "",
+            ))
+        return found
+
+    def close(self) -> None:
+        """Close this thread's connection to the queue."""
+        self._store.close()
+
+    # -- pictures (gigq_flow.viz, imported on first use: import gigq_flow stays light) -----
     def visualize(self, **options: Any) -> Picture:
         """The DAG coloured by live status: a Picture that shows inline in Jupyter and
         ``save(path)``s svg/png/pdf. Options: ``rankdir``, ``legend``, ``filename``,
         ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``renderer``
-        (see :func:`gigq_flow.viz.graph.visualize`)."""
-        from .viz.graph import visualize
+        (see :func:`gigq_flow.viz.draw.visualize`)."""
+        from .viz.draw import visualize
 
         return visualize(None, self.snapshot(), **options)
 
@@ -230,20 +184,14 @@ class WorkflowRun:
         (see :func:`gigq_flow.viz.timeline.timeline`)."""
         from .viz.timeline import timeline
 
-        return timeline(self, **options)
+        return timeline(self.snapshot(), self.attempts(), **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """SVG of the live DAG plus a text summary; never raises into a notebook display."""
-        from .viz.graph import display_bundle
+        from .viz.draw import display_bundle
 
         return display_bundle(None, self.snapshot, f"<WorkflowRun {self.id}>")
 
     def __repr__(self) -> str:
         return f"<WorkflowRun {self.snapshot().summary()}>"
 
-
-def _progress_bar(run: WorkflowRun) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=sum(run.queue.store.workflow_counts(run.id).values()),
-                desc=run.name, unit="job")

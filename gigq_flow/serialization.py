@@ -40,6 +40,8 @@ def loads(data: str | bytes | None, serializer: str | None = "json", *, what: st
         return {}
     try:
         if serializer == "pickle":
+            if isinstance(data, str):
+                raise TypeError("pickled data must be bytes, got text")
             return pickle.loads(data)
         return json.loads(data)
     except Exception as exc:

@@ -11,14 +11,16 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from .checks import check_int, check_number
 from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
+from .job_queue import JobQueue
 from .results import ParentResults
 from .serialization import dumps, loads
-from .store import open_store
-from .store.base import ClaimedJob, new_instance
+from .store import ClaimedJob, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,6 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return value
-
-
 class Worker:
     """Runs jobs from a queue until stopped.
 
@@ -67,11 +63,14 @@ class Worker:
     workers reclaim its jobs once the lease expires. ``allowed_modules`` limits which
     functions may run (a module and its submodules); pickled payloads run only with
     ``allow_pickle=True``.
+
+    ``db_path`` is the queue's file or URL (GigQ's form), or a ``JobQueue``, whose
+    connections the worker then shares.
     """
 
     def __init__(
         self,
-        db_path: str | os.PathLike[str],
+        db_path: str | os.PathLike[str] | JobQueue,
         worker_id: str | None = None,
         polling_interval: float = DEFAULT_POLLING_INTERVAL,
         concurrency: int = 1,
@@ -81,26 +80,27 @@ class Worker:
         allowed_modules: Iterable[str] | None = None,
         allow_pickle: bool = False,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        self.polling_interval = _positive("polling_interval", polling_interval)
-        self.lease_timeout = _positive("lease_timeout", lease_timeout)
-        if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) \
-                or grace_period < 0:
-            raise ConfigurationError(f"grace_period must be seconds >= 0, got {grace_period!r}")
+        self.concurrency = check_int("concurrency", concurrency, minimum=1)
+        self.polling_interval = check_number("polling_interval", polling_interval,
+                                             inclusive=False, kind="a number of seconds")
+        self.lease_timeout = check_number("lease_timeout", lease_timeout, inclusive=False,
+                                          kind="a number of seconds")
+        self.grace_period = check_number("grace_period", grace_period,
+                                         kind="a number of seconds")
         if isinstance(allowed_modules, str):
             raise ConfigurationError(
                 f"allowed_modules takes a list of module names, got the string {allowed_modules!r}"
             )
-        self.db_path = os.fspath(db_path)
+        self.store: Store
+        if isinstance(db_path, JobQueue):
+            self.db_path, self.store = db_path.db_path, db_path.store
+        else:
+            self.db_path, self.store = os.fspath(db_path), open_store(db_path)
         self.instance = new_instance()  # this worker's lease, and the prefix of its attempts
         self.worker_id = worker_id or f"worker-{self.instance}"
-        self.concurrency = concurrency
-        self.grace_period = grace_period
         self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self.allow_pickle = allow_pickle
         self.running = False
-        self.store = open_store(db_path)
         self._attempt_numbers = itertools.count(1)
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
         self._active_lock = threading.Lock()
@@ -154,7 +154,8 @@ class Worker:
             result = func(**params)
         except Exception as exc:
             logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, exc)
-            self._finish_failed(claim, describe_error(exc), retry=claim.attempts < claim.max_attempts)
+            self._finish_failed(claim, describe_error(exc),
+                                retry=claim.attempts < claim.max_attempts)
             return
         try:
             encoded = None if result is None else dumps(result, claim.serializer)
@@ -309,7 +310,8 @@ class Worker:
         then return the unfinished ones to the queue."""
         self._ensure_heartbeat()
         threads = [
-            threading.Thread(target=self._loop, args=(i,), name=f"{self.worker_id}-{i}", daemon=True)
+            threading.Thread(target=self._loop, args=(i,), name=f"{self.worker_id}-{i}",
+                             daemon=True)
             for i in range(self.concurrency)
         ]
         for thread in threads:
@@ -337,7 +339,7 @@ class Worker:
         """Run until ``stop()`` or, on the main thread, a SIGINT/SIGTERM (see the class)."""
         self.running = True
         self._signals_received = 0
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
@@ -392,4 +394,5 @@ class Worker:
         self.stop(wait=True)
 
     def __repr__(self) -> str:
-        return f"Worker({self.db_path!r}, worker_id={self.worker_id!r}, concurrency={self.concurrency})"
+        return (f"Worker({self.db_path!r}, worker_id={self.worker_id!r}, "
+                f"concurrency={self.concurrency})")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+from .decorators import TaskWrapper
 from .errors import (
     ConfigurationError,
     CycleError,
@@ -16,16 +17,14 @@ from .errors import (
     UnknownDependencyError,
 )
 from .job import Job
-from .queue import JobQueue, to_new_job
+from .job_queue import JobQueue
+from .run import WorkflowRun
 from .serialization import SERIALIZERS
-from .store.base import WorkflowRecord
-from .tasks import TaskWrapper
 from .worker import Worker
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from .run import WorkflowRun
     from .viz.render import Picture
     from .viz.widget import RunPanel
 
@@ -150,7 +149,7 @@ class Workflow:
     def _check_outside_dependencies(self, queue: JobQueue) -> None:
         outside = {dep: job for job in self.jobs for dep in job.dependencies
                    if dep not in self.job_map}
-        missing = set(outside) - queue.store.existing_ids(outside)
+        missing = set(outside) - queue.existing_ids(outside)
         if missing:
             dep = sorted(missing)[0]
             raise UnknownDependencyError(
@@ -167,20 +166,10 @@ class Workflow:
 
     def submit(self, queue: JobQueue | None = None) -> WorkflowRun:
         """Validate and submit atomically; returns the run handle (also ``last_run``)."""
-        from .run import WorkflowRun
-
         queue = queue or default_queue()
-        record = self._submit(queue)
-        self.last_run = WorkflowRun(queue, record.id)
-        return self.last_run
-
-    def _submit(self, queue: JobQueue) -> WorkflowRecord:
         self.validate(queue)
-        record = WorkflowRecord(
-            id=str(uuid.uuid4()), name=self.name, created_at=datetime.now().isoformat()
-        )
-        queue.store.submit([to_new_job(job) for job in self.jobs], record)
-        return record
+        self.last_run = WorkflowRun(queue, queue.submit_workflow(self.name, self.jobs))
+        return self.last_run
 
     def run(
         self,
@@ -199,7 +188,7 @@ class Workflow:
         """
         queue = queue or default_queue()
         worker = Worker(
-            queue.db_path, worker_id=f"run-{uuid.uuid4().hex[:8]}", polling_interval=1,
+            queue, worker_id=f"run-{uuid.uuid4().hex[:8]}", polling_interval=1,
             concurrency=workers,
             allow_pickle=any(job.serializer == "pickle" for job in self.jobs),
         )
@@ -218,7 +207,7 @@ class Workflow:
     def visualize(self, **options: Any) -> Picture:
         """The DAG: structure only before submission, coloured by live status after.
         Same options as :meth:`WorkflowRun.visualize`."""
-        from .viz.graph import visualize
+        from .viz.draw import visualize
 
         if self.last_run is not None:
             return visualize(None, self.last_run.snapshot(), **options)
@@ -235,7 +224,7 @@ class Workflow:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """SVG of the DAG plus a text summary; never raises into a notebook display."""
-        from .viz.graph import display_bundle
+        from .viz.draw import display_bundle
 
         if self.last_run is not None:
             return display_bundle(None, self.last_run.snapshot, repr(self))

@@ -8,7 +8,6 @@ import os
 import sys
 from datetime import datetime
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 from rich import box
 from rich.console import Console
@@ -16,9 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import GigqFlowError
-from ..job import JobStatus
-from ..queue import JobQueue
-from ..store.postgres_connection import is_postgres_url
+from ..job_queue import JobQueue
+from ..job_status import JobStatus
+from ..locations import describe_location, is_postgres_url
 from ..viz.styles import get_styles
 from ..workflow import DEFAULT_DB_PATH
 
@@ -88,27 +87,11 @@ def default_db() -> str:
     return os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH
 
 
-def is_url(location: str) -> bool:
-    """A database server (``postgresql://...``) rather than a SQLite file."""
-    return is_postgres_url(location)
-
-
-def describe_location(location: str) -> str:
-    """The file's absolute path, or the URL without its password, for messages."""
-    if not is_url(location):
-        return os.path.abspath(location)
-    parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def open_queue(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
     """The queue at ``--db``. Commands that only read or change existing jobs refuse a
     missing file instead of creating an empty queue where a typo pointed."""
     location = args.db
-    if not create and not is_url(location) and not os.path.exists(location):
+    if not create and not is_postgres_url(location) and not os.path.exists(location):
         raise UsageError(
             f"no queue at {describe_location(location)} (the file does not exist); "
             f"pass --db PATH, or create it with '{PROG} submit' or '{PROG} demo'"

@@ -7,13 +7,13 @@ import os
 import time
 
 from .. import demo
-from ..job import JobStatus
-from ..run import RunSnapshot, WorkflowRun
+from ..job_status import JobStatus
+from ..locations import describe_location, is_postgres_url
+from ..run import WorkflowRun
+from ..snapshot import RunSnapshot
 from .common import (
     PROG,
     console,
-    describe_location,
-    is_url,
     open_queue,
     positive_int,
     status_text,
@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # The picture and the flaky step's marker go next to the file (or here, for a server).
-    folder = os.getcwd() if is_url(args.db) else os.path.dirname(os.path.abspath(args.db))
+    folder = os.getcwd() if is_postgres_url(args.db) else os.path.dirname(os.path.abspath(args.db))
     output = os.path.abspath(args.output or os.path.join(folder, DEMO_PICTURE))
     check_picture_path(output)
     queue = open_queue(args, create=True)

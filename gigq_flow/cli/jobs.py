@@ -7,15 +7,18 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from ..job import FINAL_FAILURES, Job, JobStatus
-from ..queue import JobQueue
-from ..tasks import TaskWrapper
+from ..decorators import TaskWrapper
+from ..job import Job
+from ..job_queue import JobQueue
+from ..job_status import FINAL_FAILURES, JobStatus
+from ..locations import describe_location, is_postgres_url
 from ..worker import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_LEASE_TIMEOUT,
@@ -26,8 +29,6 @@ from .common import (
     RefusedError,
     UsageError,
     console,
-    describe_location,
-    is_url,
     non_negative_float,
     non_negative_int,
     open_queue,
@@ -219,7 +220,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     options.update({key: value for key, value in given.items() if value is not None})
     options.setdefault("name", getattr(function, "__name__", args.function))
     job = Job(function=function, params=params, dependencies=args.depends_on, **options)
-    if args.depends_on and not is_url(args.db) and not os.path.exists(args.db):
+    if args.depends_on and not is_postgres_url(args.db) and not os.path.exists(args.db):
         raise UsageError(f"--depends-on {args.depends_on[0]}: no such job, "
                          f"{describe_location(args.db)} does not exist yet")
     queue = open_queue(args, create=True)
@@ -254,6 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("Depends on", _listing(info["dependencies"])),
         ("Description", info["description"] or ""),
         ("Error", info["error"] or ""),
+        ("Unreadable", "; ".join(info.get("decode_errors", ()))),
     ]
     for label, value in rows:
         if value:
@@ -364,8 +366,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 def _current(queue: JobQueue, job_id: str) -> str:
-    row = queue.store.get_job(job_id)
-    return row["status"] if row else "gone"
+    record = queue.get_status(job_id, unpickle=False)
+    return record["status"] if record["exists"] else "gone"
 
 
 def parse_before(text: str) -> str:

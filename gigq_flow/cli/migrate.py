@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..locations import describe_location
 from ..migrate import copy_queue
-from .common import console, describe_location, table
+from .common import console, table
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 from rich.text import Text
 
-from ..run import RunSnapshot, WorkflowRun
-from ..viz.graph import DEFAULT_RANKDIR, RANKDIRS
+from ..run import WorkflowRun
+from ..snapshot import RunSnapshot
+from ..viz.styles import DEFAULT_RANKDIR, RANKDIRS
 from .common import (
     PROG,
     UsageError,

@@ -8,14 +8,17 @@ clocks should be synchronised (NTP): workers' leases compare wall-clock times.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DatabaseError
-from .base import Row
+from .clock import now_iso
+from .contract import Row
 from .postgres_connection import PostgresConnections
 from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version
-from .sql import CLAIM_RETURNING, CLAIM_SET, READY, SQLStore, Tx
-from .sql_common import now_iso
+from .sql import SQLStore
+from .statements import CLAIM_RETURNING, CLAIM_SET, READY
+from .transport import Tx
 from .wakeup import signal_for
 
 
@@ -27,6 +30,7 @@ class PostgresStore(SQLStore):
     lock_shared = "FOR SHARE"
     lock_skip = "FOR UPDATE SKIP LOCKED"
     lock_update = "FOR UPDATE"
+    db: PostgresConnections
 
     def __init__(self, url: str, *, initialize: bool = True) -> None:
         self.db = PostgresConnections(url)
@@ -50,20 +54,25 @@ class PostgresStore(SQLStore):
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str) -> Any:
+    def claim_row(self, worker_id: str, execution_id: str) -> Sequence[Any] | None:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
-        picked = tx.execute(
-            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now_iso(),)
-        ).fetchone()
-        if picked is None:
-            return None
-        now = now_iso()
-        return tx.execute(
-            f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
-            (worker_id, now, now, execution_id, picked[0]),
-        ).fetchone()
+
+        def body(tx: Tx) -> Sequence[Any] | None:
+            picked = tx.execute(
+                f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now_iso(),)
+            ).fetchone()
+            if picked is None:
+                return None
+            now = now_iso()
+            row: Sequence[Any] | None = tx.execute(
+                f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
+                (worker_id, now, now, execution_id, picked[0]),
+            ).fetchone()
+            return row
+
+        return self.db.run(body, patient=True)
 
     # -- reads: rows as SQLite returns them, without the internal insertion counter ----------
     def get_job(self, job_id: str) -> Row | None:

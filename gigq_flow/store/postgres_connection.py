@@ -16,10 +16,12 @@ import random
 import re
 import threading
 import time
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import DatabaseError
+from ..locations import redact
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,6 @@ _pools: dict[Key, Any] = {}
 _listeners: dict[Key, tuple[threading.Thread, threading.Event, str]] = {}
 _pools_lock = threading.Lock()
 _translated: dict[str, str] = {}
-
-
-def is_postgres_url(location: Any) -> bool:
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -67,13 +65,6 @@ def translate(sql: str) -> str:
     if text is None:
         text = _translated[sql] = sql.replace("%", "%%").replace("?", "%s")
     return text
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
-    return urlunsplit(parts)
 
 
 class PgTx:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SchemaVersionError
-from .sql_common import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs, now_iso
+from .clock import now_iso
+from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
 
 SCHEMA_VERSION = 2
 

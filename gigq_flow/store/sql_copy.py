@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .base import Row
-from .sql_common import Transport, Tx, chunks, marks
-from .wakeup import WakeSignal
+from .contract import Row
+from .sql_base import SQLBase
+from .statements import chunks, marks
+from .transport import Tx
 
 #: What a copy of a queue carries, table by table (parents before children), and in
 #: which order rows are read, so a copy keeps the source's insertion order.
@@ -41,20 +43,8 @@ def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
     return value if isinstance(value, str) else bytes(value).decode()
 
 
-class SQLCopy:
+class SQLCopy(SQLBase):
     """Export and import every row of a queue, in one transaction each."""
-
-    db: Transport
-    wake: WakeSignal
-    insertion_order: str
-    execution_order: str
-
-    def blob(self, value: str | bytes | None) -> Any: ...
-
-    def announce(self, tx: Tx) -> None: ...
-
-    def begin_snapshot(self, tx: Tx) -> None:
-        """Make the reads of ``tx`` one consistent snapshot (SQLite's write lock does)."""
 
     def count_rows(self) -> dict[str, int]:
         return {table: self.db.read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
@@ -69,7 +59,7 @@ class SQLCopy:
                 order = COPY_ORDER[table].format(order=self.insertion_order,
                                                  execution_order=self.execution_order)
                 cursor = tx.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-                rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+                rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
                 for row in rows:
                     serializer = row.get("serializer") or serializers.get(row.get("job_id"))
                     for column in PAYLOADS.get(table, ()):
@@ -79,7 +69,7 @@ class SQLCopy:
 
         return self.db.run(body)
 
-    def import_rows(self, rows: dict[str, Sequence[Row]], *, replace: bool = False) -> None:
+    def import_rows(self, rows: Mapping[str, Sequence[Row]], *, replace: bool = False) -> None:
         def body(tx: Tx) -> None:
             if replace:
                 for table in reversed(COPIED_COLUMNS):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
-from .base import INSTANCE_DIGITS, ParentResult, Row
-from .sql_common import Transport, chunks, marks, now_iso
+from .clock import now_iso
+from .contract import INSTANCE_DIGITS, ParentResult, Row
+from .sql_base import SQLBase
+from .statements import chunks, marks
 
 
-class SQLReads:
+class SQLReads(SQLBase):
     """Read-only queries of :class:`~gigq_flow.store.sql.SQLStore` (one statement each)."""
-
-    db: Transport
-    insertion_order: str
 
     def get_job(self, job_id: str) -> Row | None:
         rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -139,5 +138,6 @@ class SQLReads:
         )[0]
         waits = [row["lease"] - time.time()] if row["lease"] is not None else []
         if row["retry_after"]:
-            waits.append((datetime.fromisoformat(row["retry_after"]) - datetime.now()).total_seconds())
+            retry_at = datetime.fromisoformat(row["retry_after"])
+            waits.append((retry_at - datetime.now()).total_seconds())
         return max(0.0, min(waits)) if waits else None

@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DatabaseError
-from .sql import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, SQLStore, Tx
-from .sql_common import RELEASE_CHILDREN, now_iso
-from .sqlite_connection import SQLiteConnections
+from .clock import now_iso
+from .contract import ClaimedJob
+from .sql import SQLStore
+from .sqlite_connection import QueueConnection, SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
+from .statements import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, RELEASE_CHILDREN
+from .transport import Tx
 from .wakeup import signal_for
 
 CHANGE_POLL_SECONDS = 0.02
@@ -37,6 +41,7 @@ class SQLiteStore(SQLStore):
     """A job store in one SQLite file, shared by threads and processes of one machine."""
 
     insertion_order = "rowid"
+    db: SQLiteConnections
 
     def __init__(
         self, path: str | os.PathLike[str], *, initialize: bool = True, synchronous: str = "NORMAL"
@@ -58,18 +63,21 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self.db.wrap(exc) from exc
 
-    def claim_row(self, tx: Tx, worker_id: str, execution_id: str) -> Any:
-        # BEGIN IMMEDIATE holds the write lock: the time read now follows commit order,
-        # and the head of the index cannot change between its read and its update (a
-        # read then an update by rowid costs less than one UPDATE ... RETURNING).
-        now = now_iso()
-        cursor = tx.hot  # SQLite's transactions run on this thread's QueueConnection
-        row = cursor.execute(CLAIM_HEAD, (now,)).fetchone()
-        if row is not None:
-            cursor.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
-        return row
+    def claim_row(self, worker_id: str, execution_id: str) -> Sequence[Any] | None:
+        def body(conn: QueueConnection) -> Sequence[Any] | None:
+            # BEGIN IMMEDIATE holds the write lock: the time read now follows commit
+            # order, and the head of the index cannot change between its read and its
+            # update (a read then an update by rowid costs less than one UPDATE ...
+            # RETURNING). Both run on the connection's kept cursor.
+            now = now_iso()
+            row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
+            if row is not None:
+                conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
+            return row
 
-    def complete_childless(self, claim: Any, result: Any) -> bool:
+        return self.db.run(body, patient=True)
+
+    def complete_childless(self, claim: ClaimedJob, result: Any) -> bool:
         now = now_iso()
         return self.db.write(
             COMPLETE_CHILDLESS, (result, now, now, claim.row_key, claim.execution_id, claim.id)

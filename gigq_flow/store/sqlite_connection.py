@@ -18,7 +18,8 @@ import sqlite3
 import threading
 import time
 import warnings
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, DatabaseError
 
@@ -40,6 +41,7 @@ CACHE_KIB = 32 * 1024  # per connection: keeps the hot pages of large queues in 
 # once its commits changed CHECKPOINT_ROWS rows (a bulk submit).
 CHECKPOINT_COMMITS = 512
 CHECKPOINT_ROWS = 1024
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # result codes (the sqlite3 module names them from 3.11)
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
      "lustre", "davfs", "fuse.s3fs", "fuse.gcsfuse"}
@@ -60,7 +62,11 @@ def close_thread_connections(path: str | None = None) -> None:
 
 
 def is_locked(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    """The error says another connection holds a lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # Python 3.10's errors carry no result code
+        return "locked" in str(exc)
+    return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
 
 
 def filesystem_type(path: str) -> str | None:
@@ -70,7 +76,7 @@ def filesystem_type(path: str) -> str | None:
             entries = [line.split()[1:3] for line in mounts if len(line.split()) > 2]
     except OSError:
         return None
-    best = ("", None)
+    best: tuple[str, str | None] = ("", None)
     for mount_point, fs_type in entries:
         mount_point = mount_point.replace("\\040", " ")
         if (path == mount_point or path.startswith(mount_point.rstrip("/") + "/")) \
@@ -232,7 +238,7 @@ class SQLiteConnections:
                 time.sleep(delay * _jitter.uniform(0.5, 1.5))
                 delay = min(delay * 2, longest)
 
-    def run(self, body: Callable[[sqlite3.Connection], T], *, patient: bool = False) -> T:
+    def run(self, body: Callable[[QueueConnection], T], *, patient: bool = False) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction: committed on success,
         rolled back on error. ``patient``: back off far while the file is locked."""
         conn = self.connection()
@@ -277,7 +283,7 @@ class SQLiteConnections:
             names, rows = self.retry_locked(fetch)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another

@@ -11,7 +11,8 @@ import json
 import sqlite3
 
 from ..errors import DatabaseError, SchemaVersionError
-from .sql_common import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs, now_iso
+from .clock import now_iso
+from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
 
 SCHEMA_VERSION = 2
 

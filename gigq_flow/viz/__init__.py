@@ -10,7 +10,9 @@ import importlib
 from typing import Any
 
 from .styles import (
+    DEFAULT_RANKDIR,
     DEFAULT_STYLES,
+    RANKDIRS,
     Style,
     get_styles,
     reset_styles,
@@ -20,14 +22,14 @@ from .styles import (
 
 _LAZY = {
     "Picture": "render", "render": "render", "choose_renderer": "render",
-    "build_view": "graph", "to_dot": "graph", "to_mermaid": "graph", "visualize": "graph",
+    "build_view": "view", "to_dot": "dot", "to_mermaid": "mermaid", "visualize": "draw",
     "RunPanel": "widget", "timeline": "timeline",
 }
 
 __all__ = [
-    "DEFAULT_STYLES", "Picture", "RunPanel", "Style", "build_view", "choose_renderer",
-    "get_styles", "render", "reset_styles", "set_style", "style_for", "timeline", "to_dot",
-    "to_mermaid", "visualize",
+    "DEFAULT_RANKDIR", "DEFAULT_STYLES", "RANKDIRS", "Picture", "RunPanel", "Style",
+    "build_view", "choose_renderer", "get_styles", "render", "reset_styles", "set_style",
+    "style_for", "timeline", "to_dot", "to_mermaid", "visualize",
 ]
 
 

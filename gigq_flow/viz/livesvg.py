@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
-from ..job import JobStatus
-from .graph import ViewNode
+from ..job_status import JobStatus
 from .styles import STRUCTURE_STYLE, Style
+from .view import ViewNode
 
 _NODE = re.compile(
     r'<g id="(?P<key>[jg]\d+)" class="node">\n<title>[^<]*</title>\n'

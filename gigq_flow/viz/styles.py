@@ -12,17 +12,22 @@ This module imports nothing heavy: the CLI may import it at start-up.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigurationError
-from ..job import JobStatus
+from ..job_status import JobStatus
 
 BORDERS = ("solid", "dashed", "dotted")
 """Border patterns a style may use (graphviz ``style`` names, SVG dash arrays below)."""
 
 SHAPES = ("box", "octagon", "doubleoctagon", "hexagon", "ellipse", "diamond")
 """Node shapes that the picture and the live panel both draw."""
+
+RANKDIRS = ("TB", "LR", "BT", "RL")
+"""Directions a DAG picture may run: top-bottom, left-right, and their reverses."""
+DEFAULT_RANKDIR = "TB"
 
 DASH_ARRAYS = {"solid": None, "dashed": "5,2", "dotted": "1,5"}
 """The dash patterns Graphviz draws, so the live panel matches the picture."""
@@ -166,13 +171,3 @@ def reset_styles() -> None:
         _styles.clear()
         _styles.update(DEFAULT_STYLES)
 
-
-def legend_html(styles: Mapping[JobStatus, Style] | None = None) -> str:
-    """An HTML legend of every status in its style (for notebooks and docs)."""
-    styles = styles or get_styles()
-    chips = "".join(
-        f'<span style="{style.css()};padding:1px 6px;margin-right:4px;border-radius:3px;'
-        f'font-family:sans-serif;font-size:12px">{style.symbol} {status.value}</span>'
-        for status, style in styles.items()
-    )
-    return f'<div class="gigq-flow-legend">{chips}</div>'

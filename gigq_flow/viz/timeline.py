@@ -10,18 +10,17 @@ tooltip gives the job, attempt, worker, times and error. Running attempts end at
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..checks import check_number
 from ..errors import ConfigurationError
-from ..job import JobStatus
-from .graph import FONT, first_line, format_duration
+from ..job_status import JobStatus
+from ..snapshot import Attempt, RunSnapshot
+from .render import Picture
 from .styles import Style, StyleOverrides, get_styles
-
-if TYPE_CHECKING:
-    from ..run import WorkflowRun
-    from .render import Picture
+from .text import FONT, first_line, format_duration
 
 ROW_HEIGHT = 20.0
 BAR_HEIGHT = 13.0
@@ -31,41 +30,6 @@ LABEL_MAX = 220.0
 AXIS_TICKS = 6
 # Execution states that are not job states look like the job state they resemble.
 _EXECUTION_LOOKS = {"lost": JobStatus.FAILED, "interrupted": JobStatus.CANCELLED}
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One execution of a job, as drawn."""
-
-    id: str
-    job_id: str
-    name: str
-    number: int
-    worker: str
-    status: str
-    start: datetime
-    end: datetime
-    error: str
-
-
-def attempts(run: WorkflowRun, now: datetime | None = None) -> list[Attempt]:
-    """Every attempt of the run's jobs, by start time; running ones end at ``now``."""
-    now = now or datetime.now()
-    numbers: dict[str, int] = {}
-    found = []
-    for row in run.queue.store.workflow_executions(run.id):
-        if not row["started_at"]:
-            continue
-        numbers[row["job_id"]] = numbers.get(row["job_id"], 0) + 1
-        start = datetime.fromisoformat(row["started_at"])
-        end = datetime.fromisoformat(row["completed_at"]) if row["completed_at"] else now
-        found.append(Attempt(
-            id=row["id"], job_id=row["job_id"], name=row["name"],
-            number=numbers[row["job_id"]], worker=row["worker_id"] or "",
-            status=row["status"] or "running", start=start, end=max(end, start),
-            error=row["error"] or "",
-        ))
-    return found
 
 
 def _look(status: str, palette: dict[JobStatus, Style]) -> Style:
@@ -100,19 +64,18 @@ def _node(key: str, label: str, **attrs: Any) -> str:
 
 
 def timeline_dot(
-    run: WorkflowRun, *, by: str = "job", width: float = DEFAULT_WIDTH,
-    styles: StyleOverrides | None = None, now: datetime | None = None,
+    snapshot: RunSnapshot, found: Sequence[Attempt], *, by: str = "job",
+    width: float = DEFAULT_WIDTH, styles: StyleOverrides | None = None,
 ) -> str:
-    """The DOT source of the Gantt chart (pinned positions: render with the ``nop2`` engine)."""
+    """The DOT source of the Gantt chart of a run's attempts (``WorkflowRun.attempts()``)
+    (pinned positions: render with the ``nop2`` engine)."""
     if by not in ("job", "worker"):
         raise ConfigurationError(f"by must be 'job' or 'worker', got {by!r}")
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width < 100:
-        raise ConfigurationError(f"width must be a number of points >= 100, got {width!r}")
+    check_number("width", width, minimum=100, kind="a number of points")
     palette = get_styles(styles)
-    found = attempts(run, now)
-    lines = [f"digraph {_q(_text(run.name) + ' timeline')} {{",
+    lines = [f"digraph {_q(_text(snapshot.name) + ' timeline')} {{",
              (f"  graph [bgcolor=white fontname={_q(FONT)} fontsize=13 labelloc=t "
-              f"label={_q(_text(run.name) + ' — attempts over time')} splines=false]"),
+              f"label={_q(_text(snapshot.name) + ' — attempts over time')} splines=false]"),
              f"  node [fontname={_q(FONT)} fontsize=10 fixedsize=true]",
              '  edge [arrowhead=none color="#dddddd" style=dotted]']
     if not found:
@@ -130,7 +93,7 @@ def timeline_dot(
             rows.append(key)
             labels[key] = attempt.name if by == "job" else (attempt.worker or "(no worker)")
     if by == "job":  # submission order, not start order
-        order = {state.id: i for i, state in enumerate(run.snapshot().jobs)}
+        order = {state.id: i for i, state in enumerate(snapshot.jobs)}
         rows.sort(key=lambda job_id: order.get(job_id, len(order)))
         row_of = {key: i for i, key in enumerate(rows)}
 
@@ -191,18 +154,16 @@ def timeline_dot(
 
 
 def timeline(
-    run: WorkflowRun, *, by: str = "job", width: float = DEFAULT_WIDTH,
-    styles: StyleOverrides | None = None, filename: str | None = None,
-    format: str | None = None, renderer: str = "auto",
+    snapshot: RunSnapshot, found: Sequence[Attempt], *, by: str = "job",
+    width: float = DEFAULT_WIDTH, styles: StyleOverrides | None = None,
+    filename: str | None = None, format: str | None = None, renderer: str = "auto",
 ) -> Picture:
-    """A Picture of the run's attempts over time (saves and displays like ``visualize()``)."""
+    """A Picture of a run's attempts over time (saves and displays like ``visualize()``)."""
     import graphviz
 
-    from .render import Picture
-
-    source = timeline_dot(run, by=by, width=width, styles=styles)
+    source = timeline_dot(snapshot, found, by=by, width=width, styles=styles)
     picture = Picture(graphviz.Source(source), format=format or "svg",
-                      summary=f"timeline of {run.snapshot().summary()}", renderer=renderer,
+                      summary=f"timeline of {snapshot.summary()}", renderer=renderer,
                       engine="nop2")
     if filename is not None:
         picture.write(filename, format=format)

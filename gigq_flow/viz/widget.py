@@ -1,9 +1,9 @@
 """The live panel: an ipywidgets view of a run that a background thread keeps current.
 
-It reads the queue (``WorkflowRun.snapshot()``), never in-memory worker state, so it
-follows workers in other processes and opens on old runs from another kernel. The
-graph is laid out once; each refresh restyles only the nodes and table rows whose
-state changed.
+It reads the run's status snapshots (``WorkflowRun.snapshot()``), never in-memory
+worker state, so it follows workers in other processes and opens on old runs from
+another kernel. The graph is laid out once; each refresh restyles only the nodes and
+table rows whose state changed.
 """
 
 from __future__ import annotations
@@ -12,30 +12,19 @@ import html
 import logging
 import threading
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ipywidgets as widgets
 
-from ..errors import ConfigurationError
-from ..job import JobStatus
-from ..run import JobState, RunSnapshot
-from .graph import (
-    DEFAULT_RANKDIR,
-    GROUP_THRESHOLD,
-    GraphView,
-    build_view,
-    first_line,
-    format_duration,
-    group_node,
-    job_node,
-    to_digraph,
-)
+from ..checks import check_number
+from ..job_status import JobStatus
+from ..snapshot import Attempt, JobState, RunSnapshot
+from .dot import to_digraph
 from .livesvg import LiveSvg
 from .render import render
-from .styles import StyleOverrides, get_styles
-
-if TYPE_CHECKING:
-    from ..run import WorkflowRun
+from .styles import DEFAULT_RANKDIR, StyleOverrides, get_styles
+from .text import first_line, format_duration
+from .view import GROUP_THRESHOLD, GraphView, build_view, group_node, job_node
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +37,21 @@ ERROR_TITLE_MAX = 2000
 _FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.UPSTREAM_FAILED)
 _COLUMNS = ("name", "status", "attempts", "started", "duration", "worker", "error")
 _CELL = "padding:2px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap"
+
+
+class LiveRun(Protocol):
+    """What the panel reads of a run (``WorkflowRun`` is one)."""
+
+    id: str
+    name: str
+
+    def snapshot(self) -> RunSnapshot: ...
+
+    def attempts(self) -> list[Attempt]: ...
+
+    def close(self) -> None:
+        """Close the calling thread's connection to the queue."""
+        ...
 
 
 def _clock(iso: str | None) -> str:
@@ -73,7 +77,7 @@ class RunPanel(widgets.VBox):
 
     def __init__(
         self,
-        run: WorkflowRun,
+        run: LiveRun,
         *,
         interval: float = DEFAULT_INTERVAL,
         graph: bool = True,
@@ -84,10 +88,9 @@ class RunPanel(widgets.VBox):
         renderer: str = "auto",
         autostart: bool = True,
     ) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise ConfigurationError(f"interval must be a number of seconds > 0, got {interval!r}")
         self.run = run
-        self.interval = float(interval)
+        self.interval = float(check_number("interval", interval, inclusive=False,
+                                           kind="a number of seconds"))
         self.styles = get_styles(styles)
         self.rankdir = rankdir
         self.group_threshold = group_threshold
@@ -190,7 +193,7 @@ class RunPanel(widgets.VBox):
                     break
         finally:
             try:
-                self.run.queue.store.close()  # this thread's connection
+                self.run.close()  # this thread's connection
             except Exception:
                 logger.debug("closing the panel thread's connection failed", exc_info=True)
             self._set_status_line()
@@ -338,9 +341,9 @@ class RunPanel(widgets.VBox):
             elif job.id in dirty and job.attempts and job.id not in self._workers:
                 missing = True
         if missing:
-            for execution in self.run.queue.store.workflow_executions(self.run.id):
-                if execution["worker_id"]:
-                    self._workers[execution["job_id"]] = execution["worker_id"]
+            for attempt in self.run.attempts():
+                if attempt.worker:
+                    self._workers[attempt.job_id] = attempt.worker
 
     def _row(self, job: JobState) -> str:
         style = self.styles[job.status]

@@ -9,8 +9,9 @@ never decodes params or results.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol
 
 Row = dict[str, Any]
 
@@ -182,7 +183,7 @@ class Store(Protocol):
         """Every row of those tables, read as one snapshot, parents before children and
         in insertion order; payloads encoded as at submit (``str`` JSON, ``bytes`` pickle)."""
 
-    def import_rows(self, rows: dict[str, Sequence[Row]], *, replace: bool = False) -> None:
+    def import_rows(self, rows: Mapping[str, Sequence[Row]], *, replace: bool = False) -> None:
         """Insert rows from ``export_rows`` of any backend in one transaction; with
         ``replace`` the existing rows are deleted first, in the same transaction."""
 

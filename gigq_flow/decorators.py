@@ -1,10 +1,12 @@
-"""``@task``: turn a module-level function into something a queue can run."""
+"""``@task`` and ``TaskWrapper``: a module-level function that can also become a Job
+(GigQ's module path ``gigq_flow.decorators``)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import TaskDefinitionError
 from .job import (
@@ -17,7 +19,7 @@ from .job import (
 )
 
 if TYPE_CHECKING:
-    from .queue import JobQueue
+    from .job_queue import JobQueue
 
 TASK_DEFAULTS: dict[str, Any] = {
     "priority": DEFAULT_PRIORITY,
@@ -32,6 +34,9 @@ TASK_OPTIONS = frozenset({"name", *TASK_DEFAULTS})
 
 class TaskWrapper:
     """A function that stays directly callable and can also become a Job."""
+
+    __wrapped__: Callable[..., Any]
+    """The decorated function (set by ``functools.update_wrapper``)."""
 
     def __init__(self, fn: Callable, **options: Any) -> None:
         unknown = set(options) - TASK_OPTIONS

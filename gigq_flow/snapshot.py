@@ -1,0 +1,110 @@
+"""The state of a run as plain data: what the pictures, the live panel and the CLI draw.
+
+``WorkflowRun`` reads these from the queue; the views import only this module, never
+the handles or a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .job_status import JobStatus
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One job of a run as last read from the queue."""
+
+    id: str
+    name: str
+    function: str
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    started_at: str | None
+    completed_at: str | None
+    worker_id: str | None
+    error: str | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the start of the last attempt to its end (or to now while running)."""
+        if not self.started_at:
+            return None
+        start = datetime.fromisoformat(self.started_at)
+        if self.status is JobStatus.RUNNING:
+            return (datetime.now() - start).total_seconds()
+        if self.completed_at and self.completed_at >= self.started_at:
+            return (datetime.fromisoformat(self.completed_at) - start).total_seconds()
+        return None
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The state of every job of a run at one instant: what the picture, the panel and
+    the CLI all draw from."""
+
+    workflow_id: str
+    name: str
+    jobs: tuple[JobState, ...]
+    edges: tuple[tuple[str, str], ...]
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        counts = {status.value: 0 for status in JobStatus}
+        for job in self.jobs:
+            counts[job.status.value] += 1
+        object.__setattr__(self, "counts", counts)
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for job in self.jobs if job.status.is_terminal)
+
+    @property
+    def done(self) -> bool:
+        return self.finished == self.total
+
+    @property
+    def succeeded(self) -> bool:
+        return self.counts[JobStatus.COMPLETED.value] == self.total
+
+    def summary(self) -> str:
+        shown = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
+        return (f"workflow {self.name!r} ({self.workflow_id}): "
+                f"{self.finished}/{self.total} finished; {shown or 'no jobs'}")
+
+    def to_graph(self) -> nx.DiGraph:
+        """The run's DAG: a node per job id (``name``, ``function``), an edge parent -> child."""
+        import networkx as nx  # on first use: workers and the CLI start without it
+
+        graph = nx.DiGraph(name=self.name)
+        for job in self.jobs:
+            graph.add_node(job.id, name=job.name, function=job.function)
+        graph.add_edges_from(self.edges)
+        return graph
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One execution of a job of a run: its number among the job's attempts, the worker,
+    its status (a job status, or ``lost``/``interrupted``), start and end (``now`` while
+    it runs) and error."""
+
+    id: str
+    job_id: str
+    name: str
+    number: int
+    worker: str
+    status: str
+    start: datetime
+    end: datetime
+    error: str

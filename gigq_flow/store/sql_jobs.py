@@ -1,0 +1,193 @@
+"""Changes to the job graph in the SQL store: submit, cancel, requeue, clear."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DuplicateJobError, UnknownDependencyError
+from ..job_status import JobStatus
+from .clock import now_iso
+from .contract import NewJob, WorkflowRecord
+from .sql_base import SQLBase
+from .statements import DESCENDANTS, FINAL, FINAL_MARKS, chunks, marks
+from .transport import Tx
+
+
+class SQLJobs(SQLBase):
+    """Jobs and their edges: inserted atomically, cancelled, requeued, cleared."""
+
+    # -- submit -------------------------------------------------------------------------------
+    def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
+        new_ids = [job.id for job in jobs]
+        outside = sorted({dep for job in jobs for dep in job.dependencies} - set(new_ids))
+
+        def body(tx: Tx) -> None:
+            taken = self._statuses(tx, new_ids)
+            if taken:
+                raise DuplicateJobError(
+                    f"job {next(iter(taken))} is already in the queue; "
+                    "create a new Job instead of submitting one twice"
+                )
+            # Locked until commit: a parent cannot complete or fail between this read and
+            # the insertion of its children's edges (its counters would miss them).
+            parent_status = self._statuses(tx, outside, self.lock_shared)
+            missing = [dep for dep in outside if dep not in parent_status]
+            if missing:
+                names = {dep: job.name for job in jobs for dep in job.dependencies}
+                raise UnknownDependencyError(
+                    f"job {names[missing[0]]!r} depends on {missing[0]}, which is neither "
+                    "submitted with it nor in the queue; submit the parent first"
+                )
+            if workflow is not None:
+                tx.execute(
+                    "INSERT INTO workflows (id, name, created_at) VALUES (?, ?, ?)",
+                    (workflow.id, workflow.name, workflow.created_at),
+                )
+            self._insert_jobs(tx, jobs, parent_status, workflow)
+            now = now_iso()
+            for parent, status in sorted(parent_status.items()):
+                if status in FINAL or status == JobStatus.UPSTREAM_FAILED.value:
+                    self._propagate_failure(tx, parent, now)
+            self.announce(tx)
+
+        self.db.run(body)
+        self.wake.bump()
+
+    @staticmethod
+    def _statuses(tx: Tx, ids: Sequence[str], lock: str = "") -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in chunks(sorted(ids)):
+            rows = tx.execute(
+                f"SELECT id, status FROM jobs WHERE id IN ({marks(chunk)}) ORDER BY id {lock}",
+                chunk,
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    def _insert_jobs(
+        self, tx: Tx, jobs: Sequence[NewJob], parent_status: dict[str, str],
+        workflow: WorkflowRecord | None,
+    ) -> None:
+        now = now_iso()
+        completed = JobStatus.COMPLETED.value
+        tx.executemany(
+            """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
+                   dependencies, max_attempts, timeout, description, status, created_at,
+                   updated_at, attempts, pass_parent_results, retry_delay, workflow_id,
+                   pending_deps, serializer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    job.id, job.name, job.function_name, job.function_module,
+                    self.blob(job.params), job.priority, json.dumps(list(job.dependencies)),
+                    job.max_attempts, job.timeout, job.description, job.created_at, now,
+                    None if job.pass_parent_results is None else int(job.pass_parent_results),
+                    job.retry_delay, workflow.id if workflow else None,
+                    sum(parent_status.get(dep) != completed for dep in job.dependencies),
+                    job.serializer,
+                )
+                for job in jobs
+            ],
+        )
+        edges = [(job.id, dep, i) for job in jobs for i, dep in enumerate(job.dependencies)]
+        if edges:
+            tx.executemany(
+                "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",
+                edges,
+            )
+
+    def cancel(self, job_id: str) -> bool:
+
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            cancelled = tx.execute(
+                "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (now, now, job_id),
+            ).rowcount == 1
+            if cancelled:
+                self._propagate_failure(tx, job_id, now)
+            return cancelled
+
+        return self.db.run(body)
+
+    def requeue(self, job_id: str) -> bool:
+
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            tx.execute(  # the failed attempt the row holds becomes history
+                f"""INSERT INTO job_executions (id, job_id, worker_id, status, started_at,
+                        completed_at, result, error)
+                    SELECT execution_id, id, worker_id, status, started_at, completed_at,
+                        NULL, error FROM jobs
+                    WHERE id = ? AND execution_id IS NOT NULL AND status IN ({FINAL_MARKS})""",
+                (job_id, *FINAL),
+            )
+            requeued = tx.execute(
+                f"""UPDATE jobs SET status = 'pending', attempts = 0, error = NULL,
+                        retry_after = NULL, completed_at = NULL, updated_at = ?,
+                        worker_id = NULL, execution_id = NULL
+                    WHERE id = ? AND status IN ({FINAL_MARKS})""",
+                (now, job_id, *FINAL),
+            ).rowcount == 1
+            if requeued:
+                self._restore_descendants(tx, job_id, now)
+                self.announce(tx)
+            return requeued
+
+        return self._run_and_wake(body)
+
+    def _restore_descendants(self, tx: Tx, job_id: str, now: str) -> None:
+        """Undo a propagation, then redo it from every parent of the requeued job and of
+        the restored jobs that still ended badly (failed, timed out, cancelled, or
+        upstream_failed through another failed ancestor)."""
+        restored = [
+            row[0] for row in tx.execute(
+                DESCENDANTS + "SELECT id FROM jobs WHERE id IN (SELECT id FROM down) "
+                "AND status = 'upstream_failed'",
+                (job_id,),
+            )
+        ]
+        for chunk in chunks(restored):
+            tx.execute(
+                f"UPDATE jobs SET status = 'pending', error = NULL, completed_at = NULL, "
+                f"updated_at = ? WHERE id IN ({marks(chunk)})",
+                (now, *chunk),
+            )
+        still_failed: set[str] = set()
+        for chunk in chunks([job_id, *restored]):
+            still_failed.update(
+                row[0] for row in tx.execute(
+                    f"""SELECT DISTINCT p.id FROM job_dependencies d
+                        JOIN jobs p ON p.id = d.depends_on
+                        WHERE d.job_id IN ({marks(chunk)})
+                          AND p.status IN ({FINAL_MARKS}, 'upstream_failed')""",
+                    (*chunk, *FINAL),
+                )
+            )
+        for parent in sorted(still_failed):
+            self._propagate_failure(tx, parent, now)
+
+    def clear_completed(self, before_timestamp: str | None = None) -> int:
+        condition = "status IN ('completed', 'cancelled')"
+        args: tuple[Any, ...] = ()
+        if before_timestamp:
+            condition += " AND completed_at < ?"
+            args = (before_timestamp,)
+
+        def body(tx: Tx) -> int:
+            tx.execute(
+                f"DELETE FROM job_executions WHERE job_id IN "
+                f"(SELECT id FROM jobs WHERE {condition})",
+                args,
+            )
+            tx.execute(
+                f"DELETE FROM job_dependencies WHERE job_id IN "
+                f"(SELECT id FROM jobs WHERE {condition})",
+                args,
+            )
+            return tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
+
+        return self.db.run(body)

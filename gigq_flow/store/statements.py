@@ -1,0 +1,70 @@
+"""SQL fragments both backends run, and the row a claim returns, mapped by name where its
+columns are listed. Statements use ``?`` placeholders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+from ..job import DEFAULT_TIMEOUT
+from ..job_status import FINAL_FAILURES
+from .contract import ClaimedJob
+
+T = TypeVar("T")
+
+SQL_CHUNK = 500
+"""Ids bound to one ``IN (...)`` list at most."""
+FINAL = tuple(status.value for status in FINAL_FAILURES)
+FINAL_MARKS = ", ".join("?" * len(FINAL))
+DESCENDANTS = """
+    WITH RECURSIVE down(id) AS (
+        SELECT job_id FROM job_dependencies WHERE depends_on = ?
+        UNION SELECT d.job_id FROM job_dependencies d JOIN down ON d.depends_on = down.id)
+"""
+READY = """status = 'pending' AND pending_deps = 0
+    AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
+"""The head of the ready index (``idx_jobs_ready``): the job a claim takes."""
+CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
+    attempts = attempts + 1, execution_id = ?"""
+COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at = ?,
+    updated_at = ?"""
+HELD = "id = ? AND execution_id = ? AND status = 'running'"
+"""The fence of an attempt's writes: the job row still holds the attempt."""
+RELEASE_CHILDREN = """UPDATE jobs SET pending_deps = pending_deps - 1
+    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)"""
+"""A completed parent counted off each of its children."""
+
+CLAIMED_COLUMNS = """id, name, function_module, function_name, params, {attempts},
+    max_attempts, retry_delay, pass_parent_results,
+    dependencies <> '[]' AND dependencies <> '' AND dependencies <> 'null', serializer,
+    timeout"""
+"""What a worker needs of a claimed job, ``{attempts}`` being the count after the claim;
+a backend selects the job's row key after them. Comparisons rather than ``NOT IN
+(...)``, for which SQLite builds a temporary index on every claim."""
+CLAIM_RETURNING = "RETURNING " + CLAIMED_COLUMNS.format(attempts="attempts")
+
+
+def claimed_job(row: Sequence[Any], execution_id: str, worker_id: str) -> ClaimedJob:
+    """The ClaimedJob of a row of CLAIMED_COLUMNS followed by the row key."""
+    (job_id, name, function_module, function_name, params, attempts, max_attempts,
+     retry_delay, pass_parent_results, has_dependencies, serializer, timeout, row_key) = row
+    return ClaimedJob(
+        id=job_id, name=name, function_module=function_module, function_name=function_name,
+        params=params, attempts=attempts, max_attempts=max_attempts,
+        retry_delay=retry_delay or 0,
+        pass_parent_results=None if pass_parent_results is None else bool(pass_parent_results),
+        has_dependencies=bool(has_dependencies), serializer=serializer or "json",
+        timeout=timeout or DEFAULT_TIMEOUT, row_key=row_key, execution_id=execution_id,
+        worker_id=worker_id,
+    )
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most SQL_CHUNK."""
+    for start in range(0, len(items), SQL_CHUNK):
+        yield items[start : start + SQL_CHUNK]
+
+
+def marks(items: Sequence[Any]) -> str:
+    """``?,?,...``: one placeholder per item."""
+    return ",".join("?" * len(items))

@@ -1,0 +1,50 @@
+"""What the SQL job semantics need of a database driver: run a write transaction, read
+rows. Statements use ``?`` placeholders; a transport may rewrite them for its driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+
+from .contract import Row
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """The result of one statement."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Tx(Protocol):
+    """What a transaction body sees: ``execute`` and ``executemany`` with ``?`` marks."""
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Transport(Protocol):
+    """A database's connections, as the SQL store uses them."""
+
+    def run(self, body: Callable[[Tx], T], *, patient: bool = False) -> T:
+        """Run ``body`` in one write transaction (retried by the transport on lock
+        conflicts, so it must not have effects outside the database). ``patient``: the
+        caller holds nothing yet (a claim) and may wait longer for a lock."""
+        ...
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of one read statement, as dicts."""
+        ...
+
+    def close(self) -> None:
+        """Release what this thread holds."""
+        ...

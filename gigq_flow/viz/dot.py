@@ -1,0 +1,109 @@
+"""DOT source of a view (through the ``graphviz`` package; building it needs no renderer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+from ..job_status import JobStatus
+from .styles import STRUCTURE_STYLE, Style, StyleOverrides, get_styles
+from .text import FONT, format_number
+from .view import GraphView, ViewNode
+
+if TYPE_CHECKING:
+    import graphviz
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\")
+
+
+def _label(lines: Iterable[str]) -> str:
+    return "\\n".join(_escape(line) for line in lines)
+
+
+def node_attributes(node: ViewNode, styles: Mapping[JobStatus, Style]) -> dict[str, str]:
+    """The DOT attributes of a node, in a fixed order."""
+    style = STRUCTURE_STYLE if node.status is None else styles[node.status]
+    attrs = {"id": node.dom_id, "tooltip": _escape(node.tooltip)}
+    if node.counts:
+        total = sum(n for _, n in node.counts)
+        stripes = ":".join(f"{styles[s].fill};{n / total:.3f}" for s, n in node.counts)
+        attrs.update(shape="box", style="striped" if style.border_style == "solid"
+                     else f"striped,{style.border_style}", fillcolor=stripes)
+    else:
+        attrs.update(shape=style.shape, style=style.dot_style, fillcolor=style.fill)
+    attrs.update(color=style.border, fontcolor=style.font, penwidth=format_number(style.penwidth))
+    return attrs
+
+
+def to_digraph(
+    view: GraphView, *, styles: StyleOverrides | None = None, legend: bool = False,
+    layout_only: bool = False,
+) -> graphviz.Digraph:
+    """The view as a ``graphviz.Digraph`` (building it needs no renderer).
+
+    ``layout_only`` is for the live panel, which lays out once and restyles the SVG
+    itself: every node a plain box whose SVG id is its key, no tooltips.
+    """
+    import graphviz
+
+    palette = get_styles(styles)
+    # The live panel lays out once: a title with counts would go stale (its progress
+    # bar shows them), so its graph is titled with the workflow's name only.
+    title = view.name if layout_only else view.title
+    graph_attr = {
+        "rankdir": view.rankdir, "label": _escape(title), "labelloc": "t",
+        "fontname": FONT, "fontsize": "13", "bgcolor": "white",
+        "nodesep": "0.25", "ranksep": "0.4",
+    }
+    if not layout_only:
+        graph_attr["tooltip"] = _escape(view.title)
+    dot = graphviz.Digraph(
+        name=view.name, graph_attr=graph_attr,
+        node_attr={"fontname": FONT, "fontsize": "11", "height": "0.3", "margin": "0.12,0.05"},
+        edge_attr={"color": "#666666", "arrowsize": "0.7"},
+    )
+    for node in view.nodes:
+        if layout_only:
+            attrs = {"id": node.key, "shape": "box", "style": "filled", "fillcolor": "white"}
+        else:
+            attrs = node_attributes(node, palette)
+        dot.node(node.key, graphviz.nohtml(_label(node.lines)), **attrs)
+    for tail, head in view.edges:
+        dot.edge(tail, head)
+    if legend:
+        _add_legend(dot, palette, view.submitted, sideways=view.rankdir in ("LR", "RL"))
+    return dot
+
+
+def _add_legend(dot: graphviz.Digraph, palette: Mapping[JobStatus, Style],
+                submitted: bool, sideways: bool) -> None:
+    """One row of sample nodes (a column, top down, when the graph runs sideways)."""
+    import graphviz
+
+    entries = [(s.value, palette[s]) for s in JobStatus] if submitted else [
+        ("not submitted", STRUCTURE_STYLE)]
+    if sideways:  # a rank runs bottom-up there
+        entries.reverse()
+    with dot.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="status", fontsize="11", style="rounded", color="#bbbbbb",
+                    fontname=FONT)
+        with legend.subgraph() as row:
+            row.attr(rank="same")
+            for text, style in entries:
+                row.node(f"legend_{text.replace(' ', '_')}", graphviz.nohtml(text),
+                         id=f"legend-{text.replace(' ', '_')}", shape=style.shape,
+                         style=style.dot_style, fillcolor=style.fill, color=style.border,
+                         fontcolor=style.font, penwidth=format_number(style.penwidth),
+                         fontsize="10")
+        keys = [f"legend_{text.replace(' ', '_')}" for text, _ in entries]
+        for tail, head in pairwise(keys):
+            legend.edge(tail, head, style="invis")
+
+
+def to_dot(view: GraphView, *, styles: StyleOverrides | None = None,
+           legend: bool = False) -> str:
+    """The DOT source of the view."""
+    return to_digraph(view, styles=styles, legend=legend).source

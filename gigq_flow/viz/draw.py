@@ -1,0 +1,64 @@
+"""The entry points of the DAG pictures: a :class:`~.render.Picture` of a workflow or a
+run, and the mime bundle a notebook displays."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .dot import to_digraph
+from .mermaid import to_mermaid
+from .render import Picture
+from .styles import DEFAULT_RANKDIR, StyleOverrides
+from .view import GROUP_THRESHOLD, build_view
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from ..snapshot import RunSnapshot
+
+
+def visualize(
+    graph: nx.DiGraph | None,
+    snapshot: RunSnapshot | None = None,
+    *,
+    rankdir: str = DEFAULT_RANKDIR,
+    legend: bool = False,
+    filename: str | None = None,
+    format: str | None = None,
+    styles: StyleOverrides | None = None,
+    around: Any = None,
+    hops: int = 1,
+    group_threshold: int | None = GROUP_THRESHOLD,
+    renderer: str = "auto",
+) -> Picture:
+    """A :class:`~.render.Picture` of the workflow; with ``filename`` also written to disk
+    (``format`` from the extension, or appended as the extension when it has none)."""
+    view = build_view(graph, snapshot, rankdir=rankdir, around=around, hops=hops,
+                      group_threshold=group_threshold)
+    picture = Picture(
+        to_digraph(view, styles=styles, legend=legend), format=format or "svg",
+        summary=view.summary, mermaid=to_mermaid(view, styles=styles), renderer=renderer,
+    )
+    if filename is not None:
+        picture.write(filename, format=format)
+    return picture
+
+
+def display_bundle(
+    graph: nx.DiGraph | None, read_snapshot: Any, fallback: str
+) -> dict[str, Any]:
+    """The Jupyter mime bundle of a workflow or run: SVG and a text summary.
+
+    Never raises: when the status cannot be read or the picture cannot be rendered,
+    the text says so (and what to install) and the SVG is left out.
+    """
+    try:
+        snapshot = read_snapshot() if read_snapshot is not None else None
+    except Exception as exc:
+        return {"text/plain": f"{fallback}\n(cannot read the status: {exc})"}
+    try:
+        picture = visualize(graph, snapshot)
+    except Exception as exc:
+        summary = snapshot.summary() if snapshot is not None else fallback
+        return {"text/plain": f"{summary}\n(cannot draw the graph: {exc})"}
+    return picture._repr_mimebundle_()
