@@ -15,7 +15,8 @@ Worker processes import each job's function by module and name, so the jobs must
 this module (``fan_out_fan_in``), not ``__main__``: the last lines run ``main()`` from
 the module as imported by that name.
 
-    python examples/fan_out_fan_in.py [--db fan_out.db] [--limit 2000000] [--chunks 16] [--workers 2]
+    python examples/fan_out_fan_in.py [--db fan_out.db] [--limit 2000000] [--chunks 16]
+                                      [--workers 2]
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def build(grid: dict[str, list]) -> Workflow:
     wf = Workflow("sweep")
     data = wf.add_task(make_data, {"n": 200, "seed": 1})
     names = list(grid)
-    trials = [wf.add_task(train, dict(zip(names, values)), depends_on=[data])
+    trials = [wf.add_task(train, dict(zip(names, values, strict=True)), depends_on=[data])
               for values in itertools.product(*grid.values())]
     wf.add_task(pick_best, depends_on=trials)
     return wf

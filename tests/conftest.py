@@ -48,7 +48,7 @@ def postgres_unavailable() -> str | None:
         with psycopg.connect(postgres_server(), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        from gigq_flow.store.postgres_connection import redact
+        from gigq_flow.locations import redact
 
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (f"no PostgreSQL server answers at {redact(postgres_server())} ({first_line}); "

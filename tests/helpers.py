@@ -119,7 +119,7 @@ def claim_as(location: Any, worker_id: str):
     """Claim the best ready job through a store of its own, as a registered worker would;
     returns (store, instance, claim)."""
     from gigq_flow.store import open_store
-    from gigq_flow.store.base import new_instance
+    from gigq_flow.store import new_instance
 
     store, instance = open_store(location), new_instance()
     store.register_worker(instance, worker_id, 1, 60)

@@ -431,7 +431,7 @@ def test_a_missing_database_is_named_at_once(postgres_url, tmp_path):
 
 
 def test_locations_are_described_without_passwords():
-    from gigq_flow.cli.common import describe_location
+    from gigq_flow.locations import describe_location
 
     assert describe_location("postgresql://u:pw@host:5432/db?x=1") == \
         "postgresql://u:***@host:5432/db?x=1"
@@ -449,7 +449,9 @@ def test_a_hand_edited_row_does_not_hide_the_queue(db):
     conn.close()
     listed = {job["id"]: job for job in ok_json(cli(db, "list", "--json"))}
     assert set(listed) == {bad, good}
-    assert listed[bad]["params"] == "<not JSON: '{not json'>"
-    assert listed[good]["params"] == {"a": 2, "b": 2}
+    assert listed[bad]["params"] == "{not json"  # kept as stored, and named as unreadable
+    assert [error.split(" cannot")[0] for error in listed[bad]["decode_errors"]] == \
+        [f"params of job {bad}", f"dependencies of job {bad}"]
+    assert listed[good]["params"] == {"a": 2, "b": 2} and "decode_errors" not in listed[good]
     assert bad in ok(cli(db, "list"))
-    assert "not JSON" in ok(cli(db, "status", bad, "--show-params"))
+    assert "cannot be decoded as json" in ok(cli(db, "status", bad, "--show-params"))

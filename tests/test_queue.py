@@ -9,7 +9,7 @@ import pytest
 
 import jobfuncs
 from gigq_flow import Job, JobQueue, JobStatus, Worker
-from gigq_flow.store import sql_common
+from gigq_flow.store import clock
 from helpers import drain, status_of
 
 pytestmark = pytest.mark.contract
@@ -362,7 +362,7 @@ def test_second_queue_object_sees_the_same_file(queue, db_path):
 # -- timestamps ---------------------------------------------------------------------------
 def test_timestamps_are_written_as_datetime_isoformat_writes_them(monkeypatch):
     before = datetime.now().isoformat(timespec="microseconds")
-    stamped = sql_common.now_iso()
+    stamped = clock.now_iso()
     assert before <= stamped <= datetime.now().isoformat(timespec="microseconds")
 
     class Clock:  # the last microsecond of a second, then the next second
@@ -372,7 +372,7 @@ def test_timestamps_are_written_as_datetime_isoformat_writes_them(monkeypatch):
         def time():
             return next(Clock.readings)
 
-    monkeypatch.setattr(sql_common, "time", Clock)
+    monkeypatch.setattr(clock, "time", Clock)
     for expected in (1_700_000_000.999999, 1_700_000_001.0, 1_700_000_001.25):
-        assert sql_common.now_iso() == datetime.fromtimestamp(expected).isoformat(
+        assert clock.now_iso() == datetime.fromtimestamp(expected).isoformat(
             timespec="microseconds")

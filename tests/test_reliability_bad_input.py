@@ -44,7 +44,7 @@ from gigq_flow.errors import (
     TaskDefinitionError,
     UnknownDependencyError,
 )
-from gigq_flow.queue import to_new_job
+from gigq_flow.codec import to_new_job
 from gigq_flow.store.sqlite_schema import GIGQ_JOBS_TABLE
 
 

@@ -23,7 +23,7 @@ import pytest
 
 import relfuncs
 from gigq_flow import Job, JobQueue, Workflow
-from gigq_flow.queue import to_new_job
+from gigq_flow.codec import to_new_job
 from helpers import is_postgres, rows
 from relfuncs import WorkerPool
 

@@ -22,7 +22,7 @@ import pytest
 import relfuncs
 from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.errors import ConfigurationError
-from gigq_flow.queue import to_new_job
+from gigq_flow.codec import to_new_job
 
 pytestmark = pytest.mark.contract
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from gigq_flow.store.base import ClaimedJob, NewJob, new_instance
+from gigq_flow.store import ClaimedJob, NewJob, new_instance
 from gigq_flow.store.sqlite import SQLiteStore
 
 FINAL = {"failed", "timeout", "cancelled"}

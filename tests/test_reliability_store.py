@@ -35,8 +35,8 @@ CRASH_SCRIPT = """
 import json, sys
 import relfuncs
 from gigq_flow import Job, JobQueue
-from gigq_flow.queue import to_new_job
-from gigq_flow.store.base import new_instance
+from gigq_flow.codec import to_new_job
+from gigq_flow.store import new_instance
 queue = JobQueue(sys.argv[1])
 store, tag, n = queue.store, sys.argv[2], 0
 instance = new_instance()
@@ -233,7 +233,7 @@ def test_a_worker_holds_no_snapshot_between_jobs(db_path):
 
 
 def relfuncs_new_job(i: int):
-    from gigq_flow.queue import to_new_job
+    from gigq_flow.codec import to_new_job
 
     return to_new_job(Job(f"big{i}", relfuncs.identity, params={"path": "x" * 2000}))
 

@@ -14,7 +14,7 @@ import pytest
 
 import jobfuncs
 from gigq_flow import Job, JobQueue, Workflow
-from gigq_flow.store.sql_common import RELEASE_CHILDREN
+from gigq_flow.store.statements import RELEASE_CHILDREN
 from gigq_flow.store.sqlite import CLAIM_HEAD, CLAIM_ROW, COMPLETE_CHILDLESS
 
 HOT_PATH = {

@@ -11,7 +11,7 @@ from vizhelpers import svg_nodes, texts_of, tooltip_of
 from gigq_flow import Worker, Workflow
 from gigq_flow.errors import ConfigurationError, JobNotFoundError
 from gigq_flow.viz import get_styles
-from gigq_flow.viz.graph import GROUP_THRESHOLD
+from gigq_flow.viz.view import GROUP_THRESHOLD
 
 pytestmark = pytest.mark.contract
 

@@ -19,7 +19,7 @@ from vizhelpers import (
 
 from gigq_flow import Workflow
 from gigq_flow.viz import get_styles, reset_styles, set_style
-from gigq_flow.viz.graph import build_view, to_dot
+from gigq_flow.viz import build_view, to_dot
 
 pytestmark = pytest.mark.contract
 

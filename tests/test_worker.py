@@ -284,7 +284,7 @@ def test_threads_that_first_meet_a_slow_importing_module_both_run_it(queue, db_p
                                                                      monkeypatch):
     """A thread must wait for another thread's import of a job's module to finish, not
     take the half-initialized module from sys.modules."""
-    from gigq_flow.store.base import NewJob
+    from gigq_flow.store import NewJob
 
     module = f"slow_import_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(textwrap.dedent("""

@@ -11,7 +11,7 @@ import pytest
 
 import wffuncs as f
 from gigq_flow import Job, JobNotFoundError, Worker, Workflow, WorkflowRun
-from gigq_flow.errors import WorkflowNotFoundError
+from gigq_flow.errors import NotFoundError, WorkflowNotFoundError
 from helpers import wait_until
 from wf_helpers import finish, python_script, run_python
 
@@ -62,7 +62,8 @@ def test_get_workflow_and_load_give_the_same_handle(queue):
         assert handle.status() == run.status()
     with pytest.raises(WorkflowNotFoundError) as info:
         queue.get_workflow("no-such-workflow")
-    assert isinstance(info.value, JobNotFoundError) and isinstance(info.value, KeyError)
+    assert isinstance(info.value, NotFoundError) and isinstance(info.value, KeyError)
+    assert not isinstance(info.value, JobNotFoundError)  # a workflow is not a job
     assert "no-such-workflow" in str(info.value)
 
 

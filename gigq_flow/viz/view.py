@@ -52,10 +52,6 @@ class ViewNode:
     lines: tuple[str, ...]
     tooltip: str
 
-    @property
-    def is_group(self) -> bool:
-        return self.key.startswith("g")
-
 
 @dataclass(frozen=True)
 class GraphView:
