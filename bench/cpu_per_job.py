@@ -1,4 +1,4 @@
-"""CPU time per job of a single in-process worker, for each system of ``bench/systems.py``.
+"""CPU time per job of a single in-process worker, for each system of ``harness.systems``.
 
 CPU time (user + system, ``time.process_time``) moves less than wall time on a shared
 machine, so it shows what a job costs each system more steadily.
@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 
-from systems import SYSTEMS
+from harness.systems import SYSTEMS
 
 
 def cpu_per_job(system_class: type, jobs: int) -> float:

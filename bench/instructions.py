@@ -7,10 +7,10 @@ counted). Needs valgrind (Debian: ``apt-get install valgrind``).
 
     python bench/instructions.py [LOOP ...]
 
-Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/systems.py``, 3,000
-no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion statements
-in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs of a
-workflow, drained by ``Worker.process_one``).
+Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/harness/systems.py``,
+3,000 no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion
+statements in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs
+of a workflow, drained by ``Worker.process_one``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import sys
 import tempfile
 from functools import partial
 
+from harness.jobs import noop
+from harness.systems import SYSTEMS
+
 import gigq_flow
 from gigq_flow.store import sqlite as sqlite_store
 from gigq_flow.store.sql_common import now_iso
-from noop import noop
-from systems import SYSTEMS
 
 JOBS = 3000
 PAIRS = 1000

@@ -1,6 +1,6 @@
 """Side-by-side queue benchmark: gigq_flow against gigq 0.5.1, huey's SqliteHuey and a
 raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
-(gigq_flow against gigq 0.5.1, in ``bench/workflows.py``), in one run.
+(gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
 
@@ -15,7 +15,7 @@ Every measurement uses a fresh temporary directory; each queue figure is the bes
 - queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
 
 Workflow scenarios: workflow-submit, wide-dag, fan-out and dependent-latency;
-see ``bench/workflows.py``.
+see ``bench/harness/workflow_scenarios.py``.
 """
 
 from __future__ import annotations
@@ -28,15 +28,12 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from contextlib import closing
 from importlib.metadata import version
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
 
-from processes import time_processes
-from scratch import fresh
-from systems import SYSTEMS, System
-from workflows import (
+from harness.processes import drain_in_processes
+from harness.systems import SYSTEMS, System, expect_unfinished
+from harness.tempdirs import fresh
+from harness.workflow_scenarios import (
     WORKFLOW_SCENARIOS,
     measure_workflows,
     workflow_table,
@@ -82,13 +79,6 @@ TARGETS = (
 def drain(system: System) -> None:
     while system.process_one():
         pass
-
-
-def expect_unfinished(system: System, expected: int) -> None:
-    """Refuse to report a rate for a run that did not do the work."""
-    left = system.unfinished()
-    if left != expected:
-        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -138,27 +128,6 @@ SCENARIOS: dict[str, Callable[[type[System], int], Rates]] = {
     "processes": processes,
     "queue-size": queue_size,
 }
-
-
-# -- worker processes --------------------------------------------------------------------
-def drain_in_child(name: str, directory: str, start: Barrier,
-                   finished: Queue[tuple[float | None, float | None]]) -> None:
-    """Open the queue, wait for the common start, drain; report when the start let this
-    process go and its last completion."""
-    began = last = None
-    try:
-        with closing(SYSTEMS[name](directory)) as system:
-            start.wait()
-            began = time.perf_counter()
-            while system.process_one():
-                last = time.perf_counter()
-    finally:  # a failed child still reports; the parent then sees its exit code
-        finished.put((began, last))
-
-
-def drain_in_processes(name: str, directory: str, count: int) -> float:
-    """Seconds from the common start to the last completion in any of ``count`` processes."""
-    return time_processes(drain_in_child, (name, directory), count, name)
 
 
 # -- running and reporting ---------------------------------------------------------------

@@ -34,9 +34,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from noop import noop  # workers import it by module and name
+from harness.jobs import noop
 
 from gigq_flow import JobQueue, Worker, Workflow
 from gigq_flow.viz.render import choose_renderer

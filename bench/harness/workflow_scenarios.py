@@ -42,9 +42,9 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from noop import nap, noop
-from scratch import TEMP_PREFIX, fresh
-from workflow_systems import WORKFLOW_SYSTEMS, WorkflowSystem
+from .jobs import nap, noop
+from .tempdirs import TEMP_PREFIX, fresh
+from .workflow_systems import WORKFLOW_SYSTEMS, WorkflowSystem
 
 SUBMIT_PARENTS = 5000
 FAN_OUT_CHILDREN = 4
@@ -361,7 +361,7 @@ def workflow_table(table: Table) -> str:
                                + ratios))
     if any(value is None for by_system in table.values() for value in by_system.values()):
         lines.append("- : not measured (gigq's larger wide DAGs take minutes: see "
-                     "bench/workflow_systems.py)")
+                     "bench/harness/workflow_systems.py)")
     return "\n".join(lines)
 
 

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 import gigq
 import gigq.db_utils
 from huey import SqliteHuey
-from noop import noop
 
 import gigq_flow
 from gigq_flow.queue import to_new_job
+
+from .jobs import noop
 
 WAITING_PRIORITY = -1
 """Waiting jobs rank below the default priority (0), so the measured jobs are claimed first."""
@@ -44,6 +45,13 @@ class System(Protocol):
         """How many jobs are not done yet."""
 
     def close(self) -> None: ...
+
+
+def expect_unfinished(system: System, expected: int) -> None:
+    """Refuse to report a rate for a run that did not do the work."""
+    left = system.unfinished()
+    if left != expected:
+        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
 
 
 class QueueAndWorker:
@@ -105,8 +113,9 @@ class Gigq(QueueAndWorker):
                 """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                        dependencies, max_attempts, timeout, description, status, created_at,
                        updated_at, attempts, retry_delay)
-                   VALUES (?, ?, 'noop', 'noop', '{}', ?, '[]', 3, 300, '', 'pending', ?, ?, 0, 0)""",
-                [(job.id, job.name, job.priority, job.created_at, now) for job in jobs],
+                   VALUES (?, ?, ?, ?, '{}', ?, '[]', 3, 300, '', 'pending', ?, ?, 0, 0)""",
+                [(job.id, job.name, noop.__name__, noop.__module__, job.priority,
+                  job.created_at, now) for job in jobs],
             )
 
 

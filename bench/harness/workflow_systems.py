@@ -1,5 +1,5 @@
 """The systems with workflows, gigq_flow and gigq 0.5.1, behind one small interface for
-the workflow scenarios (``bench/workflows.py``).
+the workflow scenarios (``bench/harness/workflow_scenarios.py``).
 
 Each keeps its queue in one SQLite file inside a directory it is given and uses its own
 public API: gigq_flow builds with ``Workflow.add_task`` (plain functions) and submits
@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import gigq
-from systems import QueueAndWorker
 
 import gigq_flow
+
+from .systems import QueueAndWorker
 
 WorkerHandle = Any
 """What ``start_worker`` returns and ``stop_worker`` takes."""
