@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
-from harness.systems import SYSTEMS
+from harness.systems import SYSTEMS, drain, expect_unfinished
+from harness.tempdirs import fresh
 
 
 def cpu_per_job(system_class: type, jobs: int) -> float:
     """Microseconds of CPU per job to drain ``jobs`` no-op jobs with ``process_one``."""
-    with tempfile.TemporaryDirectory() as directory:
-        system = system_class(directory)
+    with fresh(system_class) as (_, system):
         system.submit(jobs)
         start = time.process_time()
-        while system.process_one():
-            pass
+        drain(system)
         spent = time.process_time() - start
-        assert system.unfinished() == 0
-        system.close()
+        expect_unfinished(system, 0)
     return spent / jobs * 1e6
 
 

@@ -20,11 +20,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from functools import partial
 
 from harness.jobs import noop
 from harness.systems import SYSTEMS
+from harness.tempdirs import temporary_directory
 
 import gigq_flow
 from gigq_flow.store import sqlite as sqlite_store
@@ -84,13 +84,13 @@ LOOPS = {"gigq_flow": partial(system_loop, "gigq_flow"),
 
 def run_phase(loop: str, phase: str) -> None:
     """Run one loop's phase in this process (what valgrind measures)."""
-    with tempfile.TemporaryDirectory() as directory:
+    with temporary_directory() as directory:
         LOOPS[loop](phase == "drain", directory)
 
 
 def count(loop: str, phase: str) -> int:
     """Instructions of a whole phase, run under callgrind in a child process."""
-    with tempfile.TemporaryDirectory() as out:
+    with temporary_directory() as out:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, __file__, "--phase", phase, loop],

@@ -21,18 +21,17 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 from harness import postgres_jobs
-from harness.processes import Drain, time_processes
+from harness.machine import describe, installed, summary
+from harness.processes import Drain, in_processes, time_processes
+from harness.tempdirs import temporary_directory
 
 import gigq_flow
 from gigq_flow.queue import to_new_job
@@ -173,7 +172,7 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
             log: Callable[[str], None]) -> dict[str, dict[str, float]]:
     """Jobs per second by row label, then system."""
     rates: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="gigq-bench-pg-") as directory:
+    with temporary_directory() as directory:
         for run in range(1, repeat + 1):
             label = f"submit {SUBMIT_JOBS}, one by one"
             for system in systems:
@@ -186,7 +185,7 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
                 by_system = rates.setdefault(label, {})
                 by_system[system] = max(rate, by_system.get(system, 0.0))
             for count in PROCESS_COUNTS:
-                label = f"run, {count} worker process{'es' if count > 1 else ''}"
+                label = in_processes(count)
                 for system in systems:
                     log(f"  {label}, run {run}/{repeat}: {system}")
                     queue = Queue(system, server, directory)
@@ -204,28 +203,15 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
 
 
 def machine(server: str) -> dict[str, str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
     with psycopg.connect(server) as conn:
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
+    return describe({
         "postgresql": f"{server_version} (synchronous_commit={commit}, same machine)",
         "psycopg": installed("psycopg"),
         "procrastinate": installed("procrastinate"),
         "gigq_flow": installed("gigq-flow"),
-        "load average at start": " ".join(f"{load:.1f}" for load in os.getloadavg()),
-    }
+    })
 
 
 def table(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
@@ -244,7 +230,7 @@ def table(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
 
 
 def scaling(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
-    one = "run, 1 worker process"
+    one = in_processes(1)
     lines = []
     for system in systems:
         steps = [f"{rates[label][system] / rates[one][system]:.2f}x with {label.split(', ')[1]}"
@@ -274,7 +260,7 @@ def main() -> None:
     began = time.perf_counter()
     rates = measure(args.url, args.jobs, args.repeat, systems,
                     lambda line: print(line, file=sys.stderr, flush=True))
-    print(", ".join(f"{key} {value}" for key, value in about.items()))
+    print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s\n")
     print(table(rates, systems))
     print()

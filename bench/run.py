@@ -23,15 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 
-from harness.processes import drain_in_processes
-from harness.systems import SYSTEMS, System, expect_unfinished
+from harness.machine import describe, summary
+from harness.processes import drain_in_processes, in_processes
+from harness.systems import SYSTEMS, System, drain, expect_unfinished
 from harness.tempdirs import fresh
 from harness.workflow_scenarios import (
     WORKFLOW_SCENARIOS,
@@ -55,10 +55,6 @@ SUBMIT = "submit, one by one"
 RUN_IN_PROCESS = "run, 1 worker in-process"
 
 
-def in_processes(count: int) -> str:
-    return f"run, {count} worker process{'es' if count > 1 else ''}"
-
-
 def while_waiting(count: int) -> str:
     return f"claim+complete, {count:,} waiting"
 
@@ -74,11 +70,6 @@ TARGETS = (
     ("claim cost flat from 10 to 100,000 waiting (within 20%)",
      (while_waiting(100_000), "gigq_flow"), (while_waiting(10), "gigq_flow"), 0.8),
 )
-
-
-def drain(system: System) -> None:
-    while system.process_one():
-        pass
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -145,18 +136,12 @@ def measure(scenarios: list[str], jobs: int, repeat: int) -> dict[str, Rates]:
 
 
 def machine() -> dict[str, str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
+    return describe({
         "sqlite": sqlite3.sqlite_version,
         "gigq": version("gigq"),
         "huey": version("huey"),
         "gigq_flow": f"{version('gigq-flow')} from {os.path.dirname(gigq_flow.__file__)}",
-        "load average at start": " ".join(f"{load:.1f}" for load in os.getloadavg()),
-    }
+    })
 
 
 def table(results: dict[str, Rates]) -> str:
@@ -164,15 +149,15 @@ def table(results: dict[str, Rates]) -> str:
     names = list(SYSTEMS)
     ours, peers = names[0], names[1:]
     label_width = max(len(label) for label in results)
-    ratio_widths = [max(len(f"vs {peer}"), 6) for peer in peers]
+    ratio_widths = {peer: max(len(f"vs {peer}"), 6) for peer in peers}
     lines = ["  ".join(
         [f"{'jobs/s':<{label_width}}"] + [f"{name:>10}" for name in names]
-        + [f"{'vs ' + peer:>{width}}" for peer, width in zip(peers, ratio_widths)]
+        + [f"{'vs ' + peer:>{width}}" for peer, width in ratio_widths.items()]
     )]
     for label, rates in results.items():
         lines.append("  ".join(
             [f"{label:<{label_width}}"] + [f"{rates[name]:>10,.0f}" for name in names]
-            + [f"{rates[ours] / rates[peer]:>{width}.2f}" for peer, width in zip(peers, ratio_widths)]
+            + [f"{rates[ours] / rates[peer]:>{width}.2f}" for peer, width in ratio_widths.items()]
         ))
     return "\n".join(lines)
 
@@ -208,7 +193,7 @@ def main() -> None:
     began = time.perf_counter()
     results = measure([s for s in SCENARIOS if s in chosen], args.jobs, args.repeat)
     workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
-    print(", ".join(f"{key} {value}" for key, value in about.items()))
+    print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s")
     if results:
         print("\n".join(["", table(results), "", *verdicts(results)]))

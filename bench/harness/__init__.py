@@ -9,6 +9,7 @@
 - ``workflow_scenarios``: the workflow scenarios of ``run.py`` and their report.
 - ``tempdirs``:           a fresh temporary directory, and a system opened in it.
 - ``processes``:          worker processes that start together, timed to the last completion.
+- ``machine``:            the machine a run measured on, for the report's first line.
 
 The scripts import it as ``harness`` (their own folder is first on ``sys.path``), and the
 worker processes they spawn inherit that path, so jobs stored as ``harness.jobs.noop``

@@ -77,6 +77,11 @@ def system_drain(name: str, directory: str) -> Iterator[Drain]:
         yield drain
 
 
+def in_processes(count: int) -> str:
+    """The report's row of a drain by ``count`` worker processes."""
+    return f"run, {count} worker process{'es' if count > 1 else ''}"
+
+
 def drain_in_processes(name: str, directory: str, count: int) -> float:
     """Seconds from the common start to the last completion in any of ``count`` processes
     draining the queue of the system ``name`` in ``directory``."""
