@@ -1,4 +1,4 @@
-"""CPU time per job of a single in-process worker, for each system of ``bench/systems.py``.
+"""CPU time per job of a single in-process worker, for each system of ``harness.systems``.
 
 CPU time (user + system, ``time.process_time``) moves less than wall time on a shared
 machine, so it shows what a job costs each system more steadily.
@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
-from systems import SYSTEMS
+from harness.systems import SYSTEMS, drain, expect_unfinished
+from harness.tempdirs import fresh
 
 
 def cpu_per_job(system_class: type, jobs: int) -> float:
     """Microseconds of CPU per job to drain ``jobs`` no-op jobs with ``process_one``."""
-    with tempfile.TemporaryDirectory() as directory:
-        system = system_class(directory)
+    with fresh(system_class) as (_, system):
         system.submit(jobs)
         start = time.process_time()
-        while system.process_one():
-            pass
+        drain(system)
         spent = time.process_time() - start
-        assert system.unfinished() == 0
-        system.close()
+        expect_unfinished(system, 0)
     return spent / jobs * 1e6
 
 

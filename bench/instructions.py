@@ -7,10 +7,10 @@ counted). Needs valgrind (Debian: ``apt-get install valgrind``).
 
     python bench/instructions.py [LOOP ...]
 
-Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/systems.py``, 3,000
-no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion statements
-in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs of a
-workflow, drained by ``Worker.process_one``).
+Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/harness/systems.py``,
+3,000 no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion
+statements in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs
+of a workflow, drained by ``Worker.process_one``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from functools import partial
+
+from harness.jobs import noop
+from harness.systems import SYSTEMS
+from harness.tempdirs import temporary_directory
 
 import gigq_flow
 from gigq_flow.store import sqlite as sqlite_store
 from gigq_flow.store.sql_common import now_iso
-from noop import noop
-from systems import SYSTEMS
 
 JOBS = 3000
 PAIRS = 1000
@@ -83,13 +84,13 @@ LOOPS = {"gigq_flow": partial(system_loop, "gigq_flow"),
 
 def run_phase(loop: str, phase: str) -> None:
     """Run one loop's phase in this process (what valgrind measures)."""
-    with tempfile.TemporaryDirectory() as directory:
+    with temporary_directory() as directory:
         LOOPS[loop](phase == "drain", directory)
 
 
 def count(loop: str, phase: str) -> int:
     """Instructions of a whole phase, run under callgrind in a child process."""
-    with tempfile.TemporaryDirectory() as out:
+    with temporary_directory() as out:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, __file__, "--phase", phase, loop],

@@ -21,25 +21,22 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
 import uuid
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
+from harness import postgres_jobs
+from harness.machine import describe, installed, summary
+from harness.processes import Drain, in_processes, time_processes
+from harness.tempdirs import temporary_directory
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import pg_tasks  # noqa: E402
-from processes import time_processes  # noqa: E402
-
-import gigq_flow  # noqa: E402
-from gigq_flow.queue import to_new_job  # noqa: E402
-from gigq_flow.store import open_store  # noqa: E402
-from gigq_flow.store.postgres_connection import close_pools  # noqa: E402
+import gigq_flow
+from gigq_flow.queue import to_new_job
+from gigq_flow.store import open_store
+from gigq_flow.store.postgres_connection import close_pools
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 URL_ENV = "GIGQ_FLOW_BENCH_POSTGRES"
@@ -68,7 +65,7 @@ class Queue:
     async def _procrastinate_schema(self) -> None:
         async with await psycopg.AsyncConnection.connect(self.server, autocommit=True) as conn:
             await conn.execute(f'CREATE SCHEMA "{self.schema}"')
-        app = pg_tasks.procrastinate_app(self.server, self.schema)
+        app = postgres_jobs.procrastinate_app(self.server, self.schema)
         async with app.open_async():
             await app.schema_manager.apply_schema_async()
 
@@ -78,11 +75,12 @@ class Queue:
             asyncio.run(self._procrastinate_fill(jobs))
             return
         store = open_store(self.location)
-        store.submit([to_new_job(gigq_flow.Job(f"noop-{i}", pg_tasks.noop)) for i in range(jobs)])
+        store.submit([to_new_job(gigq_flow.Job(f"noop-{i}", postgres_jobs.noop))
+                      for i in range(jobs)])
         store.close()
 
     async def _procrastinate_fill(self, jobs: int) -> None:
-        app = pg_tasks.procrastinate_app(self.server, self.schema)
+        app = postgres_jobs.procrastinate_app(self.server, self.schema)
         async with app.open_async():
             await app.tasks["noop"].batch_defer_async(*({} for _ in range(jobs)))
 
@@ -93,11 +91,11 @@ class Queue:
         queue = gigq_flow.JobQueue(self.location)
         began = time.perf_counter()
         for i in range(jobs):
-            queue.submit(gigq_flow.Job(f"noop-{i}", pg_tasks.noop))
+            queue.submit(gigq_flow.Job(f"noop-{i}", postgres_jobs.noop))
         return jobs / (time.perf_counter() - began)
 
     async def _procrastinate_submit(self, jobs: int) -> float:
-        app = pg_tasks.procrastinate_app(self.server, self.schema)
+        app = postgres_jobs.procrastinate_app(self.server, self.schema)
         async with app.open_async():
             task = app.tasks["noop"]
             began = time.perf_counter()
@@ -124,34 +122,36 @@ class Queue:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
 
-def drain_child(system: str, location: str, start: Any, finished: Any) -> None:
-    """One worker process: wait for the common start, drain, report when the start let
-    it go and its last completion."""
-    began = last = None
-    try:
-        if system == "procrastinate":
-            os.environ[pg_tasks.PROCRASTINATE_SCHEMA_ENV] = location
-            app = pg_tasks.app_from_environment()
-            start.wait()
-            began = time.perf_counter()
+@contextmanager
+def worker_drain(system: str, location: str) -> Iterator[Drain]:
+    """What one worker process drains: procrastinate's worker until the queue is empty,
+    or a gigq_flow Worker's ``process_one`` until none is ready."""
+    if system == "procrastinate":
+        app = postgres_jobs.procrastinate_app(*location.split("|"))
+
+        def drain() -> float | None:
             app.run_worker(queues=["bench"], wait=False, concurrency=1,
                            install_signal_handlers=False, listen_notify=False)
-            last = pg_tasks.LAST_COMPLETION[0] or None
-        else:
-            worker = gigq_flow.Worker(location)
-            start.wait()
-            began = time.perf_counter()
-            while worker.process_one():
-                pass
-            last = pg_tasks.LAST_COMPLETION[0] or None
-            worker.close()
+            return postgres_jobs.last_completion()
+
+        yield drain
+        return
+    worker = gigq_flow.Worker(location)
+
+    def drain_gigq_flow() -> float | None:
+        while worker.process_one():
+            pass
+        return postgres_jobs.last_completion()
+
+    try:
+        yield drain_gigq_flow
     finally:
-        finished.put((began, last))
+        worker.close()
 
 
 def drain(system: str, location: str, processes: int) -> float:
     """Seconds from the common start to the last completion in any process."""
-    return time_processes(drain_child, (system, location), processes, system)
+    return time_processes(worker_drain, (system, location), processes, system)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
             log: Callable[[str], None]) -> dict[str, dict[str, float]]:
     """Jobs per second by row label, then system."""
     rates: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="gigq-bench-pg-") as directory:
+    with temporary_directory() as directory:
         for run in range(1, repeat + 1):
             label = f"submit {SUBMIT_JOBS}, one by one"
             for system in systems:
@@ -185,7 +185,7 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
                 by_system = rates.setdefault(label, {})
                 by_system[system] = max(rate, by_system.get(system, 0.0))
             for count in PROCESS_COUNTS:
-                label = f"run, {count} worker process{'es' if count > 1 else ''}"
+                label = in_processes(count)
                 for system in systems:
                     log(f"  {label}, run {run}/{repeat}: {system}")
                     queue = Queue(system, server, directory)
@@ -203,28 +203,15 @@ def measure(server: str, jobs: int, repeat: int, systems: list[str],
 
 
 def machine(server: str) -> dict[str, str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
     with psycopg.connect(server) as conn:
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
+    return describe({
         "postgresql": f"{server_version} (synchronous_commit={commit}, same machine)",
         "psycopg": installed("psycopg"),
         "procrastinate": installed("procrastinate"),
         "gigq_flow": installed("gigq-flow"),
-        "load average at start": " ".join(f"{load:.1f}" for load in os.getloadavg()),
-    }
+    })
 
 
 def table(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
@@ -243,7 +230,7 @@ def table(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
 
 
 def scaling(rates: dict[str, dict[str, float]], systems: list[str]) -> str:
-    one = "run, 1 worker process"
+    one = in_processes(1)
     lines = []
     for system in systems:
         steps = [f"{rates[label][system] / rates[one][system]:.2f}x with {label.split(', ')[1]}"
@@ -273,7 +260,7 @@ def main() -> None:
     began = time.perf_counter()
     rates = measure(args.url, args.jobs, args.repeat, systems,
                     lambda line: print(line, file=sys.stderr, flush=True))
-    print(", ".join(f"{key} {value}" for key, value in about.items()))
+    print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s\n")
     print(table(rates, systems))
     print()

@@ -2,9 +2,9 @@
 
 On this kind of shared machine one run's rate moves by 10–30%, as much as the
 difference in question, so a best-of-N table cannot settle it. Each trial drains a
-fresh queue with 1 process and a fresh one with 4 (the harness of ``run.py``'s
-processes scenario), back to back, in alternating order to cancel drift; the verdict
-reads the median of the per-trial ratios and their spread.
+fresh queue with 1 process and a fresh one with 4 (``bench/harness/processes.py``, as
+in ``run.py``'s processes scenario), back to back, in alternating order to cancel drift;
+the verdict reads the median of the per-trial ratios and their spread.
 
     python bench/process_scaling.py [--trials 15] [--jobs 3000] [--processes 4]
     python bench/process_scaling.py --job spin --job-ms 1 --jobs 1000   # gigq_flow only
@@ -19,10 +19,10 @@ import argparse
 import statistics
 import sys
 
-from noop import nap, spin
-from run import drain_in_processes, expect_unfinished
-from scratch import fresh
-from systems import SYSTEMS, System
+from harness.jobs import nap, spin
+from harness.processes import drain_in_processes
+from harness.systems import SYSTEMS, System, expect_unfinished
+from harness.tempdirs import fresh
 
 import gigq_flow
 

@@ -1,6 +1,6 @@
 """Side-by-side queue benchmark: gigq_flow against gigq 0.5.1, huey's SqliteHuey and a
 raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
-(gigq_flow against gigq 0.5.1, in ``bench/workflows.py``), in one run.
+(gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
 
@@ -15,7 +15,7 @@ Every measurement uses a fresh temporary directory; each queue figure is the bes
 - queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
 
 Workflow scenarios: workflow-submit, wide-dag, fan-out and dependent-latency;
-see ``bench/workflows.py``.
+see ``bench/harness/workflow_scenarios.py``.
 """
 
 from __future__ import annotations
@@ -23,20 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from contextlib import closing
 from importlib.metadata import version
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
 
-from processes import time_processes
-from scratch import fresh
-from systems import SYSTEMS, System
-from workflows import (
+from harness.machine import describe, summary
+from harness.processes import drain_in_processes, in_processes
+from harness.systems import SYSTEMS, System, drain, expect_unfinished
+from harness.tempdirs import fresh
+from harness.workflow_scenarios import (
     WORKFLOW_SCENARIOS,
     measure_workflows,
     workflow_table,
@@ -58,10 +55,6 @@ SUBMIT = "submit, one by one"
 RUN_IN_PROCESS = "run, 1 worker in-process"
 
 
-def in_processes(count: int) -> str:
-    return f"run, {count} worker process{'es' if count > 1 else ''}"
-
-
 def while_waiting(count: int) -> str:
     return f"claim+complete, {count:,} waiting"
 
@@ -77,18 +70,6 @@ TARGETS = (
     ("claim cost flat from 10 to 100,000 waiting (within 20%)",
      (while_waiting(100_000), "gigq_flow"), (while_waiting(10), "gigq_flow"), 0.8),
 )
-
-
-def drain(system: System) -> None:
-    while system.process_one():
-        pass
-
-
-def expect_unfinished(system: System, expected: int) -> None:
-    """Refuse to report a rate for a run that did not do the work."""
-    left = system.unfinished()
-    if left != expected:
-        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -140,27 +121,6 @@ SCENARIOS: dict[str, Callable[[type[System], int], Rates]] = {
 }
 
 
-# -- worker processes --------------------------------------------------------------------
-def drain_in_child(name: str, directory: str, start: Barrier,
-                   finished: Queue[tuple[float | None, float | None]]) -> None:
-    """Open the queue, wait for the common start, drain; report when the start let this
-    process go and its last completion."""
-    began = last = None
-    try:
-        with closing(SYSTEMS[name](directory)) as system:
-            start.wait()
-            began = time.perf_counter()
-            while system.process_one():
-                last = time.perf_counter()
-    finally:  # a failed child still reports; the parent then sees its exit code
-        finished.put((began, last))
-
-
-def drain_in_processes(name: str, directory: str, count: int) -> float:
-    """Seconds from the common start to the last completion in any of ``count`` processes."""
-    return time_processes(drain_in_child, (name, directory), count, name)
-
-
 # -- running and reporting ---------------------------------------------------------------
 def measure(scenarios: list[str], jobs: int, repeat: int) -> dict[str, Rates]:
     """Best rate of ``repeat`` runs, by measurement label then system."""
@@ -176,18 +136,12 @@ def measure(scenarios: list[str], jobs: int, repeat: int) -> dict[str, Rates]:
 
 
 def machine() -> dict[str, str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
+    return describe({
         "sqlite": sqlite3.sqlite_version,
         "gigq": version("gigq"),
         "huey": version("huey"),
         "gigq_flow": f"{version('gigq-flow')} from {os.path.dirname(gigq_flow.__file__)}",
-        "load average at start": " ".join(f"{load:.1f}" for load in os.getloadavg()),
-    }
+    })
 
 
 def table(results: dict[str, Rates]) -> str:
@@ -195,15 +149,15 @@ def table(results: dict[str, Rates]) -> str:
     names = list(SYSTEMS)
     ours, peers = names[0], names[1:]
     label_width = max(len(label) for label in results)
-    ratio_widths = [max(len(f"vs {peer}"), 6) for peer in peers]
+    ratio_widths = {peer: max(len(f"vs {peer}"), 6) for peer in peers}
     lines = ["  ".join(
         [f"{'jobs/s':<{label_width}}"] + [f"{name:>10}" for name in names]
-        + [f"{'vs ' + peer:>{width}}" for peer, width in zip(peers, ratio_widths)]
+        + [f"{'vs ' + peer:>{width}}" for peer, width in ratio_widths.items()]
     )]
     for label, rates in results.items():
         lines.append("  ".join(
             [f"{label:<{label_width}}"] + [f"{rates[name]:>10,.0f}" for name in names]
-            + [f"{rates[ours] / rates[peer]:>{width}.2f}" for peer, width in zip(peers, ratio_widths)]
+            + [f"{rates[ours] / rates[peer]:>{width}.2f}" for peer, width in ratio_widths.items()]
         ))
     return "\n".join(lines)
 
@@ -239,7 +193,7 @@ def main() -> None:
     began = time.perf_counter()
     results = measure([s for s in SCENARIOS if s in chosen], args.jobs, args.repeat)
     workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
-    print(", ".join(f"{key} {value}" for key, value in about.items()))
+    print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s")
     if results:
         print("\n".join(["", table(results), "", *verdicts(results)]))

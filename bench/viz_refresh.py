@@ -31,12 +31,10 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from noop import noop  # workers import it by module and name
+from harness.jobs import noop
+from harness.tempdirs import temporary_directory
 
 from gigq_flow import JobQueue, Worker, Workflow
 from gigq_flow.viz.render import choose_renderer
@@ -153,7 +151,7 @@ def main() -> None:
                         help="jobs completed between two timed refreshes")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
+    with temporary_directory() as directory:
         panel = bench_panel(directory, args.jobs, args.rounds, args.step)
         rendered = bench_render(directory, args.render_jobs)
     results = {"renderer": choose_renderer(), "python": sys.version.split()[0],

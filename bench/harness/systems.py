@@ -12,15 +12,19 @@ from __future__ import annotations
 import os
 import sqlite3
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gigq
 import gigq.db_utils
 from huey import SqliteHuey
-from noop import noop
 
 import gigq_flow
 from gigq_flow.queue import to_new_job
+
+from .jobs import noop
+
+if TYPE_CHECKING:
+    from .workflow_systems import WorkflowSystem
 
 WAITING_PRIORITY = -1
 """Waiting jobs rank below the default priority (0), so the measured jobs are claimed first."""
@@ -46,11 +50,30 @@ class System(Protocol):
     def close(self) -> None: ...
 
 
-class QueueAndWorker:
-    """What gigq_flow and gigq share, their APIs being one: a JobQueue and a Worker."""
+def drain(system: System | WorkflowSystem) -> None:
+    """Claim, run and complete jobs in this process until none is ready."""
+    while system.process_one():
+        pass
 
-    queue: Any
-    worker: Any
+
+def expect_unfinished(system: System | WorkflowSystem, expected: int) -> None:
+    """Refuse to report a figure for a run that did not do the work."""
+    left = system.unfinished()
+    if left != expected:
+        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
+
+
+class QueueAndWorker:
+    """What gigq_flow and gigq share, their APIs being one: a JobQueue and a Worker of the
+    package ``api`` on one file, ``name``.db in the directory given."""
+
+    name: str
+    api: Any
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, f"{self.name}.db")
+        self.queue = self.api.JobQueue(self.path)
+        self.worker = self.api.Worker(self.path)
 
     def process_one(self) -> bool:
         return self.worker.process_one()
@@ -66,11 +89,7 @@ class QueueAndWorker:
 
 class GigqFlow(QueueAndWorker):
     name = "gigq_flow"
-
-    def __init__(self, directory: str) -> None:
-        path = os.path.join(directory, "gigq_flow.db")
-        self.queue = gigq_flow.JobQueue(path)
-        self.worker = gigq_flow.Worker(path)
+    api = gigq_flow
 
     def submit(self, count: int) -> None:
         for i in range(count):
@@ -85,11 +104,7 @@ class GigqFlow(QueueAndWorker):
 
 class Gigq(QueueAndWorker):
     name = "gigq"
-
-    def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, "gigq.db")
-        self.queue = gigq.JobQueue(self.path)
-        self.worker = gigq.Worker(self.path)
+    api = gigq
 
     def submit(self, count: int) -> None:
         for i in range(count):
@@ -105,8 +120,9 @@ class Gigq(QueueAndWorker):
                 """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                        dependencies, max_attempts, timeout, description, status, created_at,
                        updated_at, attempts, retry_delay)
-                   VALUES (?, ?, 'noop', 'noop', '{}', ?, '[]', 3, 300, '', 'pending', ?, ?, 0, 0)""",
-                [(job.id, job.name, job.priority, job.created_at, now) for job in jobs],
+                   VALUES (?, ?, ?, ?, '{}', ?, '[]', 3, 300, '', 'pending', ?, ?, 0, 0)""",
+                [(job.id, job.name, noop.__name__, noop.__module__, job.priority,
+                  job.created_at, now) for job in jobs],
             )
 
 

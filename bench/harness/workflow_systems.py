@@ -1,5 +1,5 @@
 """The systems with workflows, gigq_flow and gigq 0.5.1, behind one small interface for
-the workflow scenarios (``bench/workflows.py``).
+the workflow scenarios (``bench/harness/workflow_scenarios.py``).
 
 Each keeps its queue in one SQLite file inside a directory it is given and uses its own
 public API: gigq_flow builds with ``Workflow.add_task`` (plain functions) and submits
@@ -11,16 +11,16 @@ interval (5 s in both).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import gigq
-from systems import QueueAndWorker
 
 import gigq_flow
+
+from .systems import QueueAndWorker
 
 WorkerHandle = Any
 """What ``start_worker`` returns and ``stop_worker`` takes."""
@@ -84,14 +84,10 @@ class QueueWorkerWorkflows(QueueAndWorker):
 
 class GigqFlowWorkflows(QueueWorkerWorkflows):
     name = "gigq_flow"
+    api = gigq_flow
     wide_sizes = (500, 4000, 8000)
     latency_trials = 20
     idle_cycle = 0.25  # many times the 20 ms between its checks for other processes' commits
-
-    def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, "gigq_flow.db")
-        self.queue = gigq_flow.JobQueue(self.path)
-        self.worker = gigq_flow.Worker(self.path)
 
     def new_workflow(self, name: str) -> gigq_flow.Workflow:
         return gigq_flow.Workflow(name)
@@ -117,16 +113,12 @@ class GigqFlowWorkflows(QueueWorkerWorkflows):
 
 class GigqWorkflows(QueueWorkerWorkflows):
     name = "gigq"
+    api = gigq
     # n=8,000 is left out: its claims re-read every waiting child, and the drain took
     # 67 s (248 jobs/s) on the 2-CPU development machine, a minute of the run's budget.
     wide_sizes = (500, 4000)
     latency_trials = 6  # each waits out up to one 5 s polling interval, twice
     idle_cycle = 5.0  # its polling_interval: a worker with nothing ready sleeps that long
-
-    def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, "gigq.db")
-        self.queue = gigq.JobQueue(self.path)
-        self.worker = gigq.Worker(self.path)
 
     def new_workflow(self, name: str) -> gigq.Workflow:
         return gigq.Workflow(name)

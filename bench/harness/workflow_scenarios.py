@@ -33,7 +33,6 @@ import multiprocessing
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,9 +41,10 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from noop import nap, noop
-from scratch import TEMP_PREFIX, fresh
-from workflow_systems import WORKFLOW_SYSTEMS, WorkflowSystem
+from .jobs import nap, noop
+from .systems import drain, expect_unfinished
+from .tempdirs import fresh, temporary_directory
+from .workflow_systems import WORKFLOW_SYSTEMS, WorkflowSystem
 
 SUBMIT_PARENTS = 5000
 FAN_OUT_CHILDREN = 4
@@ -116,13 +116,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_T
         time.sleep(WAIT_STEP)
 
 
-def expect_unfinished(system: WorkflowSystem, expected: int) -> None:
-    """Refuse to report a figure for a run that did not do the work."""
-    left = system.unfinished()
-    if left != expected:
-        raise RuntimeError(f"{system.name}: {left} jobs unfinished, expected {expected}")
-
-
 def recorded(system: WorkflowSystem, job_id: str, which: int) -> datetime:
     stamp = system.times(job_id)[which]
     if stamp is None:
@@ -173,8 +166,7 @@ def drain_rate(system_class: type[WorkflowSystem], n: int, rounds: int) -> float
         with fresh(system_class) as (_, system):
             system.submit(wide(system, n))
             began = time.perf_counter()
-            while system.process_one():
-                pass
+            drain(system)
             seconds += time.perf_counter() - began
             expect_unfinished(system, 0)
     return rounds * 2 * n / seconds
@@ -186,7 +178,7 @@ def fan_out(system_class: type[WorkflowSystem], repeat: int) -> Figures:
     with ExitStack() as directories:
         winding_down: list[threading.Thread] = []
         for _ in range(FAN_OUT_TRIALS):
-            directory = directories.enter_context(tempfile.TemporaryDirectory(prefix=TEMP_PREFIX))
+            directory = directories.enter_context(temporary_directory())
             with closing(system_class(directory)) as system:
                 makespans.append(one_fan_out(system, winding_down))
         for thread in winding_down:  # before their directories go
@@ -361,7 +353,7 @@ def workflow_table(table: Table) -> str:
                                + ratios))
     if any(value is None for by_system in table.values() for value in by_system.values()):
         lines.append("- : not measured (gigq's larger wide DAGs take minutes: see "
-                     "bench/workflow_systems.py)")
+                     "bench/harness/workflow_systems.py)")
     return "\n".join(lines)
 
 

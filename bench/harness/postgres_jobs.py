@@ -6,12 +6,10 @@ Each job records when it finished, so a worker process can report its last compl
 
 from __future__ import annotations
 
-import os
 import time
+from typing import Any
 
 LAST_COMPLETION = [0.0]
-PROCRASTINATE_SCHEMA_ENV = "GIGQ_FLOW_BENCH_PROCRASTINATE"
-"""``conninfo|schema`` of the procrastinate queue, set by the parent for its children."""
 
 
 def noop() -> None:
@@ -19,7 +17,12 @@ def noop() -> None:
     LAST_COMPLETION[0] = time.perf_counter()
 
 
-def procrastinate_app(conninfo: str, schema: str):
+def last_completion() -> float | None:
+    """When this process's last job finished (``time.perf_counter()``), or None."""
+    return LAST_COMPLETION[0] or None
+
+
+def procrastinate_app(conninfo: str, schema: str) -> Any:
     """A procrastinate App on ``schema`` of the database (its tables live there)."""
     import procrastinate
 
@@ -28,8 +31,3 @@ def procrastinate_app(conninfo: str, schema: str):
         min_size=1, max_size=2))
     app.task(name="noop", queue="bench")(noop)
     return app
-
-
-def app_from_environment():
-    conninfo, schema = os.environ[PROCRASTINATE_SCHEMA_ENV].split("|")
-    return procrastinate_app(conninfo, schema)
