@@ -28,7 +28,7 @@ from harness.tempdirs import temporary_directory
 
 import gigq_flow
 from gigq_flow.store import sqlite as sqlite_store
-from gigq_flow.store.sql_common import now_iso
+from gigq_flow.store.clock import now_iso
 
 JOBS = 3000
 PAIRS = 1000

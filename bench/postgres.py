@@ -34,7 +34,7 @@ from harness.processes import Drain, in_processes, time_processes
 from harness.tempdirs import temporary_directory
 
 import gigq_flow
-from gigq_flow.queue import to_new_job
+from gigq_flow.codec import to_new_job
 from gigq_flow.store import open_store
 from gigq_flow.store.postgres_connection import close_pools
 

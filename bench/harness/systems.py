@@ -19,7 +19,7 @@ import gigq.db_utils
 from huey import SqliteHuey
 
 import gigq_flow
-from gigq_flow.queue import to_new_job
+from gigq_flow.codec import to_new_job
 
 from .jobs import noop
 
