@@ -11,62 +11,16 @@ keeps one test of a contract module on SQLite (its reason says why).
 from __future__ import annotations
 
 import functools
-import os
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from support.db import drop_schema, postgres_unavailable, schema_url
+from support.processes import WorkerPool
 
-TESTS_DIR = Path(__file__).resolve().parent
+import gigq_flow
 
-# Job functions live in tests/jobfuncs.py; workers import them as ``jobfuncs``.
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-import helpers  # noqa: E402
-
-import gigq_flow  # noqa: E402
-
-POSTGRES_ENV = "GIGQ_FLOW_TEST_POSTGRES"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
-
-
-def postgres_server() -> str:
-    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
-
-
-@functools.lru_cache(maxsize=None)
-def postgres_unavailable() -> str | None:
-    """Why the PostgreSQL half cannot run here, or None when the server answers."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[dev]')"
-    try:
-        with psycopg.connect(postgres_server(), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        from gigq_flow.store.postgres_connection import redact
-
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (f"no PostgreSQL server answers at {redact(postgres_server())} ({first_line}); "
-                f"set {POSTGRES_ENV} to a database URL to run the PostgreSQL half")
-    return None
-
-
-def schema_url(schema: str) -> str:
-    server = postgres_server()
-    return f"{server}{'&' if '?' in server else '?'}schema={schema}"
-
-
-def drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(postgres_server(), autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '20s'")
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -145,15 +99,8 @@ def _close_connections():
 
 @pytest.fixture
 def pool(db_path, tmp_path):
-    """Worker subprocesses on the queue (relfuncs.WorkerPool), killed at teardown."""
-    from relfuncs import WorkerPool
-
+    """Worker subprocesses on the queue (support.processes.WorkerPool), killed at teardown."""
     pool = WorkerPool(db_path, tmp_path)
     yield pool
     pool.kill_all()
 
-
-@pytest.fixture
-def subprocess_env() -> dict[str, str]:
-    """Environment for worker subprocesses: they can import gigq_flow and jobfuncs."""
-    return helpers.subprocess_env()
