@@ -1,4 +1,6 @@
-"""Shared fixtures: a fresh queue per test, and helpers for worker subprocesses.
+"""Fixtures of the whole suite: the backend under test, a fresh queue per test, workers
+and worker subprocesses that end with the test. What the test modules share besides
+fixtures is in the ``support`` package (tests/ is on sys.path: see pyproject.toml).
 
 The contract suite: in a module marked ``pytestmark = pytest.mark.contract`` every test
 that uses ``db_path`` runs twice, with ``backend`` ``sqlite`` (``db_path`` is a new file
@@ -6,13 +8,18 @@ path) and ``postgres`` (``db_path`` is a URL naming a fresh schema, dropped afte
 The PostgreSQL half runs against the server at $GIGQ_FLOW_TEST_POSTGRES (default: the
 local one) and skips, saying why, when it does not answer. ``@pytest.mark.sqlite_only``
 keeps one test of a contract module on SQLite (its reason says why).
+
+A test that leaves a worker running makes it with ``make_worker``: ``process_one`` starts
+a heartbeat thread that only ``close()`` ends, and ``start_background`` runs until
+``stop()``. Those workers are stopped and closed at teardown, on PostgreSQL before the
+schema they work on is dropped.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.db import drop_schema, postgres_unavailable, schema_url
@@ -43,9 +50,40 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+class Workers:
+    """The workers a test makes (``make_worker(location, **options)``), and their end."""
+
+    def __init__(self) -> None:
+        self.made: list[gigq_flow.Worker] = []
+
+    def __call__(self, location: Path | str, **options: Any) -> gigq_flow.Worker:
+        worker = gigq_flow.Worker(location, **options)
+        self.made.append(worker)
+        return worker
+
+    def close_all(self) -> None:
+        """Stop each worker made so far (joining its background threads, if any) and close
+        it, which ends its heartbeat thread."""
+        while self.made:
+            worker = self.made.pop()
+            worker.stop(wait=True, timeout=10)
+            worker.close()
+
+
 @pytest.fixture
-def postgres_url():
-    """A URL naming a fresh schema on the test server (dropped afterwards); skips without one."""
+def make_worker():
+    """Makes ``gigq_flow.Worker`` objects that are stopped and closed at teardown."""
+    workers = Workers()
+    yield workers
+    workers.close_all()
+
+
+@pytest.fixture
+def postgres_url(make_worker: Workers):
+    """A URL naming a fresh schema on the test server (dropped afterwards); skips without one.
+
+    The test's workers (``make_worker``) are closed before the schema is dropped, so that
+    no heartbeat thread goes on writing to a schema that no longer exists."""
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -53,24 +91,10 @@ def postgres_url():
 
     schema = f"test_{uuid.uuid4().hex[:16]}"
     url = schema_url(schema)
-    workers = []
-    original_init = gigq_flow.Worker.__init__
-
-    @functools.wraps(original_init)
-    def tracked_init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        workers.append(self)
-
-    # Workers a test leaves behind (process_one starts a heartbeat thread) are stopped
-    # before their schema goes, so no thread reconnects to it afterwards.
-    gigq_flow.Worker.__init__ = tracked_init
     try:
         yield url
     finally:
-        gigq_flow.Worker.__init__ = original_init
-        for worker in workers:
-            worker.stop()
-            worker.close()
+        make_worker.close_all()
         close_pools(url)
         drop_schema(schema)
 

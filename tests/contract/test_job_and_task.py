@@ -9,7 +9,7 @@ import pytest
 from support import jobs
 from support.helpers import drain
 
-from gigq_flow import Job, JobQueue, JobStatus, Worker, task
+from gigq_flow import Job, JobQueue, JobStatus, task
 
 pytestmark = pytest.mark.contract
 
@@ -119,7 +119,7 @@ def test_task_to_job_with_options():
     assert (job.function_module, job.function_name) == ("support.jobs", "identity")
 
 
-def test_task_submit_runs_on_a_worker(db_path):
+def test_task_submit_runs_on_a_worker(db_path, make_worker):
     decorated = task(jobs.add)
     queue = JobQueue(db_path)
     job_id = decorated.submit(queue, a=2, b=3)
@@ -127,7 +127,7 @@ def test_task_submit_runs_on_a_worker(db_path):
     assert (status["status"], status["name"], status["params"]) == ("pending", "add", {"a": 2, "b": 3})
     assert (status["function_module"], status["function_name"]) == ("support.jobs", "add")
 
-    assert drain(Worker(db_path)) == 1
+    assert drain(make_worker(db_path)) == 1
     assert queue.get_result(job_id) == 5
 
 

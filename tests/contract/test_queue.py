@@ -9,7 +9,7 @@ import pytest
 from support import jobs
 from support.helpers import drain, lines, status_of
 
-from gigq_flow import Job, JobQueue, JobStatus, Worker
+from gigq_flow import Job, JobQueue, JobStatus
 from gigq_flow.store import sql_common
 
 pytestmark = pytest.mark.contract
@@ -26,7 +26,7 @@ ALL_STATUSES = {s.value for s in JobStatus}
 
 
 # -- claim order --------------------------------------------------------------------------
-def test_claims_by_priority_then_fifo(queue, db_path, tmp_path):
+def test_claims_by_priority_then_fifo(queue, db_path, tmp_path, make_worker):
     log = tmp_path / "calls.log"
     plan = [("low-1", 0), ("high-1", 10), ("mid-1", 5), ("low-2", 0), ("high-2", 10),
             ("neg", -3), ("mid-2", 5), ("low-3", 0)]
@@ -34,29 +34,29 @@ def test_claims_by_priority_then_fifo(queue, db_path, tmp_path):
         queue.submit(Job(label, jobs.record_call,
                          params={"log_path": str(log), "label": label}, priority=priority))
 
-    assert drain(Worker(db_path)) == len(plan)
+    assert drain(make_worker(db_path)) == len(plan)
     assert lines(log) == ["high-1", "high-2", "mid-1", "mid-2", "low-1", "low-2", "low-3", "neg"]
 
 
-def test_fifo_among_many_equal_priority_jobs(queue, db_path, tmp_path):
+def test_fifo_among_many_equal_priority_jobs(queue, db_path, tmp_path, make_worker):
     log = tmp_path / "calls.log"
     labels = [f"job-{i:03d}" for i in range(60)]
     for label in labels:
         queue.submit(Job(label, jobs.record_call, params={"log_path": str(log), "label": label}))
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert lines(log) == labels
 
 
-def test_process_one_returns_false_on_empty_queue(queue, db_path):
-    assert Worker(db_path).process_one() is False
+def test_process_one_returns_false_on_empty_queue(queue, db_path, make_worker):
+    assert make_worker(db_path).process_one() is False
 
 
 # -- retries --------------------------------------------------------------------------------
-def test_retry_waits_for_retry_delay(queue, db_path, tmp_path):
+def test_retry_waits_for_retry_delay(queue, db_path, tmp_path, make_worker):
     counter = tmp_path / "counter"
     job_id = queue.submit(Job("flaky", jobs.fail_n_times, max_attempts=3, retry_delay=1,
                               params={"counter_path": str(counter), "n": 1, "value": "finally"}))
-    worker = Worker(db_path)
+    worker = make_worker(db_path)
 
     assert worker.process_one() is True  # attempt 1 fails
     failed_at = time.monotonic()
@@ -84,19 +84,19 @@ def test_retry_waits_for_retry_delay(queue, db_path, tmp_path):
     assert [e["status"] for e in status["executions"]] == ["failed", "completed"]
 
 
-def test_retry_without_delay_is_immediate(queue, db_path, tmp_path):
+def test_retry_without_delay_is_immediate(queue, db_path, tmp_path, make_worker):
     counter = tmp_path / "counter"
     job_id = queue.submit(Job("flaky", jobs.fail_n_times, max_attempts=3,
                               params={"counter_path": str(counter), "n": 2}))
-    assert drain(Worker(db_path)) == 3
+    assert drain(make_worker(db_path)) == 3
     status = queue.get_status(job_id)
     assert (status["status"], status["attempts"], status["result"]) == ("completed", 3, "ok")
 
 
-def test_max_attempts_then_failed(queue, db_path):
+def test_max_attempts_then_failed(queue, db_path, make_worker):
     job_id = queue.submit(Job("doomed", jobs.fail, params={"message": "kaput"},
                               max_attempts=2))
-    worker = Worker(db_path, worker_id="w-fail")
+    worker = make_worker(db_path, worker_id="w-fail")
     assert worker.process_one() is True
     assert status_of(queue, job_id) == "pending"
     assert worker.process_one() is True
@@ -113,11 +113,11 @@ def test_max_attempts_then_failed(queue, db_path):
     assert all("kaput" in e["error"] for e in executions)
 
 
-def test_executions_one_per_attempt_oldest_first(queue, db_path, tmp_path):
+def test_executions_one_per_attempt_oldest_first(queue, db_path, tmp_path, make_worker):
     counter = tmp_path / "counter"
     job_id = queue.submit(Job("flaky", jobs.fail_n_times, max_attempts=3,
                               params={"counter_path": str(counter), "n": 2, "value": [1, "x"]}))
-    drain(Worker(db_path, worker_id="exec-worker"))
+    drain(make_worker(db_path, worker_id="exec-worker"))
 
     executions = queue.get_status(job_id)["executions"]
     assert len(executions) == 3
@@ -137,32 +137,32 @@ def test_executions_one_per_attempt_oldest_first(queue, db_path, tmp_path):
 
 
 # -- cancel ---------------------------------------------------------------------------------
-def test_cancel_pending_job(queue, db_path):
+def test_cancel_pending_job(queue, db_path, make_worker):
     job_id = queue.submit(Job("c", jobs.noop))
     assert queue.cancel(job_id) is True
     assert status_of(queue, job_id) == "cancelled"
     assert queue.cancel(job_id) is False  # already cancelled
-    assert Worker(db_path).process_one() is False  # a cancelled job is never claimed
+    assert make_worker(db_path).process_one() is False  # a cancelled job is never claimed
     assert queue.get_status(job_id)["executions"] == []
 
 
-def test_cancel_refuses_completed_failed_and_unknown(queue, db_path):
+def test_cancel_refuses_completed_failed_and_unknown(queue, db_path, make_worker):
     done = queue.submit(Job("done", jobs.noop))
     failed = queue.submit(Job("failed", jobs.fail, max_attempts=1))
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert queue.cancel(done) is False
     assert queue.cancel(failed) is False
     assert queue.cancel("no-such-id") is False
     assert (status_of(queue, done), status_of(queue, failed)) == ("completed", "failed")
 
 
-def test_cancel_refuses_running_job(queue, db_path):
+def test_cancel_refuses_running_job(queue, db_path, make_worker):
     import threading
     import uuid
 
     key = f"cancel-running-{uuid.uuid4()}"  # events are process-wide: one per run
     job_id = queue.submit(Job("blocker", jobs.block_until_released, params={"key": key}))
-    worker = Worker(db_path)
+    worker = make_worker(db_path)
     thread = threading.Thread(target=worker.process_one)
     thread.start()
     try:
@@ -176,11 +176,11 @@ def test_cancel_refuses_running_job(queue, db_path):
 
 
 # -- requeue --------------------------------------------------------------------------------
-def test_requeue_failed_job(queue, db_path, tmp_path):
+def test_requeue_failed_job(queue, db_path, tmp_path, make_worker):
     counter = tmp_path / "counter"
     job_id = queue.submit(Job("flaky", jobs.fail_n_times, max_attempts=2,
                               params={"counter_path": str(counter), "n": 2, "value": 9}))
-    worker = Worker(db_path)
+    worker = make_worker(db_path)
     drain(worker)
     assert status_of(queue, job_id) == "failed"
 
@@ -194,19 +194,19 @@ def test_requeue_failed_job(queue, db_path, tmp_path):
     assert len(status["executions"]) == 3  # history is kept
 
 
-def test_requeue_cancelled_job(queue, db_path):
+def test_requeue_cancelled_job(queue, db_path, make_worker):
     job_id = queue.submit(Job("c", jobs.add, params={"a": 1, "b": 1}))
     queue.cancel(job_id)
     assert queue.requeue_job(job_id) is True
     assert status_of(queue, job_id) == "pending"
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert queue.get_result(job_id) == 2
 
 
-def test_requeue_refuses_pending_completed_and_unknown(queue, db_path):
+def test_requeue_refuses_pending_completed_and_unknown(queue, db_path, make_worker):
     pending = queue.submit(Job("p", jobs.noop, priority=-1))
     done = queue.submit(Job("d", jobs.identity, params={"value": 1}, priority=5))
-    Worker(db_path).process_one()
+    make_worker(db_path).process_one()
     assert status_of(queue, done) == "completed"
     assert queue.requeue_job(pending) is False
     assert queue.requeue_job(done) is False
@@ -215,10 +215,10 @@ def test_requeue_refuses_pending_completed_and_unknown(queue, db_path):
 
 
 # -- clear_completed -----------------------------------------------------------------------
-def test_clear_completed_removes_completed_and_cancelled_only(queue, db_path):
+def test_clear_completed_removes_completed_and_cancelled_only(queue, db_path, make_worker):
     done = [queue.submit(Job("d", jobs.noop)) for _ in range(3)]
     failed = queue.submit(Job("f", jobs.fail, max_attempts=1))
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     cancelled = queue.submit(Job("c", jobs.noop))
     queue.cancel(cancelled)
     pending = queue.submit(Job("p", jobs.noop))
@@ -232,8 +232,8 @@ def test_clear_completed_removes_completed_and_cancelled_only(queue, db_path):
     assert queue.clear_completed() == 0
 
 
-def test_clear_completed_before_timestamp(queue, db_path):
-    worker = Worker(db_path)
+def test_clear_completed_before_timestamp(queue, db_path, make_worker):
+    worker = make_worker(db_path)
     old = queue.submit(Job("old", jobs.noop))
     drain(worker)
     cutoff = queue.get_status(old)["completed_at"]
@@ -256,14 +256,14 @@ def test_stats_of_empty_queue_has_every_status(queue):
     assert all(count == 0 for count in stats.values())
 
 
-def test_stats_counts(queue, db_path):
+def test_stats_counts(queue, db_path, make_worker):
     for _ in range(3):
         queue.submit(Job("ok", jobs.noop, priority=5))
     failed = queue.submit(Job("f", jobs.fail, max_attempts=1, priority=5))
     queue.submit(Job("child", jobs.noop, dependencies=[failed], priority=5))
     cancelled = queue.submit(Job("c", jobs.noop))
     queue.cancel(cancelled)
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     queue.submit(Job("p1", jobs.noop))
     queue.submit(Job("p2", jobs.noop))
 
@@ -291,9 +291,9 @@ def test_list_jobs_default_limit_is_100(queue):
     assert len(queue.list_jobs(limit=1000)) == 105
 
 
-def test_list_jobs_filters_by_status_enum_or_string(queue, db_path):
+def test_list_jobs_filters_by_status_enum_or_string(queue, db_path, make_worker):
     done = queue.submit(Job("d", jobs.noop, priority=1))
-    Worker(db_path).process_one()
+    make_worker(db_path).process_one()
     pending = [queue.submit(Job("p", jobs.noop)) for _ in range(2)]
 
     assert [j["id"] for j in queue.list_jobs(status=JobStatus.COMPLETED)] == [done]
@@ -308,7 +308,7 @@ def test_get_status_unknown_job(queue):
     assert queue.get_status("no-such-id") == {"exists": False}
 
 
-def test_get_status_decodes_json_fields(queue, db_path):
+def test_get_status_decodes_json_fields(queue, db_path, make_worker):
     parent = queue.submit(Job("parent", jobs.identity, params={"value": {"k": [1, 2]}}))
     child = queue.submit(Job("child", jobs.add, params={"a": 1, "b": 2}, dependencies=[parent],
                              priority=3, max_attempts=4, timeout=50, description="desc",
@@ -325,7 +325,7 @@ def test_get_status_decodes_json_fields(queue, db_path):
     assert status["executions"] == []
     assert queue.get_status(parent)["pass_parent_results"] is None
 
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert queue.get_status(parent)["result"] == {"k": [1, 2]}
     assert queue.get_status(child)["result"] == 3
 
@@ -337,10 +337,10 @@ def test_job_rows_have_the_same_columns_on_every_backend(queue):
     assert set(queue.list_jobs()[0]) == GIGQ_JOB_KEYS | GIGQ_FLOW_JOB_KEYS
 
 
-def test_get_result(queue, db_path):
+def test_get_result(queue, db_path, make_worker):
     job_id = queue.submit(Job("r", jobs.identity, params={"value": [1, {"a": None}]}))
     assert queue.get_result(job_id) is None
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert queue.get_result(job_id) == [1, {"a": None}]
 
 

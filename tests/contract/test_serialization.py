@@ -7,7 +7,7 @@ from support import jobs
 from support.db import sql
 from support.helpers import drain
 
-from gigq_flow import GigqFlowError, Job, Worker
+from gigq_flow import GigqFlowError, Job
 
 pytestmark = pytest.mark.contract
 
@@ -32,9 +32,9 @@ def test_unencodable_param_is_type_error_naming_it_and_nothing_is_written(queue,
     assert sql(db_path, "SELECT COUNT(*) FROM jobs") == [(1,)]
 
 
-def test_unencodable_result_fails_the_job_without_retry(queue, db_path):
+def test_unencodable_result_fails_the_job_without_retry(queue, db_path, make_worker):
     job_id = queue.submit(Job("set", jobs.make_set, params={"items": [1, 2, 3]}, max_attempts=3))
-    worker = Worker(db_path)
+    worker = make_worker(db_path)
     assert worker.process_one() is True
     assert worker.process_one() is False  # no retry of a deterministic error
 
@@ -47,30 +47,30 @@ def test_unencodable_result_fails_the_job_without_retry(queue, db_path):
     assert queue.get_result(job_id) is None
 
 
-def test_json_round_trip_of_params_and_results(queue, db_path):
+def test_json_round_trip_of_params_and_results(queue, db_path, make_worker):
     value = {"text": "héllo ✓", "int": 2**53, "float": 0.1, "list": [None, True, False],
              "nested": {"a": [{"b": []}]}}
     job_id = queue.submit(Job("rt", jobs.identity, params={"value": value}))
     assert queue.get_status(job_id)["params"] == {"value": value}
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     assert queue.get_result(job_id) == value
 
 
-def test_falsy_results_are_kept(queue, db_path):
+def test_falsy_results_are_kept(queue, db_path, make_worker):
     values = [0, "", False, [], {}, 0.0]
     ids = [queue.submit(Job("f", jobs.identity, params={"value": v})) for v in values]
-    drain(Worker(db_path))
+    drain(make_worker(db_path))
     for job_id, value in zip(ids, values):
         result = queue.get_result(job_id)
         assert result == value and type(result) is type(value)
         assert queue.get_status(job_id)["result"] == value
 
 
-def test_missing_function_fails_without_retry(queue, db_path):
+def test_missing_function_fails_without_retry(queue, db_path, make_worker):
     """A job whose function cannot be imported fails at once, saying why."""
     job_id = queue.submit(Job("j", jobs.noop, max_attempts=3))
     sql(db_path, "UPDATE jobs SET function_name = 'no_such_function' WHERE id = ?", (job_id,))
-    worker = Worker(db_path)
+    worker = make_worker(db_path)
     assert worker.process_one() is True
     assert worker.process_one() is False
     status = queue.get_status(job_id)

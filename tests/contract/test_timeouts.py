@@ -23,22 +23,22 @@ def key():
     jobs.event(f"{name}:release").set()
 
 
-def start_blocked(db_path, key, worker_id="worker-A") -> threading.Thread:
+def start_blocked(make_worker, db_path, key, worker_id="worker-A") -> threading.Thread:
     """Worker A claims the job in a thread; returns once the job function is running."""
-    worker = Worker(db_path, worker_id=worker_id)
+    worker = make_worker(db_path, worker_id=worker_id)
     thread = threading.Thread(target=worker.process_one, daemon=True)
     thread.start()
     assert jobs.event(f"{key}:started").wait(10), "the job never started"
     return thread
 
 
-def test_timed_out_job_is_requeued_and_stale_completion_is_discarded(queue, db_path, key):
+def test_timed_out_job_is_requeued_and_stale_completion_is_discarded(queue, db_path, key, make_worker):
     job_id = queue.submit(Job("slow", jobs.block_first_attempt, params={"key": key},
                               timeout=1, max_attempts=2))
     claimed_at = time.monotonic()
-    thread_a = start_blocked(db_path, key)
+    thread_a = start_blocked(make_worker, db_path, key)
 
-    worker_b = Worker(db_path, worker_id="worker-B")
+    worker_b = make_worker(db_path, worker_id="worker-B")
     # Before the timeout the running job is left alone...
     assert worker_b.process_one() is False
     assert status_of(queue, job_id) == "running"
@@ -65,13 +65,13 @@ def test_timed_out_job_is_requeued_and_stale_completion_is_discarded(queue, db_p
     assert queue.get_result(job_id) == "attempt 2"
 
 
-def test_last_attempt_past_timeout_is_marked_timeout(queue, db_path, key):
+def test_last_attempt_past_timeout_is_marked_timeout(queue, db_path, key, make_worker):
     job_id = queue.submit(Job("slow", jobs.block_until_released, params={"key": key},
                               timeout=1, max_attempts=1))
     child = queue.submit(Job("child", jobs.noop, dependencies=[job_id]))
-    thread_a = start_blocked(db_path, key)
+    thread_a = start_blocked(make_worker, db_path, key)
 
-    worker_b = Worker(db_path, worker_id="worker-B")
+    worker_b = make_worker(db_path, worker_id="worker-B")
     wait_until(lambda: (worker_b.process_one(), status_of(queue, job_id) == "timeout")[1],
                timeout=10, interval=0.05)
     status = queue.get_status(job_id)

@@ -36,9 +36,9 @@ def test_auto_generated_worker_ids_are_unique(db_path):
     assert len(set(ids)) == 50
 
 
-def test_given_worker_id_is_recorded(queue, db_path):
+def test_given_worker_id_is_recorded(queue, db_path, make_worker):
     job_id = queue.submit(Job("j", jobs.noop))
-    worker = Worker(db_path, worker_id="my-worker")
+    worker = make_worker(db_path, worker_id="my-worker")
     assert worker.worker_id == "my-worker"
     assert worker.process_one()
     assert [e["worker_id"] for e in queue.get_status(job_id)["executions"]] == ["my-worker"]

@@ -15,7 +15,7 @@ from support import jobs
 from support.db import claim_as, lapse_lease
 from support.helpers import drain, status_of
 
-from gigq_flow import Job, JobQueue, Worker
+from gigq_flow import Job, JobQueue
 from gigq_flow.store import open_store
 
 pytestmark = pytest.mark.contract
@@ -73,10 +73,10 @@ def paused_submit(db_path, job: Job) -> tuple[threading.Thread, threading.Event,
     return thread, read_parents, go
 
 
-def test_child_submitted_while_its_parent_completes_is_released(queue, db_path):
+def test_child_submitted_while_its_parent_completes_is_released(queue, db_path, make_worker):
     key = f"gate-{uuid.uuid4()}"
     parent = queue.submit(Job("parent", jobs.block_until_released, params={"key": key}))
-    worker_a, _ = start(Worker(db_path).process_one)
+    worker_a, _ = start(make_worker(db_path).process_one)
     try:
         assert jobs.event(f"{key}:started").wait(10)
         child = Job("child", jobs.identity, params={"value": "ran"}, dependencies=[parent])
@@ -90,7 +90,7 @@ def test_child_submitted_while_its_parent_completes_is_released(queue, db_path):
         jobs.event(f"{key}:release").set()
     assert not submit.is_alive() and not worker_a.is_alive()
     assert status_of(queue, parent) == "completed"
-    assert drain(Worker(db_path)) == 1  # the child was released by its parent
+    assert drain(make_worker(db_path)) == 1  # the child was released by its parent
     assert queue.get_result(child.id) == "ran"
 
 
@@ -123,7 +123,7 @@ def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_p
         ("lost-worker", "lost"), ("new-worker", "completed")]
 
 
-def test_grandchild_submitted_while_its_grandparent_is_cancelled_is_marked(queue, db_path):
+def test_grandchild_submitted_while_its_grandparent_is_cancelled_is_marked(queue, db_path, make_worker):
     root = queue.submit(Job("root", jobs.noop))
     child = queue.submit(Job("child", jobs.noop, dependencies=[root]))
     grandchild = Job("grandchild", jobs.noop, dependencies=[child])
@@ -137,4 +137,4 @@ def test_grandchild_submitted_while_its_grandparent_is_cancelled_is_marked(queue
     assert cancelled == [True]
     assert [status_of(queue, j) for j in (root, child, grandchild.id)] == [
         "cancelled", "upstream_failed", "upstream_failed"]
-    assert Worker(db_path).process_one() is False
+    assert make_worker(db_path).process_one() is False

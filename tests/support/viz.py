@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +46,10 @@ class EveryStatus:
         self.worker.stop(wait=True, timeout=10)
 
 
-def every_status_run(queue: JobQueue) -> EveryStatus:
-    """Submit, cancel one job, start 4 worker threads, wait until all 7 statuses show."""
+def every_status_run(queue: JobQueue, make_worker: Callable[..., Worker]) -> EveryStatus:
+    """Submit, cancel one job, start 4 worker threads, wait until all 7 statuses show.
+    The worker comes from ``make_worker`` (the fixture), so that it is stopped at the end
+    of the test even when the run never reaches every status."""
     key = f"viz-{uuid.uuid4().hex[:8]}"
     wf = Workflow("every-status")
     made = {}
@@ -63,7 +66,7 @@ def every_status_run(queue: JobQueue) -> EveryStatus:
     made["after"] = wf.add_task(jobs.identity, name="after", depends_on=[made["hold"]])
     run = wf.submit(queue)
     assert queue.cancel(made["skipped"].id)
-    worker = Worker(queue.db_path, worker_id="vizw", concurrency=4, polling_interval=0.05)
+    worker = make_worker(queue.db_path, worker_id="vizw", concurrency=4, polling_interval=0.05)
     worker.start_background()
     state = EveryStatus(queue, wf, run, worker, key, made)
     wait_until(lambda: state.statuses() == EXPECTED, what=f"every status ({state.statuses()})")

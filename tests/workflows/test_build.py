@@ -17,7 +17,6 @@ from gigq_flow import (
     Job,
     JobStatus,
     UnknownDependencyError,
-    Worker,
     Workflow,
     WorkflowError,
 )
@@ -48,7 +47,7 @@ def test_gigq_api_attributes_and_submit_all_returns_ids_in_order_added(queue):
     assert queue.get_status(report.id)["dependencies"] == [clean.id, load.id]
 
 
-def test_gigq_style_jobs_with_dependencies_attribute_run_in_order(queue):
+def test_gigq_style_jobs_with_dependencies_attribute_run_in_order(queue, make_worker):
     """Code written for GigQ: Jobs built with dependencies=, add_job without depends_on,
     a synchronous worker loop."""
     wf = Workflow("gigq-style")
@@ -58,7 +57,7 @@ def test_gigq_style_jobs_with_dependencies_attribute_run_in_order(queue):
     wf.add_job(first)
     wf.add_job(second)
     ids = wf.submit_all(queue)
-    worker = Worker(queue.db_path)
+    worker = make_worker(queue.db_path)
     assert drain(worker) == 2
     assert [queue.get_status(i)["status"] for i in ids] == ["completed", "completed"]
     assert queue.get_result(second.id) == 11

@@ -106,7 +106,7 @@ def test_a_job_with_two_failed_parents_waits_for_both_requeues(queue, tmp_path):
     assert set(statuses(queue, wf.jobs).values()) == {"completed"}
 
 
-def test_requeue_keeps_a_job_blocked_by_another_upstream_failed_parent(queue, tmp_path):
+def test_requeue_keeps_a_job_blocked_by_another_upstream_failed_parent(queue, tmp_path, make_worker):
     """a fails, x fails; c <- a; y <- x; e <- (c, y). Requeue a and let it succeed:
     e still depends on y, which is upstream_failed because of x, so e must stay
     upstream_failed (and the workflow must end), not sit pending forever."""
@@ -127,7 +127,7 @@ def test_requeue_keeps_a_job_blocked_by_another_upstream_failed_parent(queue, tm
         assert queue.get_status(e.id)["status"] == UPSTREAM
         assert x.id in error_of(queue, e) or y.id in error_of(queue, e)
     finally:
-        drain(Worker(queue.db_path))
+        drain(make_worker(queue.db_path))
     assert statuses(queue, wf.jobs) == {
         "a": "completed", "x": "failed", "c": "completed", "y": UPSTREAM, "e": UPSTREAM,
     }

@@ -138,7 +138,7 @@ def _claim_timestamps_paused(store, pause_thread, stamped, go):
     return claim.__globals__, now_iso
 
 
-def test_execution_started_at_is_never_before_the_parents_completed_at(queue, monkeypatch):
+def test_execution_started_at_is_never_before_the_parents_completed_at(queue, monkeypatch, make_worker):
     """The interleaving the random DAGs hit now and then, made deterministic: worker B
     reads the clock for a claim, the parent completes, then B's claim goes through."""
     key = f"stamp-{queue.db_path}"
@@ -147,7 +147,7 @@ def test_execution_started_at_is_never_before_the_parents_completed_at(queue, mo
     child = wf.add_task(identity, {"value": 2}, depends_on=[parent], name="child",
                         max_attempts=1)
     run = wf.submit(queue)
-    worker_a, worker_b = Worker(queue.db_path), Worker(queue.db_path)
+    worker_a, worker_b = make_worker(queue.db_path), make_worker(queue.db_path)
     thread_a = threading.Thread(target=worker_a.process_one, daemon=True)
     thread_a.start()
     assert event(f"{key}:started").wait(10)  # A runs the parent
@@ -200,13 +200,13 @@ def requeue_plans(draw):
 
 @PROPERTY_SETTINGS
 @given(plan=requeue_plans())
-def test_requeue_of_every_failed_job_ends_in_the_expected_state(queue, tmp_path, plan):
+def test_requeue_of_every_failed_job_ends_in_the_expected_state(queue, tmp_path, plan, make_worker):
     """Requeue all failed jobs (some fixed, some still failing) in a random order, then
     run: the final state is as if only the still-failing jobs had ever failed."""
     parents, failing, fixed, order = plan
     wf, jobs, flag_dir = _flagged_workflow(tmp_path, parents, failing)
     run = wf.submit(queue)
-    worker = Worker(queue.db_path)
+    worker = make_worker(queue.db_path)
     drain(worker)
     graph = _graph(parents)
     assert {i: queue.get_status(j.id)["status"] for i, j in enumerate(jobs)} == \
@@ -228,13 +228,13 @@ def test_requeue_of_every_failed_job_ends_in_the_expected_state(queue, tmp_path,
 # a=0 fails, x=1 fails; c=2 <- a; y=3 <- x; e=4 <- (c, y); a is fixed and requeued alone.
 @example(plan=([[], [], [0], [1], [2, 3]], {0, 1}, {0}, [0]))
 def test_after_each_requeue_upstream_failed_is_exactly_the_descendants_of_failed_jobs(
-        queue, tmp_path, plan):
+        queue, tmp_path, plan, make_worker):
     """Requeue some failed jobs one at a time (no worker running in between): after each
     requeue, upstream_failed == descendants(failed) - failed; then the run ends."""
     parents, failing, fixed, order = plan
     wf, jobs, flag_dir = _flagged_workflow(tmp_path, parents, failing)
     run = wf.submit(queue)
-    worker = Worker(queue.db_path)
+    worker = make_worker(queue.db_path)
     drain(worker)
     graph = _graph(parents)
     for i in fixed:
