@@ -9,20 +9,24 @@ pending job), does one wrong thing, and names what it expects:
   or, for mistakes only a worker can see (``at_run=True``), the type named in the
   error stored on the failed job;
 - ``says``: phrases the message must contain (the thing at fault and the fix);
+  ``{path}``, ``{parent}`` and ``{job}`` stand for the queue file, its directory and the
+  job the case prepared;
 - ``keeps``: ``"bytes"`` (sha256 of the main file after a checkpoint), ``"rows"`` (every
   row of every table, for cases where a worker legitimately writes its own bookkeeping),
   or ``"nothing"`` (no file, no directory created).
+
+After the table: the mistakes that need no queue at all, and the readers' and GigQ
+files' cases that are not one wrong step.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pickle
 import shutil
 import sqlite3
 import subprocess
-import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +34,9 @@ from typing import Any
 
 import pytest
 from support import jobs
-from support.helpers import subprocess_env
+from support.cli import assert_usage_error, run_cli
+from support.db import sql
+from support.helpers import file_digest
 
 from gigq_flow import Job, JobQueue, Worker, Workflow, close_connections
 from gigq_flow.errors import (
@@ -45,6 +51,7 @@ from gigq_flow.errors import (
     SerializationError,
     TaskDefinitionError,
     UnknownDependencyError,
+    WorkflowError,
 )
 from gigq_flow.queue import to_new_job
 from gigq_flow.store.sqlite_schema import GIGQ_JOBS_TABLE
@@ -66,7 +73,7 @@ def settle(path: Path) -> None:
 
 def digest(path: Path) -> str:
     settle(path)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_digest(path)
 
 
 def all_rows(path: Path) -> dict[str, list[tuple]]:
@@ -79,6 +86,10 @@ def all_rows(path: Path) -> dict[str, list[tuple]]:
                 for table in tables}
     finally:
         conn.close()
+
+
+def new_file(tmp: Path) -> Path:
+    return tmp / "new.db"
 
 
 def small_queue(tmp: Path) -> Path:
@@ -94,6 +105,12 @@ def small_queue(tmp: Path) -> Path:
     queue.submit(Job("waiting", jobs.add, params={"a": 2, "b": 2}, priority=-1))
     settle(path)
     return path
+
+
+def with_completed_job(tmp: Path) -> tuple[Path, str]:
+    """A small queue, and the id of its completed job."""
+    path = small_queue(tmp)
+    return path, JobQueue(path).list_jobs(status="completed")[0]["id"]
 
 
 def with_foreign_job(tmp: Path, **changes: Any) -> tuple[Path, str]:
@@ -120,6 +137,29 @@ def newer_version(tmp: Path) -> Path:
     return path
 
 
+def foreign_database(tmp: Path) -> Path:
+    """Another program's SQLite file, in the default rollback-journal mode, as most
+    programs leave it (kept byte for byte, it stays in that mode)."""
+    path = tmp / "shop.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def newer_rollback_journal_database(tmp: Path) -> Path:
+    """A file with a jobs table stamped by a future version, in rollback-journal mode."""
+    path = tmp / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY)")
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    return path
+
+
 def gigq_v0_with_malformed_dependencies(tmp: Path) -> Path:
     """A GigQ 0.5 file (schema version 0) whose child row has unparsable dependencies."""
     path = tmp / "gigq.db"
@@ -139,6 +179,39 @@ def gigq_v0_with_malformed_dependencies(tmp: Path) -> Path:
     return path
 
 
+def make_gigq_file(path: Path) -> tuple[str, str]:
+    """Two jobs written by gigq 0.5.1 itself (child depends on parent); returns their ids."""
+    import gigq
+    from gigq.db_utils import close_connections as gigq_close
+
+    ids: list[str] = []
+
+    def build() -> None:  # own thread: gigq caches connections per thread
+        try:
+            queue = gigq.JobQueue(str(path))
+            parent = gigq.Job("parent", jobs.noop)
+            child = gigq.Job("child", jobs.noop, dependencies=[parent.id])
+            ids.extend([queue.submit(parent), queue.submit(child)])
+        finally:
+            gigq_close()
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join(30)
+    return ids[0], ids[1]
+
+
+def gigq_file_with_dependencies(bad: str) -> Callable[[Path], tuple[Path, str]]:
+    """A file gigq 0.5.1 wrote, whose child row's dependencies were then set to ``bad``."""
+    def prepare(tmp: Path) -> tuple[Path, str]:
+        path = tmp / "gigq.db"
+        _, child = make_gigq_file(path)
+        sql(path, "UPDATE jobs SET dependencies = ? WHERE id = ?", (bad, child))
+        return path, child
+
+    return prepare
+
+
 def immutable_queue(tmp: Path) -> Path:
     """A queue file that even root cannot write (chattr +i)."""
     path = small_queue(tmp)
@@ -153,9 +226,9 @@ def immutable_queue(tmp: Path) -> Path:
 
 
 # -- the wrong things --------------------------------------------------------------------------
-def submit(path: Path, *jobs: Job) -> None:
+def submit(path: Path, *submitted: Any) -> None:
     queue = JobQueue(path)
-    for job in jobs:
+    for job in submitted:
         queue.submit(job)
 
 
@@ -201,16 +274,10 @@ def duplicate_submission(path: Path) -> None:
 
 
 def cli(*args: str) -> Callable[[Path], None]:
-    """Run ``python -m gigq_flow --db PATH *args``; expect exit 2 and one line on stderr."""
+    """Run ``gigq-flow --db PATH *args``; expect exit 2 and one line on stderr."""
     def run(path: Path) -> None:
-        out = subprocess.run([sys.executable, "-m", "gigq_flow", "--db", str(path), *args],
-                             env=subprocess_env(), capture_output=True, text=True,
-                             timeout=60)
-        lines = out.stderr.splitlines()
-        assert out.returncode == 2, (out.returncode, out.stderr)
-        assert len(lines) == 1 and lines[0].startswith("gigq-flow: error: "), out.stderr
-        assert out.stdout == ""
-        raise CLIUsageError(lines[0])
+        result = run_cli("--db", path, *args, cwd=path.parent)
+        raise CLIUsageError(assert_usage_error(result))
 
     return run
 
@@ -245,6 +312,10 @@ def foreign(**changes: Any) -> Callable[[Path], tuple[Path, str]]:
     return lambda tmp: with_foreign_job(tmp, **changes)
 
 
+def missing_directory(tmp: Path) -> Path:
+    return tmp / "no" / "such" / "q.db"
+
+
 UNJSONABLE = object()
 PICKLED = pickle.dumps({"a": 1, "b": 2})
 
@@ -262,11 +333,18 @@ CASES = {
         UnknownDependencyError, ("'orphan'", "no-such-job", "submit the parent first")),
     "unknown-dependency-workflow": Case(small_queue, workflow_with_unknown_dependency,
                                         UnknownDependencyError, ("'child'", "no-such-job")),
-    "duplicate-submission": Case(small_queue, duplicate_submission, DuplicateJobError,
-                                 ("already in the queue", "new Job")),
+    "duplicate-submission": Case(with_completed_job, duplicate_submission, DuplicateJobError,
+                                 ("{job}", "already in the queue", "new Job")),
     "dependency-not-an-id": Case(
         small_queue, lambda p: submit(p, Job("c", jobs.noop, dependencies=[object()])),
         ConfigurationError, ("dependencies of job 'c'", "job ids")),
+    "dependency-a-job-not-its-id": Case(
+        small_queue,
+        lambda p: submit(p, Job("c", jobs.noop, dependencies=[Job("p", jobs.noop)])),
+        ConfigurationError, ("dependencies of job 'c'", "job ids")),
+    "not-a-job": Case(small_queue,
+                      lambda p: submit(p, {"name": "x", "function": "support.jobs.noop"}),
+                      ConfigurationError, ("expected a Job",)),
     # what a job is made of
     "non-json-params": Case(
         small_queue, lambda p: submit(p, Job("j", jobs.identity,
@@ -287,33 +365,60 @@ CASES = {
     "max-attempts-negative": Case(small_queue,
                                   lambda p: submit(p, Job("m", jobs.noop, max_attempts=-1)),
                                   ConfigurationError, ("max_attempts of job 'm'",)),
+    "retry-delay-negative": Case(small_queue,
+                                 lambda p: submit(p, Job("r", jobs.noop, retry_delay=-1)),
+                                 ConfigurationError, ("retry_delay of job 'r'", ">= 0")),
+    # queries
+    "list-unknown-status": Case(small_queue, lambda p: JobQueue(p).list_jobs(status="bogus"),
+                                ConfigurationError, ("'bogus'", "pending")),
+    "list-limit-minus-1": Case(small_queue, lambda p: JobQueue(p).list_jobs(limit=-1),
+                               ConfigurationError, ("limit",)),
+    "list-limit-minus-100": Case(small_queue, lambda p: JobQueue(p).list_jobs(limit=-100),
+                                 ConfigurationError, ("limit",)),
     # worker options (checked before the file is touched)
-    "concurrency-zero": Case(lambda tmp: tmp / "new.db", lambda p: Worker(p, concurrency=0),
+    "concurrency-zero": Case(new_file, lambda p: Worker(p, concurrency=0),
                              ConfigurationError, ("concurrency", ">= 1"), keeps="nothing"),
-    "lease-timeout-zero": Case(lambda tmp: tmp / "new.db", lambda p: Worker(p, lease_timeout=0),
+    "lease-timeout-zero": Case(new_file, lambda p: Worker(p, lease_timeout=0),
                                ConfigurationError, ("lease_timeout", "> 0"), keeps="nothing"),
-    "grace-period-negative": Case(lambda tmp: tmp / "new.db",
-                                  lambda p: Worker(p, grace_period=-1),
+    "grace-period-negative": Case(new_file, lambda p: Worker(p, grace_period=-1),
                                   ConfigurationError, ("grace_period", ">= 0"), keeps="nothing"),
-    "allowed-modules-string": Case(lambda tmp: tmp / "new.db",
+    "polling-interval-zero": Case(new_file, lambda p: Worker(p, polling_interval=0),
+                                  ConfigurationError, ("polling_interval", "> 0"),
+                                  keeps="nothing"),
+    "polling-interval-minus-1": Case(new_file, lambda p: Worker(p, polling_interval=-1),
+                                     ConfigurationError, ("polling_interval", "> 0"),
+                                     keeps="nothing"),
+    "polling-interval-minus-half": Case(new_file, lambda p: Worker(p, polling_interval=-0.5),
+                                        ConfigurationError, ("polling_interval", "> 0"),
+                                        keeps="nothing"),
+    "allowed-modules-string": Case(new_file,
                                    lambda p: Worker(p, allowed_modules="support.jobs"),
                                    ConfigurationError, ("list of module names",),
                                    keeps="nothing"),
     "synchronous-unknown": pytest.param(
-        Case(lambda tmp: tmp / "new.db", lambda p: JobQueue(p, synchronous="SOMETIMES"),
+        Case(new_file, lambda p: JobQueue(p, synchronous="SOMETIMES"),
              ConfigurationError, ("synchronous", "NORMAL", "FULL"), keeps="nothing")),
     # files that cannot be queues
     "not-a-database": Case(not_a_database, JobQueue, DatabaseError,
-                           ("not a SQLite database", "new path")),
+                           ("{path}", "not a SQLite database", "new path")),
+    "not-a-database-worker": Case(not_a_database, Worker, DatabaseError,
+                                  ("{path}", "not a SQLite database")),
+    "foreign-database": Case(foreign_database, JobQueue, DatabaseError,
+                             ("{path}", "customers")),
     "newer-version": Case(newer_version, JobQueue, SchemaVersionError,
-                          ("newer gigq_flow", "schema 99", "upgrade gigq_flow")),
+                          ("{path}", "newer gigq_flow", "schema 99", "upgrade gigq_flow")),
     "newer-version-worker": Case(newer_version, Worker, SchemaVersionError,
-                                 ("newer gigq_flow",)),
+                                 ("{path}", "newer gigq_flow")),
+    "newer-version-rollback-journal": Case(newer_rollback_journal_database, JobQueue,
+                                           DatabaseError, ()),
     "read-only-file": Case(immutable_queue,
                            lambda p: submit(p, Job("j", jobs.noop)), DatabaseError,
                            ("read-only", "write access")),
-    "missing-directory": Case(lambda tmp: tmp / "no" / "such" / "q.db", JobQueue, DatabaseError,
-                              ("does not exist", "create it first"), keeps="nothing"),
+    "missing-directory": Case(missing_directory, JobQueue, DatabaseError,
+                              ("{parent}", "does not exist", "create it first"),
+                              keeps="nothing"),
+    "missing-directory-worker": Case(missing_directory, Worker, DatabaseError,
+                                     ("{parent}", "does not exist"), keeps="nothing"),
     "directory-not-file": Case(lambda tmp: tmp, JobQueue, DatabaseError,
                                ("is a directory",), keeps="nothing"),
     "in-memory": Case(lambda tmp: Path(":memory:"), JobQueue, DatabaseError,
@@ -321,6 +426,17 @@ CASES = {
     "gigq-v0-malformed-dependencies": Case(gigq_v0_with_malformed_dependencies, JobQueue,
                                            DatabaseError,
                                            ("child-1", "malformed dependencies", "fix the row")),
+    # a file gigq 0.5.1 wrote: the migration is rolled back as a whole
+    "gigq-dependencies-not-json": Case(gigq_file_with_dependencies("[not json"), JobQueue,
+                                       DatabaseError, ("{job}", "{path}")),
+    "gigq-dependencies-not-ids": Case(gigq_file_with_dependencies("[1, 2]"), JobQueue,
+                                      DatabaseError, ("{job}", "{path}")),
+    "gigq-dependencies-a-number": Case(gigq_file_with_dependencies("42"), JobQueue,
+                                       DatabaseError, ("{job}", "{path}")),
+    "gigq-dependencies-a-string": Case(gigq_file_with_dependencies('"abc"'), JobQueue,
+                                       DatabaseError, ("{job}",)),
+    "gigq-dependencies-an-object": Case(gigq_file_with_dependencies('{"a": 1}'), JobQueue,
+                                        DatabaseError, ("{job}",)),
     # rows and payloads only a worker sees
     "malformed-params-row": pytest.param(
         Case(foreign(params="{not json"), run_one_job(), SerializationError,
@@ -332,9 +448,9 @@ CASES = {
                            ModuleNotFoundError, ("no_such_module_xyz",), keeps="rows",
                            at_run=True),
     "outside-allow-list": Case(foreign(), run_one_job(allowed_modules=["gigq_flow"]),
-                               NotAllowedError,
-                               ("support.jobs.add is outside", "allowed_modules"), keeps="rows",
-                               at_run=True),
+                               NotAllowedError, ("support.jobs.add is outside",
+                                                 "allowed_modules"),
+                               keeps="rows", at_run=True),
     "pickle-refused": Case(foreign(params=PICKLED, serializer="pickle"), run_one_job(),
                            NotAllowedError, ("pickled", "allow_pickle=True"), keeps="rows",
                            at_run=True),
@@ -379,7 +495,11 @@ def test_bad_input(tmp_path, case: Case):
             message = str(raised.value)
             if issubclass(case.error, GigqFlowError):
                 assert type(raised.value).__module__ == "gigq_flow.errors"
+            if issubclass(case.error, (ConfigurationError, WorkflowError)):
+                assert isinstance(raised.value, ValueError)  # what GigQ raised for them
         for phrase in case.says:
+            phrase = (phrase.replace("{path}", str(path)).replace("{parent}", str(path.parent))
+                      .replace("{job}", str(job_id)))
             assert phrase in message, message
     finally:
         if case.prepare is immutable_queue:
@@ -403,6 +523,23 @@ def test_bad_input(tmp_path, case: Case):
             [r for r in before_rows["job_executions"] if job_id not in r]
 
 
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 20
+    # every documented error type of the queue's input checks appears at least once
+    errors = {c.values[0].error if hasattr(c, "values") else c.error for c in CASES.values()}
+    assert {CycleError, SelfDependencyError, UnknownDependencyError, DuplicateJobError,
+            ConfigurationError, SerializationError, TaskDefinitionError, DatabaseError,
+            SchemaVersionError, NotAllowedError} <= errors
+
+
+# -- mistakes that need no queue -----------------------------------------------------------------
+@pytest.mark.parametrize("params", [[1, 2], "a=1", (("a", 1),)])
+def test_params_that_are_not_a_dict(params):
+    with pytest.raises(GigqFlowError, match="params") as info:
+        Job("j", jobs.add, params=params)
+    assert isinstance(info.value, (ValueError, TypeError))
+
+
 # -- the readers must survive a malformed row, too ---------------------------------------------
 @pytest.mark.parametrize("column", ["params", "result"])
 def test_malformed_row_does_not_break_the_readers(tmp_path, column):
@@ -419,16 +556,20 @@ def test_malformed_row_does_not_break_the_readers(tmp_path, column):
     else:
         assert status["exists"]
     assert len(queue.list_jobs()) == 3  # the other jobs are still listed
-    out = subprocess.run([sys.executable, "-m", "gigq_flow", "--db", str(path), "list"],
-                         env=subprocess_env(), capture_output=True, text=True,
-                         timeout=60)
+    out = run_cli("--db", path, "list", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
 
 
-def test_the_table_is_large_enough():
-    assert len(CASES) >= 20
-    # every documented error type of the queue's input checks appears at least once
-    errors = {c.values[0].error if hasattr(c, "values") else c.error for c in CASES.values()}
-    assert {CycleError, SelfDependencyError, UnknownDependencyError, DuplicateJobError,
-            ConfigurationError, SerializationError, TaskDefinitionError, DatabaseError,
-            SchemaVersionError, NotAllowedError} <= errors
+# -- a GigQ file whose dependencies are well formed opens --------------------------------------
+def test_gigq_file_opens_when_dependencies_are_well_formed(tmp_path):
+    """The control case of the gigq-dependencies-* cases of the table."""
+    path = tmp_path / "gigq.db"
+    parent, child = make_gigq_file(path)
+    queue = JobQueue(path)
+    assert queue.get_status(child)["dependencies"] == [parent]
+    worker = Worker(path)
+    try:
+        assert worker.process_one() and worker.process_one() and not worker.process_one()
+    finally:
+        worker.close()
+    assert queue.stats()["completed"] == 2
