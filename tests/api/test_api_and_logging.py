@@ -64,7 +64,8 @@ def test_import_configures_no_logging():
         import logging
         import gigq_flow
         logger = logging.getLogger("gigq_flow")
-        assert logger.handlers and all(isinstance(h, logging.NullHandler) for h in logger.handlers), logger.handlers
+        assert logger.handlers, logger.handlers
+        assert all(isinstance(h, logging.NullHandler) for h in logger.handlers), logger.handlers
         assert logging.getLogger().handlers == [], logging.getLogger().handlers
         assert logger.level == logging.NOTSET
         print("ok")

@@ -51,8 +51,8 @@ def test_console_script_runs_the_same_command(tmp_path, db):
     command = script_command()
     if command is None:
         pytest.skip("the gigq-flow console script is not installed next to this interpreter")
-    job_id = submitted_id(run_cli("--db", db, "submit", "support.jobs.add", "-p", "a=1", "-p", "b=2",
-                                  cwd=tmp_path, command=command))
+    job_id = submitted_id(run_cli("--db", db, "submit", "support.jobs.add", "-p", "a=1",
+                                  "-p", "b=2", cwd=tmp_path, command=command))
     listed = ok_json(run_cli("--db", db, "list", "--json", cwd=tmp_path, command=command))
     assert [job["id"] for job in listed] == [job_id]
     assert_usage_error(run_cli("--db", db, "status", "nope", cwd=tmp_path, command=command),
@@ -120,7 +120,8 @@ def test_param_values_are_json_when_they_parse_else_strings_never_evaluated(db, 
 def test_submit_options_reach_the_job(db):
     parent = submitted_id(cli(db, "submit", "support.jobs.add", "-p", "a=1", "-p", "b=1"))
     job_id = submitted_id(cli(
-        db, "submit", "support.jobs.sleep_for", "-p", "seconds=0", "--name", "napper", "--priority", "5",
+        db, "submit", "support.jobs.sleep_for", "-p", "seconds=0", "--name", "napper",
+        "--priority", "5",
         "--max-attempts", "2", "--timeout", "30", "--retry-delay", "1",
         "--description", "a short nap", "--depends-on", parent,
     ))

@@ -100,7 +100,8 @@ def test_no_parent_results_without_dependencies(queue, db_path, make_worker):
     assert queue.get_result(forced) == {"keys": [], "parent_ids": None}
 
 
-def test_parent_results_follow_dependency_order_not_completion_order(queue, db_path, parents, make_worker):
+def test_parent_results_follow_dependency_order_not_completion_order(queue, db_path, parents,
+                                                                    make_worker):
     p1, p2 = parents  # p1 completes first
     child = queue.submit(Job("child", jobs.takes_parent_results, dependencies=[p2, p1]))
     drain(make_worker(db_path))
@@ -186,7 +187,8 @@ def test_cancelled_parent_marks_children_upstream_failed(queue, db_path, make_wo
     assert drain(make_worker(db_path)) == 2
 
 
-def test_requeue_keeps_child_failed_while_another_parent_is_still_failed(queue, db_path, make_worker):
+def test_requeue_keeps_child_failed_while_another_parent_is_still_failed(queue, db_path,
+                                                                         make_worker):
     a = queue.submit(Job("a", jobs.fail, max_attempts=1))
     b = queue.submit(Job("b", jobs.fail, max_attempts=1))
     child = queue.submit(Job("child", jobs.noop, dependencies=[a, b]))

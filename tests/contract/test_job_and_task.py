@@ -124,7 +124,8 @@ def test_task_submit_runs_on_a_worker(db_path, make_worker):
     queue = JobQueue(db_path)
     job_id = decorated.submit(queue, a=2, b=3)
     status = queue.get_status(job_id)
-    assert (status["status"], status["name"], status["params"]) == ("pending", "add", {"a": 2, "b": 3})
+    assert (status["status"], status["name"], status["params"]) == (
+        "pending", "add", {"a": 2, "b": 3})
     assert (status["function_module"], status["function_name"]) == ("support.jobs", "add")
 
     assert drain(make_worker(db_path)) == 1
@@ -134,7 +135,8 @@ def test_task_submit_runs_on_a_worker(db_path, make_worker):
 def test_task_options_reach_the_database(db_path):
     queue = JobQueue(db_path)
     status = queue.get_status(configured.submit(queue, value=1))
-    assert (status["name"], status["priority"], status["max_attempts"]) == ("configured-double", 9, 5)
+    assert (status["name"], status["priority"], status["max_attempts"]) == (
+        "configured-double", 9, 5)
     assert (status["timeout"], status["description"], status["retry_delay"]) == (42, "doubles", 2)
 
 

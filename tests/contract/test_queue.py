@@ -21,7 +21,9 @@ GIGQ_JOB_KEYS = {
     "retry_delay", "retry_after",
 }
 GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "serializer"}
-EXECUTION_KEYS = {"id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error"}
+EXECUTION_KEYS = {
+    "id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error",
+}
 ALL_STATUSES = {s.value for s in JobStatus}
 
 

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.contract
         ({"fine": [1, 2], "nested": {"deep": [b"bytes"]}}, "nested"),
     ],
 )
-def test_unencodable_param_is_type_error_naming_it_and_nothing_is_written(queue, db_path, params, bad):
+def test_unencodable_param_is_type_error_naming_it_and_nothing_is_written(queue, db_path, params,
+                                                                          bad):
     queue.submit(Job("before", jobs.noop))
     job = Job("encode-me", jobs.takes_kwargs, params=params)
     with pytest.raises(TypeError, match=repr(bad)) as info:
@@ -60,7 +61,7 @@ def test_falsy_results_are_kept(queue, db_path, make_worker):
     values = [0, "", False, [], {}, 0.0]
     ids = [queue.submit(Job("f", jobs.identity, params={"value": v})) for v in values]
     drain(make_worker(db_path))
-    for job_id, value in zip(ids, values):
+    for job_id, value in zip(ids, values, strict=True):
         result = queue.get_result(job_id)
         assert result == value and type(result) is type(value)
         assert queue.get_status(job_id)["result"] == value

@@ -32,7 +32,8 @@ def start_blocked(make_worker, db_path, key, worker_id="worker-A") -> threading.
     return thread
 
 
-def test_timed_out_job_is_requeued_and_stale_completion_is_discarded(queue, db_path, key, make_worker):
+def test_timed_out_job_is_requeued_and_stale_completion_is_discarded(queue, db_path, key,
+                                                                     make_worker):
     job_id = queue.submit(Job("slow", jobs.block_first_attempt, params={"key": key},
                               timeout=1, max_attempts=2))
     claimed_at = time.monotonic()

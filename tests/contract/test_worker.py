@@ -56,7 +56,8 @@ def test_threads_claim_under_numbered_ids_and_run_concurrently(queue, db_path):
     finally:
         worker.stop(wait=True, timeout=10)
     statuses = [queue.get_status(j) for j in ids]
-    assert [s["status"] for s in statuses] == ["completed", "completed"], [s["error"] for s in statuses]
+    assert [s["status"] for s in statuses] == ["completed", "completed"], [
+        s["error"] for s in statuses]
     worker_ids = {s["executions"][0]["worker_id"] for s in statuses}
     assert worker_ids == {"duo-0", "duo-1"}
 
@@ -256,7 +257,8 @@ def test_start_stops_gracefully_on_signal(queue, db_path, tmp_path, signum):
 
     status = queue.get_status(job_id)
     assert (status["status"], status["result"]) == ("completed", {"pid": proc.pid})
-    assert [(e["worker_id"], e["status"]) for e in status["executions"]] == [("sig-worker", "completed")]
+    assert [(e["worker_id"], e["status"]) for e in status["executions"]] == [
+        ("sig-worker", "completed")]
     assert status_of(queue, later) == "pending"  # nothing claimed after the signal
 
 

@@ -1,11 +1,11 @@
 """The user guide in docs/ stays true: its Python blocks run, and its links lead somewhere.
 
-For the README and each ``docs/*.md`` file, the ```` ```python ```` blocks are joined, in order, into one
-script that runs in an empty temporary directory; it must exit 0. A block fenced as
-```` ```python file=NAME ```` is written to ``NAME`` in that directory instead (a module
-that worker processes import, say), and is shown to readers as any Python block. Blocks
-that cannot run by themselves are fenced as ``text`` or ``bash`` and covered by an example
-in examples/ instead.
+For the README and each ``docs/*.md`` file, the ```` ```python ```` blocks are joined, in
+order, into one script that runs in an empty temporary directory; it must exit 0. A block
+fenced as ```` ```python file=NAME ```` is written to ``NAME`` in that directory instead
+(a module that worker processes import, say), and is shown to readers as any Python
+block. Blocks that cannot run by themselves are fenced as ``text`` or ``bash`` and
+covered by an example in examples/ instead.
 
 A page that says another ``tests/docs/test_*docs.py`` runs it, or whose file name
 appears in another test module (``docs/visualization.md`` in ``test_viz_docs.py``,

@@ -56,7 +56,8 @@ def test_processes_run_each_job_exactly_once(queue, db_path, tmp_path, backend):
     go = tmp_path / "go"
     ready = [tmp_path / f"ready-{i}" for i in range(PROCESSES)]
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(db_path), str(ready[i]), str(go), str(i)],
+        subprocess.Popen([sys.executable, str(script), str(db_path), str(ready[i]), str(go),
+                          str(i)],
                          env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
         for i in range(PROCESSES)
@@ -72,7 +73,7 @@ def test_processes_run_each_job_exactly_once(queue, db_path, tmp_path, backend):
                 proc.wait()
 
     ran = []
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "database is locked" not in out + err
         assert "Traceback" not in err, err
@@ -85,8 +86,8 @@ def test_processes_run_each_job_exactly_once(queue, db_path, tmp_path, backend):
     assert set(per_job.values()) == {1}
     assert sql(db_path, "SELECT status, COUNT(*) FROM job_attempts GROUP BY status") == [
         ("completed", total)]
-    assert sql(db_path, "SELECT status, attempts, COUNT(*) FROM jobs GROUP BY status, attempts") == [
-        ("completed", 1, total)]
+    assert sql(db_path, "SELECT status, attempts, COUNT(*) FROM jobs "
+                        "GROUP BY status, attempts") == [("completed", 1, total)]
     workers = {row[0] for row in sql(db_path, "SELECT DISTINCT worker_id FROM job_attempts")}
     assert workers == {f"proc-{i}" for i in range(PROCESSES)}
     assert queue.stats()["completed"] == total

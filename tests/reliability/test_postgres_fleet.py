@@ -95,7 +95,8 @@ class Hosts:
     def _network(self, index: int) -> tuple[list[str], str]:
         """A namespace with a veth to this machine and a relay to the server: the command
         prefix and the URL the host uses."""
-        ns, outside, inside = f"gqf-{self.tag}-{index}", f"gq{self.tag}{index}h", f"gq{self.tag}{index}n"
+        ns = f"gqf-{self.tag}-{index}"
+        outside, inside = f"gq{self.tag}{index}h", f"gq{self.tag}{index}n"
         gateway, address = f"10.213.{index}.1", f"10.213.{index}.2"
         self._run("ip", "netns", "add", ns)
         self.namespaces.append(ns)

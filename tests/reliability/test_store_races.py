@@ -123,7 +123,8 @@ def test_a_second_expiry_never_undoes_the_claim_made_after_the_first(queue, db_p
         ("lost-worker", "lost"), ("new-worker", "completed")]
 
 
-def test_grandchild_submitted_while_its_grandparent_is_cancelled_is_marked(queue, db_path, make_worker):
+def test_grandchild_submitted_while_its_grandparent_is_cancelled_is_marked(queue, db_path,
+                                                                           make_worker):
     root = queue.submit(Job("root", jobs.noop))
     child = queue.submit(Job("child", jobs.noop, dependencies=[root]))
     grandchild = Job("grandchild", jobs.noop, dependencies=[child])

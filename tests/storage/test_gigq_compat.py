@@ -82,7 +82,8 @@ def test_gigq_file_opens_in_place_and_its_jobs_run(gigq_file, tmp_path):
     # The completed job keeps its result and its GigQ execution history.
     assert queue.get_result(ids["done"]) == {"x": 1}
     done = queue.get_status(ids["done"])
-    assert [(e["worker_id"], e["status"]) for e in done["executions"]] == [("gigq-worker", "completed")]
+    assert [(e["worker_id"], e["status"]) for e in done["executions"]] == [
+        ("gigq-worker", "completed")]
     assert done["executions"][0]["result"] == {"x": 1}
     broken = queue.get_status(ids["broken"])
     assert broken["status"] == "failed" and "gigq broke" in broken["error"]
@@ -91,7 +92,8 @@ def test_gigq_file_opens_in_place_and_its_jobs_run(gigq_file, tmp_path):
     assert child["pass_parent_results"] is None
 
     worker = Worker(path, worker_id="flow-worker")
-    # The child outranks the others but waits for "waiting": priority order is plain, waiting, child.
+    # The child outranks the others but waits for "waiting": priority order is plain,
+    # waiting, child.
     assert worker.process_one()
     assert queue.get_result(ids["plain"]) == 42
     assert queue.get_status(ids["child"])["status"] == "pending"

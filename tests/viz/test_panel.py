@@ -36,7 +36,7 @@ def table_rows(panel) -> list[dict[str, str]]:
         cells = [re.sub(r"<[^>]+>", "", cell)
                  for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
         rows.append(dict(zip(("name", "status", "attempts", "started", "duration", "worker",
-                              "error"), cells)))
+                              "error"), cells, strict=True)))
     return rows
 
 

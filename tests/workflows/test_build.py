@@ -41,7 +41,7 @@ def test_gigq_api_attributes_and_submit_all_returns_ids_in_order_added(queue):
 
     ids = wf.submit_all(queue)
     assert ids == [load.id, clean.id, report.id]
-    for job, name in zip(wf.jobs, ["load", "double", "add"]):
+    for job, name in zip(wf.jobs, ["load", "double", "add"], strict=True):
         stored = queue.get_status(job.id)
         assert stored["name"] == name and stored["status"] == "pending"
     assert queue.get_status(report.id)["dependencies"] == [clean.id, load.id]
@@ -68,7 +68,8 @@ def test_add_task_takes_plain_function_and_task_with_overrides(queue):
     plain = wf.add_task(jobs.add, {"a": 2, "b": 3})
     decorated = wf.add_task(jobs.double, {"x": 4})
     renamed = wf.add_task(jobs.double, {"x": 1}, name="double-again", priority=7)
-    assert (plain.name, plain.function_module, plain.function_name) == ("add", "support.jobs", "add")
+    assert (plain.name, plain.function_module, plain.function_name) == (
+        "add", "support.jobs", "add")
     assert (decorated.name, decorated.max_attempts) == ("double", 1)  # the @task's options
     assert (renamed.name, renamed.priority, renamed.max_attempts) == ("double-again", 7, 1)
     run = finish(queue, wf.submit(queue))

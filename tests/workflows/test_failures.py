@@ -106,7 +106,8 @@ def test_a_job_with_two_failed_parents_waits_for_both_requeues(queue, tmp_path):
     assert set(statuses(queue, wf.jobs).values()) == {"completed"}
 
 
-def test_requeue_keeps_a_job_blocked_by_another_upstream_failed_parent(queue, tmp_path, make_worker):
+def test_requeue_keeps_a_job_blocked_by_another_upstream_failed_parent(queue, tmp_path,
+                                                                       make_worker):
     """a fails, x fails; c <- a; y <- x; e <- (c, y). Requeue a and let it succeed:
     e still depends on y, which is upstream_failed because of x, so e must stay
     upstream_failed (and the workflow must end), not sit pending forever."""
@@ -159,7 +160,8 @@ def test_cancel_of_a_parent_makes_children_upstream_failed_and_requeue_restores(
 def test_timeout_as_final_failure_propagates(queue):
     key = f"timeout-{queue.db_path}"
     wf = Workflow("slow")
-    slow = wf.add_task(jobs.block_until_released, {"key": key}, name="slow", timeout=1, max_attempts=1)
+    slow = wf.add_task(jobs.block_until_released, {"key": key}, name="slow", timeout=1,
+                       max_attempts=1)
     after = wf.add_task(jobs.identity, {"value": 1}, depends_on=[slow], name="after")
     run = wf.submit(queue)
     worker = Worker(queue.db_path, polling_interval=0.1, concurrency=2)

@@ -138,7 +138,8 @@ def _claim_timestamps_paused(store, pause_thread, stamped, go):
     return claim.__globals__, now_iso
 
 
-def test_execution_started_at_is_never_before_the_parents_completed_at(queue, monkeypatch, make_worker):
+def test_execution_started_at_is_never_before_the_parents_completed_at(queue, monkeypatch,
+                                                                      make_worker):
     """The interleaving the random DAGs hit now and then, made deterministic: worker B
     reads the clock for a claim, the parent completes, then B's claim goes through."""
     key = f"stamp-{queue.db_path}"
