@@ -2,6 +2,14 @@
 and worker subprocesses that end with the test. What the test modules share besides
 fixtures is in the ``support`` package (tests/ is on sys.path: see pyproject.toml).
 
+The test modules are in folders by kind: ``unit/`` (no worker, no subprocess),
+``contract/`` (the queue, its jobs and workers, on every backend), ``workflows/``,
+``viz/``, ``cli/`` (the ``gigq-flow`` command), ``storage/`` (GigQ files, schema upgrades,
+moving a queue between backends), ``reliability/`` (worker processes killed, frozen and
+signalled, leases, races, security, bad input), ``api/`` (the package's public surface
+and logging) and ``docs/`` (the guide, README, notebooks, examples and bench scripts stay
+true). Module names are unique across folders: pytest imports them by name.
+
 The contract suite: in a module marked ``pytestmark = pytest.mark.contract`` every test
 that uses ``db_path`` runs twice, with ``backend`` ``sqlite`` (``db_path`` is a new file
 path) and ``postgres`` (``db_path`` is a URL naming a fresh schema, dropped afterwards).
