@@ -1,4 +1,14 @@
-"""Shared fixtures: a fresh queue per test, and helpers for worker subprocesses.
+"""Fixtures of the whole suite: the backend under test, a fresh queue per test, workers
+and worker subprocesses that end with the test. What the test modules share besides
+fixtures is in the ``support`` package (tests/ is on sys.path: see pyproject.toml).
+
+The test modules are in folders by kind: ``unit/`` (no worker, no subprocess),
+``contract/`` (the queue, its jobs and workers, on every backend), ``workflows/``,
+``viz/``, ``cli/`` (the ``gigq-flow`` command), ``storage/`` (GigQ files, schema upgrades,
+moving a queue between backends), ``reliability/`` (worker processes killed, frozen and
+signalled, leases, races, security, bad input), ``api/`` (the package's public surface
+and logging) and ``docs/`` (the guide, README, notebooks, examples and bench scripts stay
+true). Module names are unique across folders: pytest imports them by name.
 
 The contract suite: in a module marked ``pytestmark = pytest.mark.contract`` every test
 that uses ``db_path`` runs twice, with ``backend`` ``sqlite`` (``db_path`` is a new file
@@ -6,67 +16,26 @@ path) and ``postgres`` (``db_path`` is a URL naming a fresh schema, dropped afte
 The PostgreSQL half runs against the server at $GIGQ_FLOW_TEST_POSTGRES (default: the
 local one) and skips, saying why, when it does not answer. ``@pytest.mark.sqlite_only``
 keeps one test of a contract module on SQLite (its reason says why).
+
+A test that leaves a worker running makes it with ``make_worker``: ``process_one`` starts
+a heartbeat thread that only ``close()`` ends, and ``start_background`` runs until
+``stop()``. Those workers are stopped and closed at teardown, on PostgreSQL before the
+schema they work on is dropped.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.db import drop_schema, postgres_unavailable, schema_url
+from support.processes import WorkerPool
 
-TESTS_DIR = Path(__file__).resolve().parent
+import gigq_flow
 
-# Job functions live in tests/jobfuncs.py; workers import them as ``jobfuncs``.
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-import helpers  # noqa: E402
-
-import gigq_flow  # noqa: E402
-
-POSTGRES_ENV = "GIGQ_FLOW_TEST_POSTGRES"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
-
-
-def postgres_server() -> str:
-    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
-
-
-@functools.lru_cache(maxsize=None)
-def postgres_unavailable() -> str | None:
-    """Why the PostgreSQL half cannot run here, or None when the server answers."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[dev]')"
-    try:
-        with psycopg.connect(postgres_server(), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        from gigq_flow.locations import redact
-
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (f"no PostgreSQL server answers at {redact(postgres_server())} ({first_line}); "
-                f"set {POSTGRES_ENV} to a database URL to run the PostgreSQL half")
-    return None
-
-
-def schema_url(schema: str) -> str:
-    server = postgres_server()
-    return f"{server}{'&' if '?' in server else '?'}schema={schema}"
-
-
-def drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(postgres_server(), autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '20s'")
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -89,9 +58,40 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+class Workers:
+    """The workers a test makes (``make_worker(location, **options)``), and their end."""
+
+    def __init__(self) -> None:
+        self.made: list[gigq_flow.Worker] = []
+
+    def __call__(self, location: Path | str, **options: Any) -> gigq_flow.Worker:
+        worker = gigq_flow.Worker(location, **options)
+        self.made.append(worker)
+        return worker
+
+    def close_all(self) -> None:
+        """Stop each worker made so far (joining its background threads, if any) and close
+        it, which ends its heartbeat thread."""
+        while self.made:
+            worker = self.made.pop()
+            worker.stop(wait=True, timeout=10)
+            worker.close()
+
+
 @pytest.fixture
-def postgres_url():
-    """A URL naming a fresh schema on the test server (dropped afterwards); skips without one."""
+def make_worker():
+    """Makes ``gigq_flow.Worker`` objects that are stopped and closed at teardown."""
+    workers = Workers()
+    yield workers
+    workers.close_all()
+
+
+@pytest.fixture
+def postgres_url(make_worker: Workers):
+    """A URL naming a fresh schema on the test server (dropped afterwards); skips without one.
+
+    The test's workers (``make_worker``) are closed before the schema is dropped, so that
+    no heartbeat thread goes on writing to a schema that no longer exists."""
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -99,24 +99,10 @@ def postgres_url():
 
     schema = f"test_{uuid.uuid4().hex[:16]}"
     url = schema_url(schema)
-    workers = []
-    original_init = gigq_flow.Worker.__init__
-
-    @functools.wraps(original_init)
-    def tracked_init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        workers.append(self)
-
-    # Workers a test leaves behind (process_one starts a heartbeat thread) are stopped
-    # before their schema goes, so no thread reconnects to it afterwards.
-    gigq_flow.Worker.__init__ = tracked_init
     try:
         yield url
     finally:
-        gigq_flow.Worker.__init__ = original_init
-        for worker in workers:
-            worker.stop()
-            worker.close()
+        make_worker.close_all()
         close_pools(url)
         drop_schema(schema)
 
@@ -145,15 +131,8 @@ def _close_connections():
 
 @pytest.fixture
 def pool(db_path, tmp_path):
-    """Worker subprocesses on the queue (relfuncs.WorkerPool), killed at teardown."""
-    from relfuncs import WorkerPool
-
+    """Worker subprocesses on the queue (support.processes.WorkerPool), killed at teardown."""
     pool = WorkerPool(db_path, tmp_path)
     yield pool
     pool.kill_all()
 
-
-@pytest.fixture
-def subprocess_env() -> dict[str, str]:
-    """Environment for worker subprocesses: they can import gigq_flow and jobfuncs."""
-    return helpers.subprocess_env()

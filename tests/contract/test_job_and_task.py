@@ -1,0 +1,210 @@
+"""Job attributes and defaults, JobStatus, and the @task decorator."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+from support import jobs
+from support.helpers import drain
+
+from gigq_flow import Job, JobQueue, JobStatus, task
+
+pytestmark = pytest.mark.contract
+
+
+# -- Job -----------------------------------------------------------------------------------
+def test_job_defaults():
+    before = datetime.now()
+    job = Job("adder", jobs.add)
+    after = datetime.now()
+
+    assert uuid.UUID(job.id).version == 4
+    assert str(uuid.UUID(job.id)) == job.id
+    assert before <= datetime.fromisoformat(job.created_at) <= after
+    assert job.name == "adder"
+    assert job.function is jobs.add
+    assert job.params == {}
+    assert job.priority == 0
+    assert job.dependencies == []
+    assert job.max_attempts == 3
+    assert job.timeout == 300
+    assert job.description == ""
+    assert job.pass_parent_results is None
+    assert job.retry_delay == 0
+
+
+def test_job_keeps_every_argument():
+    job = Job(
+        "adder", jobs.add, params={"a": 1, "b": 2}, priority=7, dependencies=["x", "y"],
+        max_attempts=5, timeout=12, description="adds", pass_parent_results=False, retry_delay=3,
+    )
+    assert (job.params, job.priority, job.dependencies) == ({"a": 1, "b": 2}, 7, ["x", "y"])
+    assert (job.max_attempts, job.timeout, job.description) == (5, 12, "adds")
+    assert (job.pass_parent_results, job.retry_delay) == (False, 3)
+
+
+def test_job_accepts_gigq_positional_arguments():
+    # GigQ's order: name, function, params, priority, dependencies, max_attempts,
+    # timeout, description, pass_parent_results, retry_delay
+    job = Job("p", jobs.add, {"a": 1, "b": 1}, 2, [], 4, 60, "d", True, 1)
+    assert (job.priority, job.max_attempts, job.timeout) == (2, 4, 60)
+    assert (job.description, job.pass_parent_results, job.retry_delay) == ("d", True, 1)
+
+
+def test_job_ids_are_unique():
+    ids = {Job("n", jobs.noop).id for _ in range(500)}
+    assert len(ids) == 500
+
+
+def test_job_status_values():
+    assert {s.name: s.value for s in JobStatus if s.name != "UPSTREAM_FAILED"} == {
+        "PENDING": "pending",
+        "RUNNING": "running",
+        "COMPLETED": "completed",
+        "FAILED": "failed",
+        "CANCELLED": "cancelled",
+        "TIMEOUT": "timeout",
+    }
+    assert JobStatus("upstream_failed") is JobStatus.UPSTREAM_FAILED
+    assert JobStatus("pending") is JobStatus.PENDING
+    assert JobStatus.COMPLETED.value == "completed"
+
+
+def test_job_refuses_lambda_and_nested_function():
+    with pytest.raises(TypeError, match="lambda"):
+        Job("l", lambda: 1)
+
+    def nested():
+        return 1
+
+    with pytest.raises(TypeError, match="nested"):
+        Job("n", nested)
+
+
+# -- @task ---------------------------------------------------------------------------------
+# Decorated at module level so that workers can import them by module and name.
+def _double(x):
+    return 2 * x
+
+
+double = task(_double)  # the plain form, applied as a call
+configured = task(
+    name="configured-double", priority=9, max_attempts=5, timeout=42,
+    description="doubles", retry_delay=2,
+)(jobs.identity)
+
+
+def test_task_stays_callable():
+    assert double(21) == 42
+    assert configured(value="x") == "x"
+
+
+def test_task_to_job_plain():
+    job = double.to_job(x=4)
+    assert isinstance(job, Job)
+    assert job.name == "_double"
+    assert job.params == {"x": 4}
+    assert (job.function_module, job.function_name) == (__name__, "_double")
+    assert (job.priority, job.max_attempts, job.timeout, job.retry_delay) == (0, 3, 300, 0)
+    assert job.id != double.to_job(x=4).id  # a new job each time
+
+
+def test_task_to_job_with_options():
+    job = configured.to_job(value=1)
+    assert job.name == "configured-double"
+    assert (job.priority, job.max_attempts, job.timeout) == (9, 5, 42)
+    assert (job.description, job.retry_delay) == ("doubles", 2)
+    assert (job.function_module, job.function_name) == ("support.jobs", "identity")
+
+
+def test_task_submit_runs_on_a_worker(db_path, make_worker):
+    decorated = task(jobs.add)
+    queue = JobQueue(db_path)
+    job_id = decorated.submit(queue, a=2, b=3)
+    status = queue.get_status(job_id)
+    assert (status["status"], status["name"], status["params"]) == (
+        "pending", "add", {"a": 2, "b": 3})
+    assert (status["function_module"], status["function_name"]) == ("support.jobs", "add")
+
+    assert drain(make_worker(db_path)) == 1
+    assert queue.get_result(job_id) == 5
+
+
+def test_task_options_reach_the_database(db_path):
+    queue = JobQueue(db_path)
+    status = queue.get_status(configured.submit(queue, value=1))
+    assert (status["name"], status["priority"], status["max_attempts"]) == (
+        "configured-double", 9, 5)
+    assert (status["timeout"], status["description"], status["retry_delay"]) == (42, "doubles", 2)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"priorty": 1}, "priorty"),
+        ({"retries": 3}, "retries"),
+    ],
+)
+def test_task_refuses_unknown_options(options, match):
+    with pytest.raises(TypeError, match=match):
+        task(**options)(jobs.add)
+    with pytest.raises(TypeError, match=match):
+        task(jobs.add, **options)
+
+
+def test_task_refuses_lambda():
+    with pytest.raises(TypeError, match="lambda"):
+        task(lambda: 1)
+    with pytest.raises(TypeError, match="lambda"):
+        task(priority=1)(lambda: 1)
+
+
+def test_task_refuses_nested_function_and_closure():
+    def nested():
+        return 1
+
+    captured = 5
+
+    def closure():
+        return captured
+
+    with pytest.raises(TypeError, match="closure or nested"):
+        task(nested)
+    with pytest.raises(TypeError, match="closure or nested"):
+        task(closure)
+
+
+def test_task_refuses_methods():
+    with pytest.raises(TypeError, match="method"):
+        task(jobs.Holder.method)
+    with pytest.raises(TypeError, match="method"):
+        task(jobs.Holder().method)
+    with pytest.raises(TypeError, match="method"):
+        task(jobs.Holder.static_method)
+
+
+def test_task_refuses_async_functions():
+    with pytest.raises(TypeError, match="async"):
+        task(jobs.async_function)
+
+
+def test_task_refuses_generator_functions():
+    with pytest.raises(TypeError, match="generator"):
+        task(jobs.generator_function)
+
+
+def test_task_refuses_being_applied_twice():
+    once = task(jobs.noop)
+    with pytest.raises(TypeError, match="twice"):
+        task(once)
+    with pytest.raises(TypeError, match="twice"):
+        task(priority=3)(once)
+
+
+def test_task_refuses_invalid_option_values_at_decoration():
+    with pytest.raises(ValueError, match="timeout"):
+        task(timeout=0)(jobs.noop)
+    with pytest.raises(ValueError, match="max_attempts"):
+        task(max_attempts=0)(jobs.noop)

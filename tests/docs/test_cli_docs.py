@@ -1,0 +1,63 @@
+"""docs/cli.md stays true: its shell blocks run as one script, and it names every
+command and option the parser has."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from support.cli import cli_env
+from support.helpers import REPO_ROOT
+
+from gigq_flow.cli import build_parser
+
+DOC = REPO_ROOT / "docs" / "cli.md"
+
+
+def shell_blocks(text: str) -> list[str]:
+    return re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, command in (("gigq-flow", f'"{sys.executable}" -m gigq_flow'),
+                          ("python", f'"{sys.executable}"')):
+        wrapper = bin_dir / name  # exec: "$!" of a background command is the process itself
+        wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        wrapper.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    script = "set -euo pipefail\n" + "\n".join(shell_blocks(DOC.read_text(encoding="utf-8")))
+    result = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert "Traceback" not in result.stderr
+    assert "every job completed" in result.stdout
+    for picture in ("gigq_flow_demo.svg", "pipeline.svg", "pipeline.png"):
+        assert (work / picture).stat().st_size > 0
+
+
+def test_every_command_and_option_is_documented():
+    text = DOC.read_text(encoding="utf-8")
+    missing = []
+    for name, parser in _commands(build_parser()):
+        if f"gigq-flow {name}" not in text and f"`{name}`" not in text:
+            missing.append(name)
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help" and option not in text:
+                    missing.append(f"{name} {option}")
+    assert not missing, missing
+
+
+def _commands(parser, prefix=""):
+    for action in parser._actions:
+        if isinstance(action.choices, dict):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from _commands(sub, prefix=f"{prefix}{name} ")

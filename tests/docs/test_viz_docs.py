@@ -1,0 +1,29 @@
+"""docs/visualization.md: its Python blocks, run in order as one script, work."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from support.helpers import REPO_ROOT, subprocess_env
+
+DOC = REPO_ROOT / "docs" / "visualization.md"
+
+
+def test_the_examples_in_the_visualization_guide_run(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 5
+    script = tmp_path / "guide.py"
+    script.write_text("\n".join(blocks), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, head in (("etl-structure.svg", b"<?xml"), ("etl-run.png", b"\x89PNG"),
+                       ("etl-run.pdf", b"%PDF"), ("etl-timeline.svg", b"<?xml"),
+                       ("etl-workers.png", b"\x89PNG")):
+        assert (tmp_path / name).read_bytes().startswith(head), name
+    assert "flowchart LR" in done.stdout
+    assert "5 of 5" not in done.stdout  # the live run has 2 jobs
+    assert "2 of 2 2" in done.stdout
+    assert "4 False" in done.stdout  # the finished etl run: 4 completed, no thread

@@ -1,0 +1,149 @@
+"""A file written by an earlier gigq_flow (schema 1) is upgraded in place and runs on.
+
+Schema 1 kept every attempt in ``job_executions`` (the latest one also in the job row),
+a lease per running job and an index of running jobs; workers were keyed by name.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta
+
+import pytest
+from support.db import sql
+from support.helpers import drain
+
+from gigq_flow import JobQueue, Worker
+from gigq_flow.errors import SchemaVersionError
+
+SCHEMA_1 = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, function_name TEXT NOT NULL,
+    function_module TEXT NOT NULL, params TEXT, priority INTEGER DEFAULT 0, dependencies TEXT,
+    max_attempts INTEGER DEFAULT 3, timeout INTEGER DEFAULT 300, description TEXT,
+    status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    attempts INTEGER DEFAULT 0, result TEXT, error TEXT, started_at TEXT, completed_at TEXT,
+    worker_id TEXT, pass_parent_results INTEGER, retry_delay INTEGER DEFAULT 0,
+    retry_after TEXT, workflow_id TEXT, pending_deps INTEGER NOT NULL DEFAULT 0,
+    execution_id TEXT, timeout_at REAL, lease_expires_at REAL,
+    serializer TEXT NOT NULL DEFAULT 'json'
+);
+CREATE TABLE job_executions (
+    id TEXT NOT NULL, job_id TEXT NOT NULL, worker_id TEXT NOT NULL, status TEXT NOT NULL,
+    started_at TEXT NOT NULL, completed_at TEXT, result TEXT, error TEXT,
+    PRIMARY KEY (job_id, id)
+) WITHOUT ROWID;
+CREATE TABLE job_dependencies (
+    job_id TEXT NOT NULL, depends_on TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (job_id, depends_on)
+) WITHOUT ROWID;
+CREATE TABLE workflows (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, concurrency INTEGER NOT NULL,
+    lease_timeout REAL NOT NULL, started_at TEXT NOT NULL, last_heartbeat REAL NOT NULL,
+    stopped_at TEXT
+);
+CREATE INDEX idx_job_dependencies_parent ON job_dependencies (depends_on);
+CREATE INDEX idx_jobs_ready ON jobs (priority DESC, created_at)
+    WHERE status = 'pending' AND pending_deps = 0;
+CREATE INDEX idx_jobs_running ON jobs (worker_id) WHERE status = 'running';
+CREATE INDEX idx_jobs_created ON jobs (created_at);
+CREATE INDEX idx_jobs_workflow ON jobs (workflow_id);
+PRAGMA user_version = 1;
+"""
+
+
+def insert_job(conn, job_id, status, *, attempts, execution_id=None, started=None,
+               completed=None, result=None, error=None, worker=None, timeout=300, order=0):
+    created = (datetime.now() - timedelta(minutes=20) + timedelta(seconds=order)).isoformat()
+    conn.execute(
+        "INSERT INTO jobs (id, name, function_name, function_module, params, dependencies, "
+        "timeout, description, status, created_at, updated_at, attempts, result, error, "
+        "started_at, completed_at, worker_id, execution_id) "
+        "VALUES (?, ?, 'identity', 'support.jobs', ?, '[]', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (job_id, job_id, json.dumps({"value": job_id}), timeout, status, created, created,
+         attempts, result, error, started, completed, worker, execution_id),
+    )
+
+
+def insert_execution(conn, execution_id, job_id, status, started, *, completed=None,
+                     result=None, error=None, worker="old-worker"):
+    conn.execute(
+        "INSERT INTO job_executions (id, job_id, worker_id, status, started_at, completed_at, "
+        "result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (execution_id, job_id, worker, status, started, completed, result, error),
+    )
+
+
+@pytest.fixture
+def schema_1_file(tmp_path):
+    """Four jobs as schema 1 left them: one completed, one failed once and waiting for its
+    retry, one failed for good, and one still running under a worker that has gone."""
+    path = tmp_path / "v1.db"
+    long_ago = (datetime.now() - timedelta(minutes=10)).isoformat()
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_1)
+    insert_job(conn, "done", "completed", attempts=1, execution_id="e-done", started=long_ago,
+               completed=long_ago, result='"done"', worker="old-worker", order=0)
+    insert_execution(conn, "e-done", "done", "completed", long_ago, completed=long_ago,
+                     result='"done"')
+    insert_job(conn, "retrying", "pending", attempts=1, execution_id="e-retry",
+               error="RuntimeError: once", order=1)
+    insert_execution(conn, "e-retry", "retrying", "failed", long_ago, completed=long_ago,
+                     error="RuntimeError: once")
+    insert_job(conn, "broken", "failed", attempts=3, execution_id="e-broken", started=long_ago,
+               completed=long_ago, error="RuntimeError: always", worker="old-worker", order=2)
+    insert_execution(conn, "e-broken", "broken", "failed", long_ago, completed=long_ago,
+                     error="RuntimeError: always")
+    insert_job(conn, "stuck", "running", attempts=1, execution_id="e-stuck", started=long_ago,
+               worker="old-worker", timeout=1, order=3)
+    insert_execution(conn, "e-stuck", "stuck", "running", long_ago)
+    conn.execute("INSERT INTO workers VALUES ('old-worker', 'host', 1, 1, 30, ?, 0, NULL)",
+                 (long_ago,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def attempts(queue: JobQueue, job_id: str) -> list[tuple[str, str]]:
+    return [(e["id"], e["status"]) for e in queue.get_status(job_id)["executions"]]
+
+
+def test_each_attempt_is_listed_once_after_the_upgrade(schema_1_file):
+    queue = JobQueue(schema_1_file)
+    assert sql(schema_1_file, "PRAGMA user_version") == [(2,)]
+    assert attempts(queue, "done") == [("e-done", "completed")]
+    assert attempts(queue, "retrying") == [("e-retry", "failed")]
+    assert attempts(queue, "broken") == [("e-broken", "failed")]
+    assert queue.get_status("retrying")["execution_id"] is None  # no attempt is running
+    [(stuck_id, stuck_status)] = attempts(queue, "stuck")
+    assert stuck_status == "running"  # handed to a stand-in worker until its timeout
+    columns = {row[1] for row in sql(schema_1_file, "PRAGMA table_info(jobs)")}
+    assert not {"timeout_at", "lease_expires_at"} & columns
+    indexes = {row[0] for row in sql(schema_1_file, "SELECT name FROM sqlite_master "
+                                                    "WHERE type = 'index'")}
+    assert "idx_jobs_running" not in indexes
+    workers = {w["id"]: w for w in queue.list_workers()}
+    assert workers["old-worker"]["state"] == "stopped"
+
+
+def test_upgraded_file_runs_its_jobs_and_reclaims_the_stuck_one(schema_1_file):
+    queue = JobQueue(schema_1_file)
+    assert drain(Worker(schema_1_file)) == 2  # the retry, and the reclaimed running job
+    assert queue.get_result("retrying") == "retrying"
+    stuck = queue.get_status("stuck")
+    assert (stuck["status"], stuck["result"], stuck["attempts"]) == ("completed", "stuck", 2)
+    assert [e["status"] for e in stuck["executions"]] == ["lost", "completed"]
+    assert queue.requeue_job("broken")  # its failed attempt is kept as history
+    assert drain(Worker(schema_1_file)) == 1
+    assert [e["status"] for e in queue.get_status("broken")["executions"]] == [
+        "failed", "completed"]
+
+
+def test_a_file_of_a_newer_schema_is_refused_untouched(schema_1_file):
+    sql(schema_1_file, "PRAGMA user_version = 3")
+    before = schema_1_file.read_bytes()
+    with pytest.raises(SchemaVersionError, match="newer gigq_flow"):
+        JobQueue(schema_1_file)
+    assert schema_1_file.read_bytes() == before
