@@ -42,7 +42,7 @@ class TaskWrapper:
         unknown = set(options) - TASK_OPTIONS
         if unknown:
             raise TaskDefinitionError(
-                f"@task got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"@task got unexpected option(s) {', '.join(sorted(unknown))}; "
                 f"valid options: {', '.join(sorted(TASK_OPTIONS))}"
             )
         if isinstance(fn, TaskWrapper):
@@ -58,27 +58,35 @@ class TaskWrapper:
                 f"{fn.__name__} is a generator; a job must return its result. "
                 "Return a list instead of yielding"
             )
-        self.options: dict[str, Any] = {**TASK_DEFAULTS, "name": fn.__name__, **options}
+        self._options: dict[str, Any] = {**TASK_DEFAULTS, "name": fn.__name__, **options}
         functools.update_wrapper(self, fn)
         self.to_job()  # validates the options now, not at first use
 
     @property
+    def options(self) -> dict[str, Any]:
+        """The Job options this task submits with (GigQ keeps them as ``_options``)."""
+        return self._options
+
+    @property
     def name(self) -> str:
-        return self.options["name"]
+        return self._options["name"]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped__(*args, **kwargs)
 
     def to_job(self, **params: Any) -> Job:
         """A Job that calls this function with ``params``, not yet submitted."""
-        return Job(function=self.__wrapped__, params=params, **self.options)
+        return Job(function=self.__wrapped__, params=params, **self._options)
 
     def submit(self, queue: JobQueue, /, **params: Any) -> str:
         """Submit a job calling this function with ``params``; returns its id."""
         return queue.submit(self.to_job(**params))
 
     def __repr__(self) -> str:
-        return f"<task {self.name!r} {self.__module__}.{self.__wrapped__.__name__}>"
+        shown = ", ".join(f"{key}={value!r}" for key, value in sorted(self._options.items())
+                          if key != "name")
+        return (f"<TaskWrapper {self.name!r} {self.__module__}.{self.__wrapped__.__name__} "
+                f"({shown})>")
 
 
 def task(fn: Callable | None = None, **options: Any) -> Any:

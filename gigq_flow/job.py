@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -16,13 +17,16 @@ DEFAULT_PRIORITY = 0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 300
 DEFAULT_RETRY_DELAY = 0
+DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+"""``package.module.function``: a function named by its import path."""
 
 
 def check_importable(function: Callable) -> None:
     """Refuse functions a worker could not import by module and name."""
     if not callable(function):
         raise TaskDefinitionError(
-            f"expected a function, got {type(function).__name__}; pass a module-level function"
+            f"expected a callable (a module-level function), got {type(function).__name__}; "
+            "pass a module-level function"
         )
     name = getattr(function, "__name__", None)
     qualname = getattr(function, "__qualname__", name) or ""
@@ -37,8 +41,8 @@ def check_importable(function: Callable) -> None:
         )
     if "<locals>" in qualname:
         raise TaskDefinitionError(
-            f"{qualname} is a closure or nested function; a worker cannot import it. "
-            "Define it at module level"
+            f"{qualname} is one of the closures or nested functions, which a worker cannot "
+            "import. Define it at module level"
         )
     if "." in qualname or inspect.ismethod(function):
         raise TaskDefinitionError(
@@ -50,6 +54,9 @@ def check_importable(function: Callable) -> None:
 class Job:
     """A unit of work: a module-level function and the keyword arguments to call it with.
 
+    ``function`` is the function itself or its dotted import path
+    (``"tasks.generate_report"``): the worker imports it by that path when the job runs.
+
     Dependencies are ids of jobs that must complete first. ``pass_parent_results``:
     None injects ``parent_results`` when the function accepts it (or ``**kwargs``),
     True always, False never. ``serializer`` is ``"json"`` (default) or ``"pickle"``.
@@ -58,7 +65,7 @@ class Job:
     def __init__(
         self,
         name: str,
-        function: Callable,
+        function: Callable | str,
         params: dict[str, Any] | None = None,
         priority: int = DEFAULT_PRIORITY,
         dependencies: list[str] | None = None,
@@ -72,7 +79,14 @@ class Job:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"job name must be a non-empty string, got {name!r}")
-        check_importable(getattr(function, "__wrapped__", function))
+        if isinstance(function, str):
+            if not DOTTED_PATH.fullmatch(function):
+                raise ConfigurationError(
+                    f"function of job {name!r} must be a module-level function or its dotted "
+                    f"import path ('package.module.function'), got {function!r}"
+                )
+        else:
+            check_importable(getattr(function, "__wrapped__", function))
         if params is not None and not isinstance(params, dict):
             raise ConfigurationError(
                 f"params of job {name!r} must be a dict of keyword arguments, "
@@ -108,10 +122,14 @@ class Job:
 
     @property
     def function_module(self) -> str:
+        if isinstance(self.function, str):
+            return self.function.rpartition(".")[0]
         return self.function.__module__
 
     @property
     def function_name(self) -> str:
+        if isinstance(self.function, str):
+            return self.function.rpartition(".")[2]
         return self.function.__name__
 
     def __repr__(self) -> str:

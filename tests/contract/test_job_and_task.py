@@ -132,6 +132,42 @@ def test_task_submit_runs_on_a_worker(db_path, make_worker):
     assert queue.get_result(job_id) == 5
 
 
+def test_job_names_its_function_by_dotted_path(db_path, make_worker):
+    queue = JobQueue(db_path)
+    job = Job("report", "support.jobs.add", params={"a": 4, "b": 5})
+    assert (job.function_module, job.function_name) == ("support.jobs", "add")
+    missing = Job("missing", "support.jobs.no_such_function")
+    queue.submit(job)
+    queue.submit(missing)
+    assert drain(make_worker(db_path)) == 2
+    assert queue.get_result(job.id) == 9
+    failed = queue.get_status(missing.id)
+    assert failed["status"] == "failed" and failed["attempts"] == 1  # no retry can help
+    assert "'support.jobs' has no function 'no_such_function'" in failed["error"]
+
+
+@pytest.mark.parametrize("path", ["generate_report", "tasks.", ".tasks.f", "tasks.1f", ""])
+def test_job_refuses_a_string_that_is_no_dotted_path(db_path, path):
+    queue = JobQueue(db_path)
+    with pytest.raises(ValueError, match="dotted import path") as info:
+        queue.submit(Job("report", path))
+    assert repr(path) in str(info.value)
+    assert queue.stats()["total"] == 0
+
+
+def test_task_keeps_gigqs_options_mapping_and_repr():
+    assert configured._options["priority"] == 9 and configured._options is configured.options
+    assert task(jobs.add)._options == {"name": "add", "priority": 0, "max_attempts": 3,
+                                       "timeout": 300, "description": "", "retry_delay": 0,
+                                       "serializer": "json"}
+    shown = repr(configured)
+    assert shown.startswith("<TaskWrapper 'configured-double' ") and "priority=9" in shown
+    with pytest.raises(TypeError, match="unexpected option"):
+        task(jobs.add, priorty=1)
+    with pytest.raises(TypeError, match="expected a callable"):
+        task("support.jobs.add")
+
+
 def test_task_options_reach_the_database(db_path):
     queue = JobQueue(db_path)
     status = queue.get_status(configured.submit(queue, value=1))
@@ -170,9 +206,9 @@ def test_task_refuses_nested_function_and_closure():
     def closure():
         return captured
 
-    with pytest.raises(TypeError, match="closure or nested"):
+    with pytest.raises(TypeError, match="closures or nested"):
         task(nested)
-    with pytest.raises(TypeError, match="closure or nested"):
+    with pytest.raises(TypeError, match="closures or nested"):
         task(closure)
 
 
