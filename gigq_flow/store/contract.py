@@ -176,7 +176,7 @@ class Store(Protocol):
 
     # -- copying a queue to another store --------------------------------------------------
     def count_rows(self) -> dict[str, int]:
-        """Rows per table of the queue (workflows, jobs, job_dependencies, job_executions,
+        """Rows per table of the queue (workflows, jobs, job_dependencies, ended_attempts,
         workers)."""
 
     def export_rows(self) -> dict[str, list[Row]]:

@@ -12,7 +12,7 @@ from ..errors import SchemaVersionError
 from .clock import now_iso
 from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
@@ -48,7 +48,7 @@ TABLES = (
         serializer TEXT NOT NULL DEFAULT 'json',
         seq BIGSERIAL
     )""",
-    """CREATE TABLE IF NOT EXISTS job_executions (
+    """CREATE TABLE IF NOT EXISTS ended_attempts (
         id TEXT PRIMARY KEY,
         job_id TEXT NOT NULL,
         worker_id TEXT NOT NULL,
@@ -83,8 +83,8 @@ TABLES = (
         reclaimed_at TEXT
     )""",
     *JOB_INDEXES,
-    "CREATE INDEX IF NOT EXISTS idx_job_executions_job ON job_executions (job_id, started_at)",
-    f"CREATE OR REPLACE VIEW job_attempts AS {ATTEMPTS_QUERY}",
+    "CREATE INDEX IF NOT EXISTS idx_ended_attempts_job ON ended_attempts (job_id, started_at)",
+    f"CREATE OR REPLACE VIEW job_executions AS {ATTEMPTS_QUERY}",
 )
 
 # Version 1 kept a lease per running job, an index of running jobs and every attempt in
@@ -96,6 +96,13 @@ UPGRADE_FROM_1 = (
     "UPDATE jobs SET execution_id = NULL WHERE status NOT IN ('running', 'completed', 'failed')",
     "DELETE FROM job_executions e USING jobs j WHERE j.execution_id = e.id",
     "ALTER TABLE workers RENAME TO workers_1",
+)
+# Version 2 stored ended attempts as job_executions, and listed every attempt in a
+# job_attempts view; GigQ's name now lists every attempt. Run before TABLES.
+UPGRADE_FROM_2 = (
+    "DROP VIEW IF EXISTS job_attempts",
+    "ALTER TABLE job_executions RENAME TO ended_attempts",
+    "ALTER INDEX IF EXISTS idx_job_executions_job RENAME TO idx_ended_attempts_job",
 )
 COPY_WORKERS_1 = """INSERT INTO workers (instance, id, host, pid, concurrency, lease_timeout,
         started_at, last_heartbeat, stopped_at)
@@ -132,12 +139,16 @@ def migrate(tx: Any, schema: str, location: str) -> None:
     if version == 1:
         for statement in UPGRADE_FROM_1:
             tx.execute(statement)
+    if version in (1, 2):
+        for statement in UPGRADE_FROM_2:
+            tx.execute(statement)
     for statement in TABLES:
         tx.execute(statement)
     if version == 1:
         tx.execute(COPY_WORKERS_1, (now_iso(),))
         tx.execute("DROP TABLE workers_1")
-    adopt_running_jobs(tx)
+    if version < 2:  # running jobs without a lease get one; from 2 on they have one
+        adopt_running_jobs(tx)
     tx.execute(
         "INSERT INTO gigq_flow_meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -32,13 +32,13 @@ JOB_INDEXES = (
         WHERE stopped_at IS NULL AND reclaimed_at IS NULL""",
 )
 
-#: The ``job_attempts`` view: every attempt at every job, the ended ones that
-#: ``job_executions`` keeps and the one a job row holds (its latest, while it runs and
-#: once it completed or failed for good).
+#: The ``job_executions`` view (GigQ's name and columns, plus ``is_current``): every
+#: attempt at every job, the ended ones that ``ended_attempts`` stores and the one a job
+#: row holds (its latest, while it runs and once it completed or failed for good).
 ATTEMPTS_QUERY = """
     SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
         0 AS is_current
-    FROM job_executions
+    FROM ended_attempts
     UNION ALL
     SELECT execution_id, id, worker_id, status, started_at, completed_at, result, error, 1
     FROM jobs WHERE execution_id IS NOT NULL"""
@@ -65,5 +65,6 @@ def adopt_running_jobs(tx: Tx) -> None:
         (instance, ADOPTED_WORKER, now_iso(), max(deadlines)),
     )
     for n, (job_id, _, _) in enumerate(rows):
-        tx.execute("DELETE FROM job_executions WHERE job_id = ? AND status = 'running'", (job_id,))
+        tx.execute("DELETE FROM ended_attempts WHERE job_id = ? AND status = 'running'",
+                   (job_id,))
         tx.execute("UPDATE jobs SET execution_id = ? WHERE id = ?", (f"{instance}-{n}", job_id))

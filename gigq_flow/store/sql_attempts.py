@@ -25,7 +25,7 @@ class SQLAttempts(SQLBase):
     # A job row holds its latest attempt (``execution_id``, ``worker_id``, ``started_at``,
     # ``completed_at``, ``result``, ``error``) while it runs and once it completed or failed
     # for good. An attempt that ends any other way (a retry, a timeout, a lost worker, a
-    # shutdown, a requeue) moves to ``job_executions``: the success path writes no
+    # shutdown, a requeue) moves to ``ended_attempts``: the success path writes no
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
     def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
         row = self.claim_row(worker_id, execution_id)
@@ -75,7 +75,7 @@ class SQLAttempts(SQLBase):
 
     def _archive_attempt(self, tx: Tx, job_id: str, execution_id: str, status: str, now: str,
                          error: str | None) -> bool:
-        """Move the attempt a running job row holds to ``job_executions``, ended with
+        """Move the attempt a running job row holds to ``ended_attempts``, ended with
         ``status``; False when the row no longer holds it (the attempt went stale)."""
         held = tx.execute(
             f"SELECT worker_id, started_at FROM jobs WHERE {HELD} {self.lock_update}",
@@ -84,7 +84,7 @@ class SQLAttempts(SQLBase):
         if held is None:
             return False
         tx.execute(
-            "INSERT INTO job_executions (id, job_id, worker_id, status, started_at, completed_at, "
+            "INSERT INTO ended_attempts (id, job_id, worker_id, status, started_at, completed_at, "
             "result, error) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
             (execution_id, job_id, held[0], status, held[1], now, error),
         )
@@ -96,7 +96,7 @@ class SQLAttempts(SQLBase):
         logger.warning("job %s: attempt %s ended after the job was reclaimed; its outcome is "
                        "discarded", claim.id, claim.execution_id)
         tx.execute(
-            "UPDATE job_executions SET completed_at = COALESCE(completed_at, ?), "
+            "UPDATE ended_attempts SET completed_at = COALESCE(completed_at, ?), "
             "error = COALESCE(error || '; ', '') || ? WHERE job_id = ? AND id = ?",
             (now, f"stale: attempt ended as {status} after the job was reclaimed; "
                   "outcome discarded", claim.id, claim.execution_id),

@@ -20,17 +20,17 @@ COPIED_COLUMNS = {
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
              "pending_deps", "execution_id", "serializer"),
     "job_dependencies": ("job_id", "depends_on", "position"),
-    "job_executions": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
+    "ended_attempts": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error"),
     "workers": ("instance", "id", "host", "pid", "concurrency", "lease_timeout", "started_at",
                 "last_heartbeat", "stopped_at", "reclaimed_at"),
 }
 COPY_ORDER = {
     "workflows": "created_at, id", "jobs": "created_at, {order}",
-    "job_dependencies": "job_id, position", "job_executions": "started_at, {execution_order}",
+    "job_dependencies": "job_id, position", "ended_attempts": "started_at, {execution_order}",
     "workers": "started_at, instance",
 }
-PAYLOADS = {"jobs": ("params", "result"), "job_executions": ("result",)}
+PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",)}
 
 
 def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:

@@ -118,7 +118,7 @@ class SQLJobs(SQLBase):
         def body(tx: Tx) -> bool:
             now = now_iso()
             tx.execute(  # the failed attempt the row holds becomes history
-                f"""INSERT INTO job_executions (id, job_id, worker_id, status, started_at,
+                f"""INSERT INTO ended_attempts (id, job_id, worker_id, status, started_at,
                         completed_at, result, error)
                     SELECT execution_id, id, worker_id, status, started_at, completed_at,
                         NULL, error FROM jobs
@@ -179,7 +179,7 @@ class SQLJobs(SQLBase):
 
         def body(tx: Tx) -> int:
             tx.execute(
-                f"DELETE FROM job_executions WHERE job_id IN "
+                f"DELETE FROM ended_attempts WHERE job_id IN "
                 f"(SELECT id FROM jobs WHERE {condition})",
                 args,
             )

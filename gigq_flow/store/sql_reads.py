@@ -22,7 +22,7 @@ class SQLReads(SQLBase):
     def get_executions(self, job_id: str) -> list[Row]:
         return self.db.read(
             "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
-            "FROM job_attempts WHERE job_id = ? ORDER BY started_at, is_current, id",
+            "FROM job_executions WHERE job_id = ? ORDER BY started_at, is_current, id",
             (job_id,),
         )
 
@@ -109,7 +109,7 @@ class SQLReads(SQLBase):
         return self.db.read(
             """SELECT e.id, e.job_id, j.name, e.worker_id, e.status, e.started_at,
                     e.completed_at, e.error
-                FROM job_attempts e JOIN jobs j ON j.id = e.job_id
+                FROM job_executions e JOIN jobs j ON j.id = e.job_id
                 WHERE j.workflow_id = ? ORDER BY e.started_at, e.is_current, e.id""",
             (workflow_id,),
         )

@@ -1,8 +1,9 @@
 """SQLite schema: creation, and migration of new, empty, GigQ 0.5 and older files in place.
 
-The ``jobs`` and ``job_executions`` tables keep every GigQ 0.5 column, so GigQ files
-open in place and GigQ-style SQL still reads them; ``job_attempts`` lists every
-attempt. The version is ``PRAGMA user_version``: 0 means a new file or a GigQ file.
+The ``jobs`` table keeps every GigQ 0.5 column and ``job_executions`` (a view) lists
+every attempt with GigQ's columns, so GigQ files open in place and GigQ-style SQL still
+reads them. A job row holds its latest attempt; ``ended_attempts`` stores the others.
+The version is ``PRAGMA user_version``: 0 means a new file or a GigQ file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..errors import DatabaseError, SchemaVersionError
 from .clock import now_iso
 from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 GIGQ_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,10 +43,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     retry_after TEXT
 )"""
 
-# New files keep a job's attempts in one b-tree keyed by (job_id, id): a claim writes one
-# page for its attempt instead of three (GigQ's table plus two indexes).
-EXECUTIONS_TABLE = """
-CREATE TABLE job_executions (
+# New files keep a job's ended attempts in one b-tree keyed by (job_id, id): writing one
+# costs one page instead of three (GigQ's table plus two indexes).
+ENDED_ATTEMPTS_TABLE = """
+CREATE TABLE ended_attempts (
     id TEXT NOT NULL,
     job_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,
@@ -133,11 +134,13 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         version = check_version(conn, path)  # another process may have won
         if version == 0:
             _create(conn, path)
-        elif version == 1:
+        if version == 1:
             _upgrade_from_1(conn)
-        if version < SCHEMA_VERSION:
+        if version in (1, 2):
+            _upgrade_from_2(conn)
+        if version < 2:  # running jobs without a lease get one; from 2 on they have one
             adopt_running_jobs(conn)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -148,18 +151,19 @@ def _create(conn: sqlite3.Connection, path: str) -> None:
     """A new file, or a GigQ file: GigQ's tables (kept when present), then ours."""
     had_executions = "job_executions" in table_names(conn)
     conn.execute(GIGQ_JOBS_TABLE)
-    if had_executions:  # a GigQ file: keep its table, index it by job
-        conn.execute("CREATE INDEX IF NOT EXISTS idx_job_executions_job "
-                     "ON job_executions (job_id, started_at)")
+    if had_executions:  # a GigQ file: its attempts are kept, under the stored table's name
+        conn.execute("ALTER TABLE job_executions RENAME TO ended_attempts")
+        conn.execute("CREATE INDEX IF NOT EXISTS idx_ended_attempts_job "
+                     "ON ended_attempts (job_id, started_at)")
     else:
-        conn.execute(EXECUTIONS_TABLE)
+        conn.execute(ENDED_ATTEMPTS_TABLE)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     for name, declaration in ADDED_JOB_COLUMNS:
         if name not in columns:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
     for statement in (*OUR_TABLES, WORKERS_TABLE, *JOB_INDEXES):
         conn.execute(statement)
-    conn.execute(f"CREATE VIEW job_attempts AS {ATTEMPTS_QUERY}")
+    conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
     _backfill_dependencies(conn, path)
 
 
@@ -185,7 +189,17 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE workers_1")
     for statement in JOB_INDEXES:
         conn.execute(statement)
-    conn.execute(f"CREATE VIEW job_attempts AS {ATTEMPTS_QUERY}")
+
+
+def _upgrade_from_2(conn: sqlite3.Connection) -> None:
+    """Version 2 stored ended attempts as ``job_executions`` and listed every attempt in a
+    ``job_attempts`` view; now GigQ's name lists every attempt, and the table is renamed."""
+    conn.execute("DROP VIEW IF EXISTS job_attempts")
+    conn.execute("ALTER TABLE job_executions RENAME TO ended_attempts")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_job_executions_job'").fetchone():
+        conn.execute("DROP INDEX idx_job_executions_job")  # a GigQ file's: same index, new name
+        conn.execute("CREATE INDEX idx_ended_attempts_job ON ended_attempts (job_id, started_at)")
+    conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
 
 
 def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:

@@ -515,12 +515,12 @@ def test_bad_input(tmp_path, case: Case):
     else:  # rows: only the failed job, its execution and the worker registry changed
         after = all_rows(path)
         for table in before_rows:
-            if table not in ("jobs", "job_executions", "workers"):
+            if table not in ("jobs", "ended_attempts", "workers"):
                 assert after[table] == before_rows[table], table
         assert [r for r in after["jobs"] if job_id not in r] == \
             [r for r in before_rows["jobs"] if job_id not in r]
-        assert [r for r in after["job_executions"] if job_id not in r] == \
-            [r for r in before_rows["job_executions"] if job_id not in r]
+        assert [r for r in after["ended_attempts"] if job_id not in r] == \
+            [r for r in before_rows["ended_attempts"] if job_id not in r]
 
 
 def test_the_table_is_large_enough():

@@ -113,7 +113,7 @@ def check_chaos_outcome(db_path, tmp_path, run: dict) -> dict:
     jobs = {row["id"]: row for row in rows(db_path, "SELECT * FROM jobs")}
     pids = {row["id"]: row["pid"] for row in rows(db_path, "SELECT id, pid FROM workers")}
     executions: dict[str, list] = defaultdict(list)
-    for row in rows(db_path, "SELECT * FROM job_attempts ORDER BY started_at, id"):
+    for row in rows(db_path, "SELECT * FROM job_executions ORDER BY started_at, id"):
         executions[row["job_id"]].append(row)
 
     statuses = Counter()
@@ -200,12 +200,12 @@ def exactly_once(db_path, tmp_path, pool, *, processes: int, jobs: int, deadline
     assert integrity(db_path) == "ok"
     per_job = rows(db_path, "SELECT job_id, COUNT(*), "
                             "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) "
-                            "FROM job_attempts GROUP BY job_id")
+                            "FROM job_executions GROUP BY job_id")
     assert len(per_job) == jobs
     assert {(n, done) for _, n, done in per_job} == {(1, 1)}  # each executed exactly once
     assert dict(rows(db_path, "SELECT status, COUNT(*) FROM jobs GROUP BY status")) == {
         "completed": jobs}
-    share = sorted(n for _, n in rows(db_path, "SELECT worker_id, COUNT(*) FROM job_attempts "
+    share = sorted(n for _, n in rows(db_path, "SELECT worker_id, COUNT(*) FROM job_executions "
                                                "GROUP BY worker_id"))
     print(f"\nFIGURE exactly-once: processes={processes} jobs={jobs} duration={duration:.1f}s "
           f"rate={jobs / duration:.0f} jobs/s claims_per_process={share}")

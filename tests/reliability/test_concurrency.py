@@ -81,14 +81,14 @@ def test_processes_run_each_job_exactly_once(queue, db_path, tmp_path, backend):
     assert sum(ran) == total
     assert all(count > 0 for count in ran), ran  # every process took part
 
-    per_job = dict(sql(db_path, "SELECT job_id, COUNT(*) FROM job_attempts GROUP BY job_id"))
+    per_job = dict(sql(db_path, "SELECT job_id, COUNT(*) FROM job_executions GROUP BY job_id"))
     assert set(per_job) == ids
     assert set(per_job.values()) == {1}
-    assert sql(db_path, "SELECT status, COUNT(*) FROM job_attempts GROUP BY status") == [
+    assert sql(db_path, "SELECT status, COUNT(*) FROM job_executions GROUP BY status") == [
         ("completed", total)]
     assert sql(db_path, "SELECT status, attempts, COUNT(*) FROM jobs "
                         "GROUP BY status, attempts") == [("completed", 1, total)]
-    workers = {row[0] for row in sql(db_path, "SELECT DISTINCT worker_id FROM job_attempts")}
+    workers = {row[0] for row in sql(db_path, "SELECT DISTINCT worker_id FROM job_executions")}
     assert workers == {f"proc-{i}" for i in range(PROCESSES)}
     assert queue.stats()["completed"] == total
 
@@ -119,5 +119,5 @@ def test_threads_racing_for_claims_get_distinct_jobs(queue, db_path):
         thread.join(60)
     assert not errors, errors
     assert sum(counts) == jobs
-    per_job = dict(sql(db_path, "SELECT job_id, COUNT(*) FROM job_attempts GROUP BY job_id"))
+    per_job = dict(sql(db_path, "SELECT job_id, COUNT(*) FROM job_executions GROUP BY job_id"))
     assert set(per_job) == ids and set(per_job.values()) == {1}

@@ -193,7 +193,7 @@ def test_fleet_runs_a_2000_job_dag_once_each_through_a_sigkill(postgres_url, hos
         postgres_url, "SELECT id, status, started_at, completed_at, attempts FROM jobs")}
     assert {row[1] for row in jobs.values()} == {"completed"}
     executions = sql(postgres_url, "SELECT job_id, worker_id, status, completed_at "
-                                   "FROM job_attempts")
+                                   "FROM job_executions")
     completed = Counter(job for job, _, status, _ in executions if status == "completed")
     assert set(completed) == set(jobs) and set(completed.values()) == {1}
     for job_id, deps in parents.items():

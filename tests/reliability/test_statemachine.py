@@ -212,7 +212,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.assert_recorded_stale(claim, "failed")
 
     def assert_recorded_stale(self, claim: ClaimedJob, outcome: str) -> None:
-        archived = self.sql("SELECT error FROM job_executions WHERE id = ?", (claim.execution_id,))
+        archived = self.sql("SELECT error FROM ended_attempts WHERE id = ?", (claim.execution_id,))
         if archived:  # the attempt was ended by someone else
             assert f"stale: attempt ended as {outcome}" in archived[0][0]
         else:  # the job row still holds it, as its own worker ended it
@@ -234,7 +234,7 @@ class StoreMachine(RuleBasedStateMachine):
         for lost in held:
             execution = lost.execution
             self.end_attempt(lost, "pending" if lost.attempts < lost.max_attempts else "failed")
-            [(status,)] = self.sql("SELECT status FROM job_executions WHERE id = ?", (execution,))
+            [(status,)] = self.sql("SELECT status FROM ended_attempts WHERE id = ?", (execution,))
             assert status == "lost"
         self.start_worker(worker)  # it comes back as a new process
 
@@ -248,7 +248,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert self.store.time_out(claim)
         execution = job.execution
         self.end_attempt(job, "pending" if job.attempts < job.max_attempts else "timeout")
-        [(status,)] = self.sql("SELECT status FROM job_executions WHERE id = ?", (execution,))
+        [(status,)] = self.sql("SELECT status FROM ended_attempts WHERE id = ?", (execution,))
         assert status == "timeout"
 
     @rule(index=INDEX)
@@ -321,7 +321,7 @@ class StoreMachine(RuleBasedStateMachine):
         rows = {row[0]: row for row in self.sql(
             "SELECT id, status, attempts, execution_id, result, pending_deps FROM jobs")}
         executions: dict[str, list[tuple]] = {}
-        for row in self.sql("SELECT job_id, id, status, result FROM job_attempts"):
+        for row in self.sql("SELECT job_id, id, status, result FROM job_executions"):
             executions.setdefault(row[0], []).append(row[1:])
         assert set(rows) == set(self.jobs)
         for job in self.jobs.values():

@@ -91,7 +91,7 @@ def test_sigkill_at_any_instant_keeps_the_file_consistent(tmp_path):
             # its completed attempt, and its children were released.
             broken = conn.execute(
                 """SELECT j.id FROM jobs j WHERE j.status = 'completed' AND (j.result IS NULL
-                     OR NOT EXISTS (SELECT 1 FROM job_attempts e WHERE e.id = j.execution_id
+                     OR NOT EXISTS (SELECT 1 FROM job_executions e WHERE e.id = j.execution_id
                                     AND e.status = 'completed'))""").fetchall()
             assert broken == []
             wrong_counts = conn.execute(

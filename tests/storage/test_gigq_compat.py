@@ -126,9 +126,10 @@ def test_gigq_style_sql_still_works_after_migration(gigq_file):
         assert json.loads(by_id[ids["plain"]]["result"]) == 42
         assert json.loads(by_id[ids["child"]]["dependencies"]) == [ids["done"], ids["waiting"]]
         assert json.loads(by_id[ids["plain"]]["params"]) == {"a": 20, "b": 22}
-        # Every attempt, with GigQ's execution columns: job_executions keeps the ended
-        # ones, the job row its latest; the job_attempts view lists both.
-        attempts = conn.execute("SELECT * FROM job_attempts WHERE job_id = ?", (ids["plain"],))
+        # Every attempt, with GigQ's execution columns, under GigQ's name: the view lists
+        # the ended ones (ended_attempts) and the latest, which the job row holds.
+        attempts = conn.execute("SELECT * FROM job_executions WHERE job_id = ?",
+                                (ids["plain"],))
         attempt = attempts.fetchone()
         assert list(attempt.keys())[: len(GIGQ_EXECUTION_COLUMNS)] == GIGQ_EXECUTION_COLUMNS
         assert attempt["status"] == "completed"
@@ -237,7 +238,9 @@ def test_empty_file_becomes_a_new_queue(tmp_path):
     queue = JobQueue(path)
     assert queue.stats()["total"] == 0
     tables = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"jobs", "job_executions"} <= tables
+    assert {"jobs", "ended_attempts"} <= tables
+    views = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'view'")}
+    assert views == {"job_executions"}
 
 
 def test_reopening_a_migrated_file_is_a_no_op(gigq_file):

@@ -15,7 +15,7 @@ from gigq_flow.errors import DestinationNotEmptyError
 from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
 
-TABLES = ("workflows", "jobs", "job_dependencies", "job_executions", "workers")
+TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers")
 
 
 def build_source(path, tmp_path) -> dict[str, str]:
@@ -156,7 +156,7 @@ def test_cli_migrate_copies_then_refuses_a_non_empty_destination_with_status_2(t
     build_source(source, tmp_path)
     first = run_cli("migrate", source, moved, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "jobs" in first.stdout and "job_executions" in first.stdout
+    assert "jobs" in first.stdout and "ended_attempts" in first.stdout
     assert every_row(moved) == every_row(source)
 
     again = run_cli("migrate", source, moved, cwd=tmp_path)

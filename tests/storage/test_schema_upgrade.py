@@ -1,7 +1,10 @@
-"""A file written by an earlier gigq_flow (schema 1) is upgraded in place and runs on.
+"""Files written by an earlier gigq_flow (schemas 1 and 2) are upgraded in place and run on.
 
 Schema 1 kept every attempt in ``job_executions`` (the latest one also in the job row),
 a lease per running job and an index of running jobs; workers were keyed by name.
+Schema 2 stored only ended attempts in a ``job_executions`` table and listed every
+attempt in a ``job_attempts`` view; schema 3 gives GigQ's name to the list of every
+attempt and stores the ended ones as ``ended_attempts``.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
-from support.db import sql
+from support import jobs
+from support.db import claim_as, sql
 from support.helpers import drain
 
-from gigq_flow import JobQueue, Worker
+from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.errors import SchemaVersionError
 
 SCHEMA_1 = """
@@ -112,7 +116,7 @@ def attempts(queue: JobQueue, job_id: str) -> list[tuple[str, str]]:
 
 def test_each_attempt_is_listed_once_after_the_upgrade(schema_1_file):
     queue = JobQueue(schema_1_file)
-    assert sql(schema_1_file, "PRAGMA user_version") == [(2,)]
+    assert sql(schema_1_file, "PRAGMA user_version") == [(3,)]
     assert attempts(queue, "done") == [("e-done", "completed")]
     assert attempts(queue, "retrying") == [("e-retry", "failed")]
     assert attempts(queue, "broken") == [("e-broken", "failed")]
@@ -142,8 +146,49 @@ def test_upgraded_file_runs_its_jobs_and_reclaims_the_stuck_one(schema_1_file):
 
 
 def test_a_file_of_a_newer_schema_is_refused_untouched(schema_1_file):
-    sql(schema_1_file, "PRAGMA user_version = 3")
+    sql(schema_1_file, "PRAGMA user_version = 4")
     before = schema_1_file.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer gigq_flow"):
         JobQueue(schema_1_file)
     assert schema_1_file.read_bytes() == before
+
+
+def as_schema_2(path) -> None:
+    """Put a schema 3 file back in schema 2's layout."""
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP VIEW job_executions;
+        ALTER TABLE ended_attempts RENAME TO job_executions;
+        CREATE VIEW job_attempts AS
+            SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
+                0 AS is_current FROM job_executions
+            UNION ALL
+            SELECT execution_id, id, worker_id, status, started_at, completed_at, result,
+                error, 1 FROM jobs WHERE execution_id IS NOT NULL;
+        PRAGMA user_version = 2;
+    """)
+    conn.close()
+
+
+def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
+    path = tmp_path / "two.db"
+    queue = JobQueue(path)
+    retried = queue.submit(Job("retried", jobs.add, params={"a": 1, "b": 2}, max_attempts=2))
+    store, instance, first = claim_as(path, "w-old")
+    assert store.fail(first, "RuntimeError: once", retry=True)
+    store, instance, running = claim_as(path, "w-live")  # a live worker holds attempt 2
+    queue.close()
+    store.close()
+    as_schema_2(path)
+
+    upgraded = JobQueue(path)
+    assert sql(path, "PRAGMA user_version") == [(3,)]
+    views = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'view'")}
+    assert views == {"job_executions"}
+    assert sql(path, "SELECT id, status FROM job_executions ORDER BY is_current") == [
+        (first.execution_id, "failed"), (running.execution_id, "running")]
+    assert sql(path, "SELECT id FROM ended_attempts") == [(first.execution_id,)]
+    # The live worker's attempt keeps its id (no stand-in adopts it): its result lands.
+    assert upgraded.get_status(retried)["execution_id"] == running.execution_id
+    assert store.complete(running, "3")
+    assert upgraded.get_result(retried) == 3
