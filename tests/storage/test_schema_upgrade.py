@@ -192,3 +192,34 @@ def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
     assert upgraded.get_status(retried)["execution_id"] == running.execution_id
     assert store.complete(running, "3")
     assert upgraded.get_result(retried) == 3
+
+
+def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worker):
+    import psycopg
+
+    from gigq_flow.store.postgres_connection import close_pools, split_url
+
+    queue = JobQueue(postgres_url)
+    done = queue.submit(Job("done", jobs.add, params={"a": 1, "b": 1}))
+    assert drain(make_worker(postgres_url)) == 1
+    queue.close()
+    close_pools(postgres_url)
+    conninfo, schema, _ = split_url(postgres_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute("DROP VIEW job_executions")
+        conn.execute("ALTER TABLE ended_attempts RENAME TO job_executions")
+        conn.execute("ALTER INDEX idx_ended_attempts_job RENAME TO idx_job_executions_job")
+        conn.execute("CREATE VIEW job_attempts AS SELECT id, job_id FROM job_executions")
+        conn.execute("UPDATE gigq_flow_meta SET value = '2' WHERE key = 'schema_version'")
+
+    upgraded = JobQueue(postgres_url)
+    assert [e["status"] for e in upgraded.get_status(done)["executions"]] == ["completed"]
+    with psycopg.connect(conninfo) as conn:
+        views = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = %s",
+            (schema,))}
+        version = conn.execute(
+            f'SELECT value FROM "{schema}".gigq_flow_meta WHERE key = %s',
+            ("schema_version",)).fetchone()[0]
+    assert views == {"job_executions"} and version == "3"
