@@ -18,8 +18,16 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
-from . import demo, jobs, migrate, workflows
-from .common import DB_ENV_VAR, PROG, Parser, RefusedError, UsageError, default_db
+from . import demo, jobs, mcp, migrate, workflows
+from .common import (
+    DB_ENV_VAR,
+    PROG,
+    DbOption,
+    Parser,
+    RefusedError,
+    UsageError,
+    default_db,
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -35,14 +43,16 @@ def build_parser() -> Parser:
         description="Manage gigq_flow queues, workers and workflows from a terminal.",
         epilog=f"Start with '{PROG} demo'. Every command takes --help.",
     )
-    parser.add_argument("--db", default=default_db(), metavar="PATH", help=db_help)
+    parser.add_argument("--db", default=default_db(), metavar="PATH", help=db_help,
+                        action=DbOption)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug) on stderr")
     parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     # --db, -v and -q are accepted after the command too (gigq-flow list --db jobs.db).
     db_after = Parser(add_help=False)
-    db_after.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=db_help)
+    db_after.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH", help=db_help,
+                          action=DbOption)
     db_after.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                           help="log more (-v info, -vv debug) on stderr")
     db_after.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -53,6 +63,7 @@ def build_parser() -> Parser:
     workflows.register(commands)
     demo.register(commands)
     migrate.register(commands)
+    mcp.register(commands)
     return parser
 
 

@@ -36,6 +36,16 @@ class RefusedError(GigqFlowError):
     (exit status 1)."""
 
 
+class DbOption(argparse.Action):
+    """``--db``: stores the location and sets ``db_given``, so that a command can tell a
+    ``--db`` typed on its command line from the default (``mcp`` ranks them apart)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.db_given = True
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake becomes one ``UsageError`` line instead of usage + exit."""
 

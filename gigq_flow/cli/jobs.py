@@ -125,12 +125,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                    default=DEFAULT_GRACE_PERIOD,
                    help="on SIGINT/SIGTERM, seconds running jobs get to finish before they "
                         f"go back to the queue (default: {DEFAULT_GRACE_PERIOD:g})")
+    add_allow_options(p)
+    p.set_defaults(handler=cmd_worker, log_level="INFO")
+
+
+def add_allow_options(p: argparse.ArgumentParser) -> None:
+    """What a worker may run: ``--allow-module`` (repeatable) and ``--allow-pickle``; the
+    ``worker`` and ``mcp`` commands take them alike."""
     p.add_argument("--allow-module", action="append", metavar="MODULE", dest="allowed_modules",
                    help="run only functions of this module or its submodules; repeatable "
                         "(default: any importable function)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="run jobs whose payload is pickled (only for database files you trust)")
-    p.set_defaults(handler=cmd_worker, log_level="INFO")
 
 
 # -- submit ---------------------------------------------------------------------------------

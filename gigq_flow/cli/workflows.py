@@ -87,13 +87,17 @@ def state_of(counts: dict[str, int]) -> str:
     return "failed"
 
 
+def summarize(workflow: dict[str, Any]) -> dict[str, Any]:
+    """A ``list_workflows`` entry with ``finished``, ``done`` and ``state`` added."""
+    counts = workflow["counts"]
+    workflow["finished"] = workflow["total"] - counts["pending"] - counts["running"]
+    workflow["done"] = workflow["finished"] == workflow["total"]
+    workflow["state"] = state_of(counts)
+    return workflow
+
+
 def cmd_workflows(args: argparse.Namespace) -> int:
-    workflows = open_queue(args).list_workflows()
-    for workflow in workflows:
-        counts = workflow["counts"]
-        workflow["finished"] = workflow["total"] - counts["pending"] - counts["running"]
-        workflow["done"] = workflow["finished"] == workflow["total"]
-        workflow["state"] = state_of(counts)
+    workflows = [summarize(workflow) for workflow in open_queue(args).list_workflows()]
     if args.json:
         print_json(workflows)
         return 0
@@ -147,8 +151,11 @@ def follow(run: WorkflowRun, *, show: bool, timeout: float | None = None) -> Run
             time.sleep(pause)
 
 
-def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot) -> dict[str, Any]:
-    return {
+def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot, *,
+                  results: bool = True) -> dict[str, Any]:
+    """The status as ``workflow status --json`` prints it (``results`` too, unless
+    ``results=False``)."""
+    status = {
         "id": snapshot.workflow_id,
         "name": snapshot.name,
         "created_at": run.created_at,
@@ -167,8 +174,10 @@ def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot) -> dict[str, Any]:
             for job in snapshot.jobs
         ],
         "edges": [list(edge) for edge in snapshot.edges],
-        "results": workflow_results(run),
     }
+    if results:
+        status["results"] = workflow_results(run)
+    return status
 
 
 def print_snapshot(snapshot: RunSnapshot) -> None:

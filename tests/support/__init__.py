@@ -7,6 +7,7 @@
   server;
 - :mod:`support.processes`: worker subprocesses (``WorkerPool``) and /proc;
 - :mod:`support.cli`: running the ``gigq-flow`` command;
+- :mod:`support.mcp_client`: a real MCP session with ``gigq-flow mcp`` (the SDK's client);
 - :mod:`support.viz`: a run in every status, and readers of the SVG pictures;
 - :mod:`support.workflows`: running workflows on worker threads and reading their
   statuses.

@@ -18,6 +18,7 @@ Jobs coordinate with the test in two ways:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from datetime import datetime
@@ -109,6 +110,15 @@ def work(key, ms):
     """Sleep ``ms`` milliseconds; the result names the job and the process that ran it."""
     time.sleep(ms / 1000)
     return {"key": key, "pid": os.getpid()}
+
+
+def chatty(value):
+    """Print to stdout, write to file descriptor 1 and read stdin, then return ``value``
+    and what stdin held. Only for an MCP server's worker (``gigq_run_worker``): the server
+    must keep all three off its protocol streams."""
+    print(f"chatty prints {value}", flush=True)
+    os.write(1, f"chatty writes {value} to fd 1\n".encode())
+    return {"value": value, "stdin": sys.stdin.read()}
 
 
 def touch(path):

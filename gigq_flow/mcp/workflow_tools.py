@@ -1,0 +1,239 @@
+"""Workflow tools: GigQ's ``gigq_submit_workflow``, and listing workflows, a workflow's
+status and its results, which gigq-mcp does not have.
+
+A submission is checked whole before anything is written: the steps' shape, duplicate
+ids, unknown dependencies, cycles (``invalid_workflow``, naming the steps), and every
+function's import (``import_error``, with the ``step_id``). Then every job is written in
+one transaction by ``Workflow.submit``.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from typing import Any
+
+from ..cli.workflows import snapshot_json, summarize
+from ..errors import TaskDefinitionError, WorkflowNotFoundError
+from ..job import Job
+from ..job_queue import JobQueue
+from ..run import WorkflowRun
+from ..workflow import Workflow
+from .common import (
+    DEFAULT_SETTINGS,
+    Response,
+    ServerSettings,
+    ToolFailure,
+    check_integer,
+    check_text,
+    described,
+    invalid,
+    load_function,
+    no_queue_message,
+    ok,
+    queue_at,
+    resolve_db,
+    shown,
+    tool,
+    worker_hint,
+)
+from .tools import MAX_LIST_LIMIT
+
+STEP_KEYS = ("id", "function", "params", "depends_on", "pass_parent_results", "name")
+EXAMPLE_STEPS = ('[{"id": "load", "function": "tasks.load"}, '
+                 '{"id": "report", "function": "tasks.report", "depends_on": ["load"]}]')
+EXAMPLE_WORKFLOW_ID = "c6db5c56-5d04-4dd9-ad05-9694c8fa053f"
+
+
+def bad_workflow(message: str, step_id: str | None = None) -> ToolFailure:
+    return ToolFailure("invalid_workflow", message, {"step_id": step_id} if step_id else None)
+
+
+def check_step(index: int, step: Any) -> dict[str, Any]:
+    """One step's shape; its position (from 1) names it until its id is known."""
+    where = f"step {index}"
+    if not isinstance(step, dict):
+        raise bad_workflow(f"{where} must be an object with 'id' and 'function' (and optional "
+                           "params, depends_on, pass_parent_results, name), got "
+                           f"{described(step)}")
+    unknown = sorted(set(step) - set(STEP_KEYS))
+    if unknown:
+        raise bad_workflow(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                           f"a step takes {', '.join(STEP_KEYS)}")
+    step_id = step.get("id")
+    if not isinstance(step_id, str) or not step_id.strip():
+        raise bad_workflow(f"{where} must have a non-empty string 'id', got {described(step_id)}")
+    where = f"step {step_id!r}"
+    function = step.get("function")
+    if not isinstance(function, str) or not function.strip():
+        raise bad_workflow(f"{where} must have a non-empty string 'function' (module.function), "
+                           f"got {described(function)}", step_id)
+    if step.get("params") is not None and not isinstance(step["params"], dict):
+        raise bad_workflow(f"{where}: 'params' must be an object of keyword arguments, got "
+                           f"{described(step['params'])}", step_id)
+    depends_on = step.get("depends_on")
+    if depends_on is not None and (not isinstance(depends_on, list) or not all(
+            isinstance(dep, str) for dep in depends_on)):
+        raise bad_workflow(f"{where}: 'depends_on' must be a list of step ids, got "
+                           f"{described(depends_on)}", step_id)
+    flag = step.get("pass_parent_results")
+    if flag is not None and not isinstance(flag, bool):
+        raise ToolFailure("invalid_pass_parent_results",
+                          f"{where}: 'pass_parent_results' must be true, false or omitted, "
+                          f"got {described(flag)}", {"step_id": step_id})
+    name = step.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise bad_workflow(f"{where}: 'name' must be a non-empty string or omitted, got "
+                           f"{described(name)}", step_id)
+    return step
+
+
+def ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps, parents before children (in the order given where free); duplicate ids,
+    unknown dependencies and cycles are ``invalid_workflow``."""
+    position: dict[str, int] = {}
+    for index, step in enumerate(steps, 1):
+        if step["id"] in position:
+            raise bad_workflow(f"duplicate step id {step['id']!r} (steps {position[step['id']]} "
+                               f"and {index}); give every step its own id", step["id"])
+        position[step["id"]] = index
+    for step in steps:
+        for dep in step.get("depends_on") or ():
+            if dep not in position:
+                raise bad_workflow(
+                    f"step {step['id']!r} depends_on unknown step id {dep!r}; the step ids are "
+                    f"{', '.join(position)}", step["id"])
+    sorter = graphlib.TopologicalSorter(
+        {step["id"]: step.get("depends_on") or () for step in steps})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        raise bad_workflow(f"the steps' dependencies form a cycle: {' -> '.join(cycle)} "
+                           "(each step depends on the next); remove one of these dependencies",
+                           cycle[0]) from None
+    by_id = {step["id"]: step for step in steps}
+    order: list[dict[str, Any]] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(by_id[step_id] for step_id in ready)
+        sorter.done(*ready)
+    return order
+
+
+@tool
+def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None = None, *,
+                    settings: ServerSettings | None = None) -> Response:
+    """Submit a DAG of jobs as one workflow, in one transaction (fan-out, fan-in, chains).
+
+    Each step is an object: ``id`` (unique among the steps), ``function``
+    (``module.function``: a ``@task`` or a plain module-level function), optional
+    ``params`` (its keyword arguments), ``depends_on`` (ids of steps that must complete
+    first; a dependent step receives their results as ``parent_results`` if it takes
+    them), ``pass_parent_results`` (true, false, or omitted to decide from the
+    function's signature) and ``name`` (the job's name; default: the task's name). Steps
+    may come in any order. Duplicate ids, unknown dependencies and cycles are
+    ``invalid_workflow`` and write nothing. Returns ``workflow_id``,
+    ``submitted_job_ids`` (parents first) and ``step_id_to_job_id``.
+    """
+    settings = settings or DEFAULT_SETTINGS
+    check_text("name", name, example="nightly-report")
+    location = resolve_db(db_path, settings)
+    if not isinstance(steps, list):
+        raise invalid("steps", f"must be a list of step objects, got {described(steps)}",
+                      f"pass e.g. steps={EXAMPLE_STEPS}")
+    if not steps:
+        raise bad_workflow(f"a workflow needs at least one step; pass e.g. steps={EXAMPLE_STEPS}")
+    order = ordered_steps([check_step(index, step) for index, step in enumerate(steps, 1)])
+    functions = {}
+    for step in order:  # every import before any job: a failure writes nothing
+        if step["function"] not in functions:
+            functions[step["function"]] = load_function(
+                step["function"], settings, where=f"step {step['id']!r}",
+                details={"step_id": step["id"]})
+    workflow = Workflow(name)
+    jobs: dict[str, Job] = {}
+    for step in order:
+        options = {"name": step["name"]} if step.get("name") else {}
+        try:
+            jobs[step["id"]] = workflow.add_task(
+                functions[step["function"]], params=step.get("params"),
+                depends_on=[jobs[dep] for dep in step.get("depends_on") or ()],
+                pass_parent_results=step.get("pass_parent_results"), **options)
+        except TaskDefinitionError as exc:
+            raise ToolFailure("import_error", f"step {step['id']!r}: {step['function']} cannot "
+                                              f"be a job: {exc}", {"step_id": step["id"]}) from None
+    with queue_at(location, create=True) as queue:
+        assert queue is not None
+        run = workflow.submit(queue)
+    return ok(
+        workflow_name=name, workflow_id=run.id,
+        submitted_job_ids=[job.id for job in workflow.jobs],
+        step_id_to_job_id={step["id"]: jobs[step["id"]].id for step in steps},
+        db_path=shown(location), **worker_hint(location, settings),
+    )
+
+
+@tool
+def list_workflows(limit: int = 100, db_path: str | None = None, *,
+                   settings: ServerSettings | None = None) -> Response:
+    """Submitted workflows, newest first, at most ``limit``: ``id``, ``name``,
+    ``created_at``, ``state`` (pending, running, succeeded or failed), ``counts`` per
+    status, ``total``, ``finished`` and ``done``."""
+    limit = check_integer("limit", limit, minimum=0, maximum=MAX_LIST_LIMIT, example=100)
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        found = [] if queue is None else queue.list_workflows()
+    workflows = [summarize(workflow) for workflow in found[:limit]]
+    return ok(workflows=workflows, count=len(workflows), total=len(found),
+              db_path=shown(location))
+
+
+def find_workflow(queue: JobQueue | None, workflow_id: Any, location: str) -> WorkflowRun:
+    workflow_id = check_text("workflow_id", workflow_id, example=EXAMPLE_WORKFLOW_ID)
+    details = {"db_path": shown(location)}
+    if queue is None:
+        raise ToolFailure("not_found", f"no workflow with id {workflow_id!r}: "
+                                       f"{no_queue_message(location)}", details)
+    try:
+        return queue.get_workflow(workflow_id)
+    except WorkflowNotFoundError:
+        raise ToolFailure("not_found", f"no workflow with id {workflow_id!r} in "
+                                       f"{shown(location)}; gigq_list_workflows lists them",
+                          details) from None
+
+
+@tool
+def get_workflow_status(workflow_id: str, db_path: str | None = None, *,
+                        settings: ServerSettings | None = None) -> Response:
+    """A workflow's progress: ``state``, ``counts`` per status, ``total``, ``finished``,
+    ``done``, ``succeeded``, and ``jobs``: every step's id, name, function, status,
+    attempts, times, worker and error, parents first; ``edges`` are [parent, child]
+    job id pairs."""
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        run = find_workflow(queue, workflow_id, location)
+        status = snapshot_json(run, run.snapshot(), results=False)
+    status["workflow_id"] = status.pop("id")
+    return ok(**status, db_path=shown(location))
+
+
+@tool
+def get_workflow_results(workflow_id: str, db_path: str | None = None, *,
+                         settings: ServerSettings | None = None) -> Response:
+    """A workflow's results by step name: ``results`` maps each completed job's name to
+    its return value (a list where steps share a name); ``failed`` lists the jobs that
+    failed, timed out, were cancelled or upstream_failed, with their errors; ``done``
+    and ``counts`` tell whether more results are to come."""
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        run = find_workflow(queue, workflow_id, location)
+        results = run.results(unpickle=False)
+        snapshot = run.snapshot()
+        failed = run.failed()
+    response = ok(workflow_id=run.id, name=run.name, done=snapshot.done,
+                  counts=snapshot.counts, total=snapshot.total, results=results,
+                  failed=failed, db_path=shown(location))
+    if not snapshot.done:
+        response["message"] = (f"{snapshot.total - snapshot.finished} of {snapshot.total} "
+                               "jobs have not finished; results holds the completed ones")
+    return response

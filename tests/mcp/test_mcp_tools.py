@@ -1,0 +1,179 @@
+"""The MCP tools as plain functions, without a session, on every backend: what each one
+answers, ``gigq_run_worker``'s three ways of ending, refusals that write nothing, and
+which queue a call uses."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from support import jobs
+from support.helpers import wait_until
+
+from gigq_flow import Job, JobQueue
+from gigq_flow.mcp import catalog, tools, worker_tool, workflow_tools
+from gigq_flow.mcp.common import ServerSettings, resolve_db
+
+pytestmark = pytest.mark.contract
+
+
+def test_a_job_through_every_job_tool(db_path):
+    db = str(db_path)
+    stats = tools.queue_stats(db_path=db)
+    assert stats["stats"]["total"] == 0 and stats["interpretation"].startswith("idle")
+    job_id = tools.submit_job("support.jobs.tagged", "ten", params={"x": 1}, db_path=db,
+                              max_attempts=2, timeout=60, description="d")["job_id"]
+    record = tools.get_job_status(job_id, db_path=db)["status"]
+    assert (record["name"], record["max_attempts"], record["timeout"], record["priority"],
+            record["description"]) == ("ten", 2, 60, 0, "d")  # the tool's values, as in GigQ
+    assert tools.list_jobs("pending", db_path=db)["count"] == 1
+    assert tools.list_jobs("completed", db_path=db)["count"] == 0
+    assert tools.list_jobs(limit=0, db_path=db)["jobs"] == []
+
+    ran = worker_tool.run_worker(seconds=30, db_path=db)
+    assert ran["stopped_because"] == "no_pending_jobs", ran
+    assert ran["stats_before"]["pending"] == 1 and ran["stats_after"]["completed"] == 1
+    assert ran["returned_to_queue"] == [] and "worker_required" not in ran
+    assert tools.get_job_result(job_id, db_path=db)["result"] == 10
+
+    assert tools.cancel_job(job_id, db_path=db)["error"]["code"] == "cancel_failed"
+    requeued = tools.requeue_job(job_id, db_path=db)
+    assert requeued["error"]["code"] == "requeue_failed"
+    assert "only failed, timeout, cancelled" in requeued["error"]["message"]
+    assert tools.get_job_status("nope", db_path=db)["error"]["code"] == "not_found"
+
+
+def test_a_failed_job_reports_its_error_and_requeues(db_path):
+    db = str(db_path)
+    job_id = tools.submit_job("support.jobs.fail", "boom", params={"message": "no disk"},
+                              max_attempts=1, db_path=db)["job_id"]
+    worker_tool.run_worker(seconds=30, db_path=db)
+    waiting = tools.get_job_result(job_id, db_path=db)
+    assert waiting["result"] is None and waiting["job_status"] == "failed"
+    assert "RuntimeError: no disk" in waiting["message"]
+    assert tools.requeue_job(job_id, db_path=db)["requeued"] is True
+    assert tools.get_job_status(job_id, db_path=db)["status"]["status"] == "pending"
+
+
+def test_a_workflow_through_every_workflow_tool(db_path):
+    db = str(db_path)
+    steps = [
+        {"id": "sum", "function": "support.jobs.sum_parents", "depends_on": ["a", "b"],
+         "name": "total"},
+        {"id": "a", "function": "support.jobs.add", "params": {"a": 1, "b": 2}},
+        {"id": "b", "function": "support.jobs.fail", "params": {"message": "late"}},
+        {"id": "c", "function": "support.jobs.identity", "params": {"value": [1, "x"]}},
+    ]
+    submitted = workflow_tools.submit_workflow("mixed", steps, db_path=db)
+    assert submitted["success"], submitted
+    assert submitted["submitted_job_ids"][-1] == submitted["step_id_to_job_id"]["sum"]
+    workflow_id = submitted["workflow_id"]
+    results = workflow_tools.get_workflow_results(workflow_id, db_path=db)
+    assert results["results"] == {} and not results["done"]
+    assert "4 of 4 jobs have not finished" in results["message"]
+
+    worker_tool.run_worker(seconds=30, concurrency=3, db_path=db)
+    status = workflow_tools.get_workflow_status(workflow_id, db_path=db)
+    assert status["state"] == "failed" and status["done"] and not status["succeeded"]
+    assert {job["name"]: job["status"] for job in status["jobs"]} == {
+        "add": "completed", "fail": "failed", "identity": "completed",
+        "total": "upstream_failed"}
+    assert len(status["edges"]) == 2
+    results = workflow_tools.get_workflow_results(workflow_id, db_path=db)
+    assert results["results"] == {"add": 3, "identity": [1, "x"]}
+    assert {job["name"]: job["status"] for job in results["failed"]} == {
+        "fail": "failed", "total": "upstream_failed"}
+    listed = workflow_tools.list_workflows(db_path=db)
+    assert listed["workflows"][0]["state"] == "failed" and listed["count"] == 1
+    assert workflow_tools.list_workflows(limit=0, db_path=db)["total"] == 1
+
+
+def test_refused_workflows_write_nothing(db_path):
+    db = str(db_path)
+    for steps in ([{"id": "a", "function": "support.jobs.noop", "depends_on": ["a"]}],
+                  [{"id": "a", "function": "support.jobs.noop"},
+                   {"id": "b", "function": "support.jobs.noop_missing"}]):
+        assert not workflow_tools.submit_workflow("w", steps, db_path=db)["success"]
+    assert tools.queue_stats(db_path=db)["stats"]["total"] == 0
+    assert workflow_tools.list_workflows(db_path=db)["count"] == 0
+
+
+def test_run_worker_stops_when_pending_jobs_are_not_ready(db_path):
+    db = str(db_path)
+    job_id = tools.submit_job("support.jobs.fail", "later", max_attempts=2, retry_delay=600,
+                              db_path=db)["job_id"]
+    ran = worker_tool.run_worker(seconds=30, db_path=db)
+    assert ran["stopped_because"] == "pending_jobs_not_ready", ran
+    assert ran["elapsed_seconds"] < 10 and ran["worker_required"] is True
+    assert tools.get_job_status(job_id, db_path=db)["status"]["attempts"] == 1
+
+
+def test_run_worker_returns_a_job_still_running_at_the_time_limit(db_path, request):
+    db = str(db_path)
+    key = f"mcp-limit-{request.node.name}"
+    job_id = tools.submit_job("support.jobs.block_until_released", "slow",
+                              params={"key": key}, db_path=db)["job_id"]
+    try:
+        ran = worker_tool.run_worker(seconds=0.5, db_path=db)
+    finally:
+        jobs.event(f"{key}:release").set()  # the abandoned attempt ends; its result is fenced
+    assert ran["stopped_because"] == "time_limit", ran
+    assert ran["returned_to_queue"] == [job_id] and "more seconds" in ran["message"]
+    assert tools.get_job_status(job_id, db_path=db)["status"]["status"] == "pending"
+    wait_until(lambda: not any(thread.name.startswith(ran["worker_id"])
+                               for thread in threading.enumerate()),
+               what="the abandoned attempt's thread ended")
+    assert tools.get_job_status(job_id, db_path=db)["status"]["status"] == "pending"
+
+
+def test_pickled_payloads_are_never_unpickled(db_path, tmp_path):
+    db = str(db_path)
+    marker = tmp_path / "unpickled"
+    queue = JobQueue(db)
+    job_id = queue.submit(Job("evil", jobs.identity, serializer="pickle",
+                              params={"value": jobs.UnpicklingSideEffect(str(marker))}))
+    queue.close()
+    params = tools.get_job_status(job_id, db_path=db)["status"]["params"]
+    assert params.startswith("<pickled") and not marker.exists()
+    ran = worker_tool.run_worker(seconds=30, db_path=db)  # no --allow-pickle: refused
+    assert ran["stats_after"]["failed"] == 1 and not marker.exists()
+
+
+@pytest.mark.sqlite_only("reading a missing file is a SQLite matter")
+def test_reading_a_missing_file_creates_nothing(db_path):
+    db = str(db_path)
+    assert tools.queue_stats(db_path=db)["stats"]["total"] == 0
+    assert tools.list_jobs(db_path=db)["jobs"] == []
+    assert workflow_tools.list_workflows(db_path=db)["workflows"] == []
+    assert worker_tool.run_worker(seconds=1, db_path=db)["stopped_because"] == "no_pending_jobs"
+    assert workflow_tools.get_workflow_status("w", db_path=db)["error"]["code"] == "not_found"
+    assert not Path(db).exists()
+
+
+def test_the_queue_of_a_call(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in ("GIGQ_DB_PATH", "GIGQ_FLOW_DB"):
+        monkeypatch.delenv(name, raising=False)
+    plain, typed = ServerSettings(), ServerSettings(db="typed.db")
+    assert resolve_db(None, plain) == str(tmp_path / "gigq_flow.db")
+    monkeypatch.setenv("GIGQ_FLOW_DB", "flow.db")
+    assert resolve_db(None, plain) == str(tmp_path / "flow.db")
+    monkeypatch.setenv("GIGQ_DB_PATH", "env.db")
+    assert resolve_db(None, plain) == str(tmp_path / "env.db")
+    assert resolve_db("", plain) == str(tmp_path / "env.db")  # blank: not given, as in GigQ
+    assert resolve_db(None, typed) == str(tmp_path / "typed.db")
+    assert resolve_db("call.db", typed) == str(tmp_path / "call.db")
+    url = "postgresql://user:secret@localhost/db"
+    assert resolve_db(url, typed) == url
+    assert "secret" not in tools.queue_stats(db_path="postgresql://u:secret@127.0.0.1:1/x")[
+        "error"]["message"]
+
+
+def test_call_tool_checks_names_before_calling():
+    assert catalog.call_tool("gigq_nothing", {})["error"]["code"] == "unknown_tool"
+    assert catalog.call_tool("gigq_queue_stats", [1])["error"]["code"] == "invalid_argument"
+    response = catalog.call_tool("gigq_queue_stats", {"settings": {}})
+    assert "no argument 'settings'" in response["error"]["message"]
+    for spec in catalog.TOOLS:
+        assert spec.description and spec.input_schema()["additionalProperties"] is False
