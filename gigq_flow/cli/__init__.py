@@ -18,8 +18,17 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
-from . import demo, jobs, migrate, workflows
-from .common import DB_ENV_VAR, PROG, Parser, RefusedError, UsageError, default_db
+from ..workflow import DEFAULT_DB_PATH
+from . import demo, jobs, migrate, workers, workflows
+from .common import (
+    DB_ENV_VAR,
+    GIGQ_DB_ENV_VAR,
+    PROG,
+    Parser,
+    RefusedError,
+    UsageError,
+    default_db,
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -29,7 +38,8 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> Parser:
     db_help = (f"the queue: a SQLite file, or a postgresql:// URL (default: ${DB_ENV_VAR} "
-               f"if set, else {default_db()} in the working directory)")
+               f"if set, else ${GIGQ_DB_ENV_VAR} if set, else {DEFAULT_DB_PATH} in the "
+               "working directory)")
     parser = Parser(
         prog=PROG,
         description="Manage gigq_flow queues, workers and workflows from a terminal.",
@@ -50,6 +60,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=_with_parent(db_after))
     jobs.register(commands)
+    workers.register(commands)
     workflows.register(commands)
     demo.register(commands)
     migrate.register(commands)

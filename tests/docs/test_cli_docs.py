@@ -3,13 +3,11 @@ command and option the parser has."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from support.cli import cli_env
+from support.cli import shell_env
 from support.helpers import REPO_ROOT
 
 from gigq_flow.cli import build_parser
@@ -22,16 +20,9 @@ def shell_blocks(text: str) -> list[str]:
 
 
 def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, command in (("gigq-flow", f'"{sys.executable}" -m gigq_flow'),
-                          ("python", f'"{sys.executable}"')):
-        wrapper = bin_dir / name  # exec: "$!" of a background command is the process itself
-        wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
-        wrapper.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    env = cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = shell_env(tmp_path)
     script = "set -euo pipefail\n" + "\n".join(shell_blocks(DOC.read_text(encoding="utf-8")))
     result = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True,
                             text=True, timeout=120)
