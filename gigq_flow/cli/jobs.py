@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,10 +203,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not jobs:
         print("No jobs found.")
         return 0
-    caption = None
-    if args.limit and len(jobs) == args.limit:
-        caption = f"the newest {args.limit} jobs; --limit N shows more"
-    show([jobs_table(jobs, caption)])
+    show([jobs_table(jobs)])
+    if args.limit and len(jobs) == args.limit and sys.stdout.isatty():  # a hint for people
+        print(f"the newest {args.limit} jobs; --limit N shows more", file=sys.stderr)
     return 0
 
 

@@ -2,10 +2,12 @@
 ``stats``.
 
 Their words and their order are GigQ 0.5.1's, on a terminal and in a pipe alike, so
-that scripts written for ``gigq`` read them (``grep -oP 'Status: \\K.*'``); a terminal
-also shows each status in its colour. What gigq_flow adds comes after GigQ's lines: the
-function, priority, workflow, dependencies, description and unreadable fields after
-GigQ's fields, extra columns after GigQ's columns. ``--json`` is the complete record.
+that scripts written for ``gigq`` read them (``grep -oP 'Status: \\K.*'``); tables are
+drawn as GigQ draws them (``+---+`` rules, ``|`` between cells), and a terminal also shows
+each status in its colour. What gigq_flow adds comes after GigQ's lines: the function,
+priority, workflow, dependencies, description and unreadable fields after GigQ's fields,
+extra columns after GigQ's columns, the ``upstream_failed`` count among the statuses.
+``--json`` is the complete record.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .common import console, status_word, table
+from .common import console, status_word
 
 NO_TIME = "-"
 
@@ -37,6 +40,16 @@ def format_time(value: str | None) -> str:
 def field(label: str, value: str | Text) -> Text:
     """One ``Label: value`` line."""
     return Text.assemble(f"{label}: ", value)
+
+
+def table(*columns: str) -> Table:
+    """A table drawn as GigQ draws its tables: ``+---+`` rules above and below the
+    header and below the last row, ``|`` around every cell."""
+    grid = Table(*columns, box=box.ASCII2, show_edge=True, pad_edge=True, padding=(0, 1),
+                 header_style="bold")
+    for column in grid.columns:
+        column.overflow = "fold"
+    return grid
 
 
 def listing(values: Any) -> str:
@@ -96,11 +109,10 @@ def executions_table(executions: list[dict[str, Any]]) -> Table:
     return rows
 
 
-def jobs_table(jobs: list[dict[str, Any]], caption: str | None = None) -> Table:
+def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     """``list``: GigQ's columns (ID, Name, Status, Priority, Created, Updated), then
     Attempts."""
     rows = table("ID", "Name", "Status", "Priority", "Created", "Updated", "Attempts")
-    rows.caption = caption
     for job in jobs:
         rows.add_row(job["id"], job["name"], status_word(job["status"]), str(job["priority"]),
                      format_time(job["created_at"]), format_time(job["updated_at"]),
