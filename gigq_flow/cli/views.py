@@ -18,6 +18,7 @@ from typing import Any
 
 from rich import box
 from rich.console import RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -130,8 +131,14 @@ def stats_table(counts: dict[str, int]) -> Table:
 
 
 def show(items: Iterable[RenderableType]) -> None:
-    """Print a view: lines never wrap (a script reads each whole), tables fit the
-    terminal."""
+    """Print a view: lines never wrap (a script reads each whole); tables fit the
+    terminal, and in a pipe keep one line per row however wide, as GigQ's do."""
     out = console()
-    for item in items:
-        out.print(item, soft_wrap=isinstance(item, Text))
+    views = list(items)
+    if not out.is_terminal:
+        unbounded = out.options.update_width(10**6)
+        widest = [Measurement.get(out, unbounded, view).maximum for view in views
+                  if isinstance(view, Table)]
+        out.width = max([out.width, *widest])
+    for view in views:
+        out.print(view, soft_wrap=isinstance(view, Text))

@@ -203,3 +203,17 @@ def test_a_running_worker_prints_gigqs_first_line(tmp_path):
     assert codes == {"gigq": 0, "flow": 0}
     for name in commands:
         assert (tmp_path / name / "out").read_text() == "Starting worker w-1...\n"
+
+
+def test_rows_stay_on_one_line_in_a_pipe_however_wide(tmp_path):
+    db = tmp_path / "jobs.db"
+    long = "x" * 1500
+    job_id = submitted(cli(db, "submit", "support.jobs.fail", "--name", f"n{long}",
+                           "--max-attempts", "1", "-p", f"message={long}"))
+    out_of(cli(db, "worker", "--once"))
+    for args in (("list",), ("status", job_id, "--show-executions")):
+        table = [line for line in out_of(cli(db, *args)).splitlines()
+                 if line.startswith(("+", "|"))]
+        assert len(table) == 5, table  # rule, header, rule, the row, rule
+        assert len({len(line) for line in table}) == 1
+        assert long in table[3]
