@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from support.cli import shell_env
+from support.db import sql
 from support.helpers import REPO_ROOT
 
 from gigq_flow.cli import build_parser
@@ -29,6 +30,12 @@ def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     assert "Traceback" not in result.stderr
     assert "every job completed" in result.stdout
+    # the shell recipe read the id and the status from GigQ's lines
+    assert "Job completed successfully!" in result.stdout
+    assert "Result:\n  path: fish.jpg\n  width: 100\n" in result.stdout
+    # the worker ids came from $GIGQ_WORKER_ID, then from the flag over it
+    workers = {row[0] for row in sql(work / "photos.db", "SELECT worker_id FROM jobs")}
+    assert {"photos-env", "photos-flag"} <= workers
     for picture in ("gigq_flow_demo.svg", "pipeline.svg", "pipeline.png"):
         assert (work / picture).stat().st_size > 0
 
