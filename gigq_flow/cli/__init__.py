@@ -1,10 +1,15 @@
 """The ``gigq-flow`` command (also ``python -m gigq_flow``): GigQ's CLI plus workflows.
 
+GigQ's commands print GigQ's text (:mod:`.views`). Options come from the flags, before
+or after the command, then from the environment: ``$GIGQ_FLOW_DB``, then GigQ's
+``$GIGQ_DB``, for ``--db``; ``$GIGQ_WORKER_ID`` and ``$GIGQ_POLLING_INTERVAL`` for the
+worker's options.
+
 Exit statuses: 0 success; 1 a valid request the queue refused (cancelling a finished
 job, ...), a workflow followed with ``--wait`` that did not fully complete, or an
-unexpected error (``-v`` shows its traceback); 2 bad
-input (unknown id, unimportable function, malformed option, a file that is not a
-queue), reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
+unexpected error (``-v`` shows its traceback); 2 bad input (unknown id, unimportable
+function, malformed option or environment variable, a file that is not a queue),
+reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
 """
 
 from __future__ import annotations
