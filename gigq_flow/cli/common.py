@@ -23,13 +23,14 @@ from ..locations import describe_location, is_postgres_url
 from ..viz.styles import get_styles
 from ..workflow import DEFAULT_DB_PATH
 
+T = TypeVar("T")
+
 PROG = "gigq-flow"
 DB_ENV_VAR = "GIGQ_FLOW_DB"
 GIGQ_DB_ENV_VAR = "GIGQ_DB"
 """GigQ's documented default of ``--db``, read after ``$GIGQ_FLOW_DB``."""
 WORKER_ID_ENV_VAR = "GIGQ_WORKER_ID"
 POLLING_INTERVAL_ENV_VAR = "GIGQ_POLLING_INTERVAL"
-T = TypeVar("T")
 WIDE_OUTPUT = 1000
 """Console width when stdout is not a terminal: tables keep one row per line in pipes."""
 
