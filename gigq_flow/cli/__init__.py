@@ -1,10 +1,15 @@
 """The ``gigq-flow`` command (also ``python -m gigq_flow``): GigQ's CLI plus workflows.
 
+GigQ's commands print GigQ's text (:mod:`.views`). Options come from the flags, before
+or after the command, then from the environment: ``$GIGQ_FLOW_DB``, then GigQ's
+``$GIGQ_DB``, for ``--db``; ``$GIGQ_WORKER_ID`` and ``$GIGQ_POLLING_INTERVAL`` for the
+worker's options.
+
 Exit statuses: 0 success; 1 a valid request the queue refused (cancelling a finished
 job, ...), a workflow followed with ``--wait`` that did not fully complete, or an
-unexpected error (``-v`` shows its traceback); 2 bad
-input (unknown id, unimportable function, malformed option, a file that is not a
-queue), reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
+unexpected error (``-v`` shows its traceback); 2 bad input (unknown id, unimportable
+function, malformed option or environment variable, a file that is not a queue),
+reported as one ``gigq-flow: error: ...`` line on stderr; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
-from . import demo, jobs, mcp, migrate, workflows
+from ..workflow import DEFAULT_DB_PATH
+from . import demo, jobs, mcp, migrate, workers, workflows
 from .common import (
     DB_ENV_VAR,
+    GIGQ_DB_ENV_VAR,
     PROG,
     DbOption,
     Parser,
@@ -37,7 +44,8 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> Parser:
     db_help = (f"the queue: a SQLite file, or a postgresql:// URL (default: ${DB_ENV_VAR} "
-               f"if set, else {default_db()} in the working directory)")
+               f"if set, else ${GIGQ_DB_ENV_VAR} if set, else {DEFAULT_DB_PATH} in the "
+               "working directory)")
     parser = Parser(
         prog=PROG,
         description="Manage gigq_flow queues, workers and workflows from a terminal.",
@@ -60,6 +68,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=_with_parent(db_after))
     jobs.register(commands)
+    workers.register(commands)
     workflows.register(commands)
     demo.register(commands)
     migrate.register(commands)

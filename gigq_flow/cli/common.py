@@ -1,4 +1,5 @@
-"""What every command shares: the usage error, opening the queue, argument types, output."""
+"""What every command shares: the usage error, the environment, opening the queue,
+argument types, output."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -21,8 +23,14 @@ from ..locations import describe_location, is_postgres_url
 from ..viz.styles import get_styles
 from ..workflow import DEFAULT_DB_PATH
 
+T = TypeVar("T")
+
 PROG = "gigq-flow"
 DB_ENV_VAR = "GIGQ_FLOW_DB"
+GIGQ_DB_ENV_VAR = "GIGQ_DB"
+"""GigQ's documented default of ``--db``, read after ``$GIGQ_FLOW_DB``."""
+WORKER_ID_ENV_VAR = "GIGQ_WORKER_ID"
+POLLING_INTERVAL_ENV_VAR = "GIGQ_POLLING_INTERVAL"
 WIDE_OUTPUT = 1000
 """Console width when stdout is not a terminal: tables keep one row per line in pipes."""
 
@@ -91,10 +99,40 @@ def non_negative_float(text: str) -> float:
 non_negative_int.__name__ = positive_int.__name__ = "integer"
 
 
+# -- the environment: defaults under the flags ----------------------------------------------
+def env_value(name: str) -> str | None:
+    """The variable's value, or None when it is unset or empty."""
+    return os.environ.get(name) or None
+
+
+def env_option(name: str, convert: Callable[[str], T], flag: str) -> T | None:
+    """``$name`` read as ``convert`` reads a flag's text; None when unset. A value
+    ``convert`` refuses is a usage error naming the variable and the flag that
+    overrides it."""
+    text = env_value(name)
+    if text is None:
+        return None
+    try:
+        return convert(text)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+        reason = str(exc) if isinstance(exc, argparse.ArgumentTypeError) else "malformed"
+        raise UsageError(f"environment variable {name}={text!r}: {reason}; "
+                         f"fix or unset it, or pass {flag}") from None
+
+
 # -- the queue ------------------------------------------------------------------------------
+def add_cwd_to_path() -> None:
+    """Let ``submit`` and ``worker`` import modules of the working directory, as
+    ``python -m`` would (a console script does not put it on sys.path)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def default_db() -> str:
-    """``$GIGQ_FLOW_DB`` if set, else the embedded default in the working directory."""
-    return os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH
+    """``--db`` when not given: ``$GIGQ_FLOW_DB``, else GigQ's ``$GIGQ_DB``, else the
+    embedded default in the working directory."""
+    return env_value(DB_ENV_VAR) or env_value(GIGQ_DB_ENV_VAR) or DEFAULT_DB_PATH
 
 
 def open_queue(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
@@ -132,6 +170,16 @@ def status_text(status: str, label: str | None = None) -> Text:
     except ValueError:
         return Text(label or status)
     return Text(f"{style.symbol} {label or status}", style=style.terminal)
+
+
+def status_word(status: str) -> Text:
+    """The status as GigQ prints it, in its terminal colour (no symbol: scripts read
+    these words)."""
+    try:
+        style = get_styles()[JobStatus(status)]
+    except ValueError:
+        return Text(status)
+    return Text(status, style=style.terminal)
 
 
 def short_time(iso: str | None) -> str:

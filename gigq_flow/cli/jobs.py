@@ -1,4 +1,10 @@
-"""GigQ's commands: submit, status, list, stats, cancel, requeue, clear, worker."""
+"""GigQ's job commands: submit, status, list, stats, cancel, requeue, clear.
+
+What they print on stdout is GigQ 0.5.1's text (see :mod:`.views`). A refusal (``Could
+not cancel job ID: ...``) or an unknown id (``Job ID not found in ...``) is one
+``gigq-flow: error:`` line on stderr that starts with GigQ's words; other bad input is
+one line that names the fix.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +17,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
-
 from ..decorators import TaskWrapper
 from ..job import Job
 from ..job_queue import JobQueue
 from ..job_status import FINAL_FAILURES, JobStatus
 from ..locations import describe_location, is_postgres_url
-from ..worker import (
-    DEFAULT_GRACE_PERIOD,
-    DEFAULT_LEASE_TIMEOUT,
-    DEFAULT_POLLING_INTERVAL,
-    Worker,
-)
 from .common import (
     RefusedError,
     UsageError,
-    console,
-    non_negative_float,
+    add_cwd_to_path,
     non_negative_int,
     open_queue,
-    positive_float,
     positive_int,
     print_json,
-    short_time,
-    status_text,
-    table,
 )
 from .records import find_job, list_jobs
+from .views import job_view, jobs_table, show, stats_table
 
 DEFAULT_LIST_LIMIT = 100
 REQUEUEABLE = ", ".join(status.value for status in FINAL_FAILURES)
@@ -85,11 +78,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the counts as a JSON object")
     p.set_defaults(handler=cmd_stats)
 
-    p = commands.add_parser("workers", help="list worker processes: alive, presumed dead "
-                                            "(no heartbeat for a lease period) or stopped")
-    p.add_argument("--json", action="store_true", help="print the workers as a JSON list")
-    p.set_defaults(handler=cmd_workers)
-
     p = commands.add_parser("cancel", help="cancel a pending job (its dependents become "
                                            "upstream_failed)")
     p.add_argument("job_id")
@@ -105,38 +93,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="only jobs finished before this ISO timestamp (2024-05-01 or "
                         "2024-05-01T12:00), or more than this many days ago (7, 0.5)")
     p.set_defaults(handler=cmd_clear)
-
-    p = commands.add_parser("worker", help="run jobs until stopped (Ctrl-C or SIGTERM let "
-                                           "running jobs finish)")
-    p.add_argument("--worker-id", metavar="ID",
-                   help="id recorded on the jobs it runs (default: generated)")
-    p.add_argument("--polling-interval", type=positive_float, metavar="SECONDS",
-                   default=DEFAULT_POLLING_INTERVAL,
-                   help="longest idle sleep in seconds; new work wakes it sooner "
-                        f"(default: {DEFAULT_POLLING_INTERVAL:g})")
-    p.add_argument("--concurrency", type=positive_int, metavar="N", default=1,
-                   help="threads claiming and running jobs (default: 1)")
-    p.add_argument("--once", action="store_true", help="run at most one ready job, then exit")
-    p.add_argument("--lease-timeout", type=positive_float, metavar="SECONDS",
-                   default=DEFAULT_LEASE_TIMEOUT,
-                   help="seconds after which other workers reclaim the jobs of a worker that "
-                        f"died (renewed while alive; default: {DEFAULT_LEASE_TIMEOUT:g})")
-    p.add_argument("--grace-period", type=non_negative_float, metavar="SECONDS",
-                   default=DEFAULT_GRACE_PERIOD,
-                   help="on SIGINT/SIGTERM, seconds running jobs get to finish before they "
-                        f"go back to the queue (default: {DEFAULT_GRACE_PERIOD:g})")
-    add_allow_options(p)
-    p.set_defaults(handler=cmd_worker, log_level="INFO")
-
-
-def add_allow_options(p: argparse.ArgumentParser) -> None:
-    """What a worker may run: ``--allow-module`` (repeatable) and ``--allow-pickle``; the
-    ``worker`` and ``mcp`` commands take them alike."""
-    p.add_argument("--allow-module", action="append", metavar="MODULE", dest="allowed_modules",
-                   help="run only functions of this module or its submodules; repeatable "
-                        "(default: any importable function)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="run jobs whose payload is pickled (only for database files you trust)")
 
 
 # -- submit ---------------------------------------------------------------------------------
@@ -168,14 +124,6 @@ def import_function(spec: str) -> Callable[..., Any]:
     if not callable(function):
         raise UsageError(f"{spec!r} is a {type(function).__name__}, not a function")
     return function
-
-
-def add_cwd_to_path() -> None:
-    """Let ``submit`` and ``worker`` import modules of the working directory, as
-    ``python -m`` would (a console script does not put it on sys.path)."""
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
 
 
 def _reject_constant(name: str) -> Any:
@@ -241,53 +189,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
-    out = console()
-    fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="bold")
-    fields.add_column(overflow="fold")
-    rows: list[tuple[str, Any]] = [
-        ("ID", info["id"]),
-        ("Name", info["name"]),
-        ("Function", f"{info['function_module']}.{info['function_name']}"),
-        ("Status", status_text(info["status"])),
-        ("Priority", str(info["priority"])),
-        ("Attempts", f"{info['attempts'] or 0}/{info['max_attempts']}"),
-        ("Created", short_time(info["created_at"])),
-        ("Updated", short_time(info["updated_at"])),
-        ("Started", short_time(info["started_at"])),
-        ("Completed", short_time(info["completed_at"])),
-        ("Worker", info["worker_id"] or ""),
-        ("Workflow", info.get("workflow_id") or ""),
-        ("Depends on", _listing(info["dependencies"])),
-        ("Description", info["description"] or ""),
-        ("Error", info["error"] or ""),
-        ("Unreadable", "; ".join(info.get("decode_errors", ()))),
-    ]
-    for label, value in rows:
-        if value:
-            fields.add_row(label, value)
-    out.print(fields)
-    if args.show_params:
-        out.print("\nParams:")
-        out.print(json.dumps(info["params"], indent=2, default=repr, ensure_ascii=False))
-    if args.show_result:
-        out.print("\nResult:")
-        out.print(json.dumps(info["result"], indent=2, default=repr, ensure_ascii=False))
-    if args.show_executions:
-        out.print("\nExecutions:" if info["executions"] else "\nExecutions: none yet")
-        attempts = table("Execution", "Worker", "Status", "Started", "Completed", "Error")
-        for execution in info["executions"]:
-            attempts.add_row(execution["id"], execution["worker_id"],
-                             status_text(execution["status"]),
-                             short_time(execution["started_at"]),
-                             short_time(execution["completed_at"]), execution["error"] or "")
-        if info["executions"]:
-            out.print(attempts)
+    show(job_view(info, params=args.show_params, result=args.show_result,
+                  executions=args.show_executions))
     return 0
-
-
-def _listing(values: Any) -> str:
-    return ", ".join(map(str, values)) if isinstance(values, list) else str(values or "")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -296,19 +200,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(jobs)
         return 0
-    caption = None
-    if args.limit and len(jobs) == args.limit:
-        caption = f"the newest {args.limit} jobs; --limit N shows more"
-    rows = table("ID", "Name", "Status", "Priority", "Attempts", "Created", "Updated")
-    rows.caption = caption
-    for job in jobs:
-        rows.add_row(job["id"], job["name"], status_text(job["status"]), str(job["priority"]),
-                     f"{job['attempts'] or 0}/{job['max_attempts']}",
-                     short_time(job["created_at"]), short_time(job["updated_at"]))
-    if jobs:
-        console().print(rows)
-    else:
-        print("No jobs" + (f" with status {args.status}." if args.status else "."))
+    if not jobs:
+        print("No jobs found.")
+        return 0
+    show([jobs_table(jobs)])
+    if args.limit and len(jobs) == args.limit and sys.stdout.isatty():  # a hint for people
+        print(f"the newest {args.limit} jobs; --limit N shows more", file=sys.stderr)
     return 0
 
 
@@ -317,31 +214,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print_json(counts)
         return 0
-    rows = table("Status", "Count")
-    for status, count in counts.items():
-        rows.add_row(status_text(status) if status != "total" else "total", str(count))
-    console().print(rows)
-    return 0
-
-
-WORKER_STATE_COLOURS = {"alive": "green", "dead": "red", "stopped": "bright_black"}
-
-
-def cmd_workers(args: argparse.Namespace) -> int:
-    workers = open_queue(args).list_workers()
-    if args.json:
-        print_json(workers)
-        return 0
-    rows = table("Worker", "State", "Host", "PID", "Threads", "Running jobs", "Started",
-                 "Last heartbeat")
-    for worker in workers:
-        rows.add_row(
-            worker["id"], Text(worker["state"], style=WORKER_STATE_COLOURS[worker["state"]]),
-            worker["host"], str(worker["pid"]), str(worker["concurrency"]),
-            str(worker["running_jobs"]), short_time(worker["started_at"]),
-            short_time(worker["last_heartbeat"]),
-        )
-    console().print(rows)
+    show([stats_table(counts)])
     return 0
 
 
@@ -351,8 +224,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     find_job(queue, args.job_id)
     if not queue.cancel(args.job_id):
         raise RefusedError(
-            f"job {args.job_id} is {_current(queue, args.job_id)}; "
-            "only pending jobs can be cancelled"
+            f"Could not cancel job {args.job_id}: it is {_current(queue, args.job_id)}, "
+            "and only pending jobs can be cancelled"
         )
     print(f"Job {args.job_id} cancelled.")
     return 0
@@ -363,7 +236,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     find_job(queue, args.job_id)
     if not queue.requeue_job(args.job_id):
         status = _current(queue, args.job_id)
-        message = f"job {args.job_id} is {status}; only {REQUEUEABLE} jobs can be requeued"
+        message = (f"Could not requeue job {args.job_id}: it is {status}, and only "
+                   f"{REQUEUEABLE} jobs can be requeued")
         if status == JobStatus.UPSTREAM_FAILED.value:
             message += "; requeue the job it depends on that failed instead"
         raise RefusedError(message)
@@ -401,24 +275,5 @@ def parse_before(text: str) -> str:
 def cmd_clear(args: argparse.Namespace) -> int:
     before = parse_before(args.before) if args.before is not None else None
     cleared = open_queue(args).clear_completed(before)
-    print(f"Cleared {cleared} completed or cancelled job{'s' if cleared != 1 else ''}.")
-    return 0
-
-
-# -- worker ---------------------------------------------------------------------------------
-def cmd_worker(args: argparse.Namespace) -> int:
-    add_cwd_to_path()
-    open_queue(args, create=True)  # a bad file is reported before any thread starts
-    worker = Worker(args.db, worker_id=args.worker_id,
-                    polling_interval=args.polling_interval, concurrency=args.concurrency,
-                    lease_timeout=args.lease_timeout, grace_period=args.grace_period,
-                    allowed_modules=args.allowed_modules, allow_pickle=args.allow_pickle)
-    if args.once:
-        try:
-            ran = worker.process_one()
-        finally:
-            worker.close()
-        print("Processed one job." if ran else "No job was ready.")
-        return 0
-    worker.start()
+    print(f"Cleared {cleared} completed jobs.")  # GigQ's words: cancelled jobs go too
     return 0

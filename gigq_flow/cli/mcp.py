@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .common import PROG
-from .jobs import add_allow_options, add_cwd_to_path
+from .common import PROG, add_cwd_to_path
+from .workers import add_allow_options
 
 if TYPE_CHECKING:
     from ..mcp.common import ServerSettings

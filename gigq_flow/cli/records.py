@@ -17,10 +17,11 @@ from .common import UsageError
 
 
 def find_job(queue: JobQueue, job_id: str) -> dict[str, Any]:
-    """The job with every attempt (``executions``); a usage error when there is none."""
+    """The job with every attempt (``executions``); a usage error when there is none,
+    in GigQ's words."""
     record = queue.get_status(job_id, unpickle=False)
     if not record.pop("exists"):
-        raise UsageError(f"no job with id {job_id!r} in {describe_location(queue.db_path)}")
+        raise UsageError(f"Job {job_id} not found in {describe_location(queue.db_path)}")
     return record
 
 

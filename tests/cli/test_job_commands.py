@@ -25,7 +25,7 @@ from support.cli import (
     stop,
     submitted_id,
 )
-from support.helpers import wait_until
+from support.helpers import REPO_ROOT, wait_until
 
 import gigq_flow
 
@@ -56,7 +56,7 @@ def test_console_script_runs_the_same_command(tmp_path, db):
     listed = ok_json(run_cli("--db", db, "list", "--json", cwd=tmp_path, command=command))
     assert [job["id"] for job in listed] == [job_id]
     assert_usage_error(run_cli("--db", db, "status", "nope", cwd=tmp_path, command=command),
-                       "no job with id 'nope'")
+                       "Job nope not found")
 
 
 def test_default_db_is_gigq_flow_db_in_the_working_directory(tmp_path):
@@ -79,7 +79,7 @@ def test_submit_run_once_and_read_the_result(db):
     assert job_status(db, job_id) == "pending"
 
     assert ok(cli(db, "worker", "--once")).strip() == "Processed one job."
-    assert ok(cli(db, "worker", "--once")).strip() == "No job was ready."
+    assert ok(cli(db, "worker", "--once")).strip() == "No jobs available to process."
 
     record = ok_json(cli(db, "status", job_id, "--json"))
     assert record["status"] == "completed"
@@ -88,12 +88,13 @@ def test_submit_run_once_and_read_the_result(db):
     assert record["name"] == "adder"
     assert [e["status"] for e in record["executions"]] == ["completed"]
 
-    plain = ok(cli(db, "status", job_id))
-    assert "adder" in plain and "completed" in plain and "support.jobs.add" in plain
-    assert "Params" not in plain and "Result" not in plain
+    plain = ok(cli(db, "status", job_id)).splitlines()
+    assert plain[:2] == [f"Job: adder ({job_id})", "Status: completed"]
+    assert "Attempts: 1 / 3" in plain and "Function: support.jobs.add" in plain
+    assert not any(line.startswith(("Parameters", "Result")) for line in plain)
     full = ok(cli(db, "status", job_id, "--show-params", "--show-result", "--show-executions"))
-    assert '"a": 2' in full
-    assert "Result:\n5" in full
+    assert "\nParameters:\n  a: 2\n  b: 3\n" in full
+    assert "\nResult:\n  5\n" in full
     assert record["executions"][0]["id"] in full
 
 
@@ -147,9 +148,10 @@ def test_submit_a_task_keeps_its_options_unless_overridden(db):
 
 def test_submit_imports_modules_of_the_working_directory(tmp_path, db):
     (tmp_path / "localjobs.py").write_text("def hello(who):\n    return 'hello ' + who\n")
+    env = cli_env(PYTHONPATH=str(REPO_ROOT))  # this checkout, and nothing else, on the path
     job_id = submitted_id(run_cli("--db", db, "submit", "localjobs.hello", "-p", "who=you",
-                                  cwd=tmp_path, env=cli_env(PYTHONPATH="")))
-    ok(run_cli("--db", db, "worker", "--once", cwd=tmp_path, env=cli_env(PYTHONPATH="")))
+                                  cwd=tmp_path, env=env))
+    ok(run_cli("--db", db, "worker", "--once", cwd=tmp_path, env=env))
     assert ok_json(cli(db, "status", job_id, "--json"))["result"] == "hello you"
 
 
@@ -174,7 +176,7 @@ def test_list_and_stats_as_tables_and_json(db):
     for job_id in ids:
         assert job_id in table
     assert "job1" in table and "failed" in table and "completed" in table
-    assert "No jobs with status running." in ok(cli(db, "list", "--status", "running"))
+    assert ok(cli(db, "list", "--status", "running")) == "No jobs found.\n"
 
     counts = ok_json(cli(db, "stats", "--json"))
     assert counts == {"pending": 0, "running": 0, "completed": 3, "failed": 1, "cancelled": 0,
@@ -192,13 +194,15 @@ def test_cancel_and_requeue(db):
     assert (job_status(db, root), job_status(db, child)) == ("cancelled", "upstream_failed")
     again = cli(db, "cancel", root)
     assert again.returncode == 1
-    assert_one_error_line(again, "is cancelled", "only pending jobs")
+    assert_one_error_line(again, f"Could not cancel job {root}: it is cancelled",
+                          "only pending jobs")
 
     assert ok(cli(db, "requeue", root)).strip() == f"Job {root} requeued."
     assert (job_status(db, root), job_status(db, child)) == ("pending", "pending")
     refused = cli(db, "requeue", root)
     assert refused.returncode == 1
-    assert_one_error_line(refused, "is pending", "failed, timeout, cancelled")
+    assert_one_error_line(refused, f"Could not requeue job {root}: it is pending",
+                          "failed, timeout, cancelled")
 
     ok(cli(db, "worker", "--once"))
     ok(cli(db, "worker", "--once"))
@@ -219,14 +223,13 @@ def test_clear_removes_finished_jobs_before_a_time(db):
     ok(cli(db, "worker", "--once"))
     waiting = submitted_id(cli(db, "submit", "support.jobs.add", "-p", "a=1", "-p", "b=1"))
 
-    assert ok(cli(db, "clear", "--before", "2000-01-01")).strip() == \
-        "Cleared 0 completed or cancelled jobs."
+    assert ok(cli(db, "clear", "--before", "2000-01-01")).strip() == "Cleared 0 completed jobs."
     assert ok(cli(db, "clear", "--before", "1")).strip() == \
-        "Cleared 0 completed or cancelled jobs."  # completed less than a day ago
+        "Cleared 0 completed jobs."  # completed less than a day ago
     assert ok(cli(db, "clear", "--before", "2999-01-01T00:00")).strip() == \
-        "Cleared 1 completed or cancelled job."
+        "Cleared 1 completed jobs."  # GigQ's words, whatever the count
     assert [job["id"] for job in ok_json(cli(db, "list", "--json"))] == [waiting]
-    assert_usage_error(cli(db, "status", done), "no job with id")
+    assert_usage_error(cli(db, "status", done), f"Job {done} not found")
     ok(cli(db, "worker", "--once"))
     ok(cli(db, "clear"))
     assert ok_json(cli(db, "stats", "--json"))["total"] == 0
@@ -244,12 +247,13 @@ def test_worker_runs_jobs_and_stops_gracefully_on_sigterm(db):
         slow = submitted_id(cli(db, "submit", "support.jobs.sleep_for", "-p", "seconds=1.5"))
         wait_until(lambda: job_status(db, slow) == "running", interval=0.01)
         stopped_at = time.monotonic()
-        status, _, err = stop(worker)  # one SIGTERM
+        status, out, err = stop(worker)  # one SIGTERM
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
     assert status == 0, err
+    assert out == "Starting worker cli-worker...\n"
     assert "Traceback" not in err
     assert time.monotonic() - stopped_at < 10
     record = ok_json(cli(db, "status", slow, "--json"))
@@ -305,10 +309,10 @@ def queue_with_a_job(db):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["status", "no-such-job"], ["no job with id 'no-such-job'"]),
-        (["status", "no-such-job", "--json"], ["no job with id"]),
-        (["cancel", "no-such-job"], ["no job with id"]),
-        (["requeue", "no-such-job"], ["no job with id"]),
+        (["status", "no-such-job"], ["Job no-such-job not found in ", "jobs.db"]),
+        (["status", "no-such-job", "--json"], ["Job no-such-job not found"]),
+        (["cancel", "no-such-job"], ["Job no-such-job not found"]),
+        (["requeue", "no-such-job"], ["Job no-such-job not found"]),
         (["list", "--limit", "-1"], ["--limit", "must be an integer >= 0, got -1"]),
         (["list", "--limit", "ten"], ["--limit", "invalid integer value"]),
         (["list", "--status", "sleeping"], ["--status", "invalid choice"]),

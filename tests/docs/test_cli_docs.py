@@ -3,13 +3,12 @@ command and option the parser has."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from support.cli import cli_env
+from support.cli import shell_env
+from support.db import sql
 from support.helpers import REPO_ROOT
 
 from gigq_flow.cli import build_parser
@@ -22,22 +21,21 @@ def shell_blocks(text: str) -> list[str]:
 
 
 def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, command in (("gigq-flow", f'"{sys.executable}" -m gigq_flow'),
-                          ("python", f'"{sys.executable}"')):
-        wrapper = bin_dir / name  # exec: "$!" of a background command is the process itself
-        wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
-        wrapper.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    env = cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = shell_env(tmp_path)
     script = "set -euo pipefail\n" + "\n".join(shell_blocks(DOC.read_text(encoding="utf-8")))
     result = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     assert "Traceback" not in result.stderr
     assert "every job completed" in result.stdout
+    # the shell recipe read the id and the status from GigQ's lines
+    assert "Job completed successfully!" in result.stdout
+    assert "Result:\n  path: fish.jpg\n  width: 100\n" in result.stdout
+    # the worker ids came from $GIGQ_WORKER_ID, then from the flag over it
+    workers = {row[0] for row in sql(work / "photos.db", "SELECT worker_id FROM jobs")}
+    assert {"photos-env", "photos-flag"} <= workers
     for picture in ("gigq_flow_demo.svg", "pipeline.svg", "pipeline.png"):
         assert (work / picture).stat().st_size > 0
 

@@ -4,6 +4,7 @@ check what it prints."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,33 @@ from support.helpers import subprocess_env
 COMMAND_TIMEOUT = 60
 
 
+DEFAULT_VARIABLES = ("GIGQ_FLOW_DB", "GIGQ_DB", "GIGQ_WORKER_ID", "GIGQ_POLLING_INTERVAL")
+"""The variables the command reads as defaults under its flags."""
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a command: ``support.jobs`` importable, no colours, unbuffered,
-    no default database from this process's environment."""
+    none of the command's default variables from this process's environment."""
     env = subprocess_env()
-    env.pop("GIGQ_FLOW_DB", None)
+    for name in DEFAULT_VARIABLES:
+        env.pop(name, None)
     env["NO_COLOR"] = "1"
     env.update(extra)
     return env
+
+
+def shell_env(directory: Path, **extra: str) -> dict[str, str]:
+    """:func:`cli_env` for shell scripts: ``gigq-flow`` and ``python`` on PATH run this
+    checkout's command and this interpreter (through ``exec``, so "$!" of a background
+    command is the process itself). The wrappers go in ``directory/bin``."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, command in (("gigq-flow", f'"{sys.executable}" -m gigq_flow'),
+                          ("python", f'"{sys.executable}"')):
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        wrapper.chmod(0o755)
+    return cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra)
 
 
 def module_command() -> list[str]:
