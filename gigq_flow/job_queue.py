@@ -84,6 +84,11 @@ class JobQueue:
             self.store.get_executions(job_id), row.get("serializer"), unpickle=unpickle)
         return status
 
+    def status_of(self, job_id: str) -> str | None:
+        """The job's status now (one row read, no attempts), or None for an unknown id."""
+        row = self.store.get_job(job_id)
+        return None if row is None else row["status"]
+
     def get_result(self, job_id: str) -> Any:
         """The job's result once completed, else None; JobNotFoundError (a KeyError) if unknown."""
         row = self.store.get_job(job_id)

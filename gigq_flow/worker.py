@@ -43,6 +43,14 @@ def accepts_parent_results(func: Callable) -> bool:
     )
 
 
+def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> bool:
+    """``module_name`` is one of ``allowed_modules`` or a submodule of one (None: any)."""
+    return allowed_modules is None or any(
+        module_name == allowed or module_name.startswith(allowed + ".")
+        for allowed in allowed_modules
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -190,14 +198,11 @@ class Worker:
         return func
 
     def _check_allowed(self, module_name: str, function_name: str) -> None:
-        if self.allowed_modules is None or any(
-            module_name == allowed or module_name.startswith(allowed + ".")
-            for allowed in self.allowed_modules
-        ):
+        if module_allowed(module_name, self.allowed_modules):
             return
         raise NotAllowedError(
             f"{module_name}.{function_name} is outside this worker's allowed modules "
-            f"({', '.join(self.allowed_modules) or 'none'}); add {module_name!r} to "
+            f"({', '.join(self.allowed_modules or ()) or 'none'}); add {module_name!r} to "
             "allowed_modules to run it"
         )
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from ..decorators import TaskWrapper
 from ..job import Job
-from ..job_queue import JobQueue
 from ..job_status import FINAL_FAILURES, JobStatus
 from ..locations import describe_location, is_postgres_url
 from .common import (
@@ -223,10 +222,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     find_job(queue, args.job_id)
     if not queue.cancel(args.job_id):
-        raise RefusedError(
-            f"Could not cancel job {args.job_id}: it is {_current(queue, args.job_id)}, "
-            "and only pending jobs can be cancelled"
-        )
+        status = queue.status_of(args.job_id) or "gone"
+        raise RefusedError(f"Could not cancel job {args.job_id}: it is {status}, and only "
+                           "pending jobs can be cancelled")
     print(f"Job {args.job_id} cancelled.")
     return 0
 
@@ -235,7 +233,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     find_job(queue, args.job_id)
     if not queue.requeue_job(args.job_id):
-        status = _current(queue, args.job_id)
+        status = queue.status_of(args.job_id) or "gone"
         message = (f"Could not requeue job {args.job_id}: it is {status}, and only "
                    f"{REQUEUEABLE} jobs can be requeued")
         if status == JobStatus.UPSTREAM_FAILED.value:
@@ -243,11 +241,6 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         raise RefusedError(message)
     print(f"Job {args.job_id} requeued.")
     return 0
-
-
-def _current(queue: JobQueue, job_id: str) -> str:
-    record = queue.get_status(job_id, unpickle=False)
-    return record["status"] if record["exists"] else "gone"
 
 
 def parse_before(text: str) -> str:

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..job_queue import JobQueue
 from ..locations import describe_location, is_postgres_url
+from ..worker import module_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +200,6 @@ def resolve_db(db_path: Any, settings: ServerSettings) -> str:
     return os.path.abspath(os.path.expanduser(location))
 
 
-def shown(location: str) -> str:
-    """The location as responses show it: a URL without its password."""
-    return describe_location(location)
-
-
 @contextmanager
 def queue_at(location: str, *, create: bool) -> Iterator[JobQueue | None]:
     """The queue at ``location``, closed afterwards; None for a file that does not exist
@@ -214,7 +210,8 @@ def queue_at(location: str, *, create: bool) -> Iterator[JobQueue | None]:
     try:
         queue = JobQueue(location)
     except GigqFlowError as exc:
-        raise ToolFailure("database_error", str(exc), {"db_path": shown(location)}) from None
+        raise ToolFailure("database_error", str(exc),
+                          {"db_path": describe_location(location)}) from None
     try:
         yield queue
     finally:
@@ -222,13 +219,13 @@ def queue_at(location: str, *, create: bool) -> Iterator[JobQueue | None]:
 
 
 def no_queue_message(location: str) -> str:
-    return (f"there is no queue at {shown(location)} (the file does not exist); submit a "
-            "job or workflow to create it, or pass db_path")
+    return (f"there is no queue at {describe_location(location)} (the file does not exist); "
+            "submit a job or workflow to create it, or pass db_path")
 
 
 def worker_command(location: str, settings: ServerSettings) -> str:
     """The shell command that starts a worker on ``location`` with the server's options."""
-    parts = [PROG, "--db", shlex.quote(shown(location)), "worker",
+    parts = [PROG, "--db", shlex.quote(describe_location(location)), "worker",
              "--concurrency", str(WORKER_EXAMPLE_CONCURRENCY)]
     for module in settings.allowed_modules or ():
         parts += ["--allow-module", shlex.quote(module)]
@@ -251,19 +248,13 @@ def worker_hint(location: str, settings: ServerSettings) -> Response:
 
 
 # -- job functions --------------------------------------------------------------------------
-def allowed(module_name: str, settings: ServerSettings) -> bool:
-    modules = settings.allowed_modules
-    return modules is None or any(
-        module_name == module or module_name.startswith(module + ".") for module in modules)
-
-
 def load_function(spec: str, settings: ServerSettings, *, where: str,
                   details: dict[str, Any] | None = None) -> Callable[..., Any]:
     """Import ``module.function`` as a worker will; with ``--allow-module``, a function
     outside the allowed modules is refused before its module is imported. ``where``
     (the argument or the step) starts the error messages."""
     module_name = spec.rpartition(".")[0]
-    if module_name and not allowed(module_name, settings):
+    if module_name and not module_allowed(module_name, settings.allowed_modules):
         raise ToolFailure("not_allowed", f"{where}: {_outside_message(spec, settings)}",
                           details)
     try:
@@ -271,7 +262,7 @@ def load_function(spec: str, settings: ServerSettings, *, where: str,
     except UsageError as exc:
         raise ToolFailure("import_error", f"{where}: {exc}", details) from None
     defined_in = getattr(function, "__module__", None) or module_name
-    if not allowed(defined_in, settings):  # a name an allowed module merely imports
+    if not module_allowed(defined_in, settings.allowed_modules):  # merely imported there
         message = _outside_message(f"{spec} (defined in {defined_in})", settings)
         raise ToolFailure("not_allowed", f"{where}: {message}", details)
     return function

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cli.jobs import REQUEUEABLE
 from ..decorators import TaskWrapper
 from ..errors import TaskDefinitionError
 from ..job import Job
 from ..job_queue import JobQueue
-from ..job_status import FINAL_FAILURES, JobStatus
+from ..job_status import JobStatus
+from ..locations import describe_location
 from .common import (
     DEFAULT_SETTINGS,
     Response,
@@ -30,7 +32,6 @@ from .common import (
     ok,
     queue_at,
     resolve_db,
-    shown,
     tool,
     worker_hint,
 )
@@ -41,7 +42,6 @@ MAX_ATTEMPTS = 1_000
 MAX_JOB_SECONDS = 366 * 24 * 3600
 EXAMPLE_JOB_ID = "8f1c2d3e-0000-4000-8000-000000000000"
 STATUSES = ", ".join(status.value for status in JobStatus)
-REQUEUEABLE = ", ".join(status.value for status in FINAL_FAILURES)
 
 
 def check_job_id(job_id: Any) -> str:
@@ -51,10 +51,10 @@ def check_job_id(job_id: Any) -> str:
 def job_not_found(job_id: str, location: str, queue: JobQueue | None) -> ToolFailure:
     if queue is None:
         return ToolFailure("not_found", f"no job with id {job_id!r}: {no_queue_message(location)}",
-                           {"db_path": shown(location)})
-    return ToolFailure("not_found", f"no job with id {job_id!r} in {shown(location)}; "
+                           {"db_path": describe_location(location)})
+    return ToolFailure("not_found", f"no job with id {job_id!r} in {describe_location(location)}; "
                                     "gigq_list_jobs lists the jobs of this queue",
-                       {"db_path": shown(location)})
+                       {"db_path": describe_location(location)})
 
 
 def find_job(queue: JobQueue | None, job_id: str, location: str) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def submit_job(
     with queue_at(location, create=True) as queue:
         assert queue is not None
         job_id = queue.submit(job)
-    return ok(job_id=job_id, db_path=shown(location), **worker_hint(location, settings))
+    return ok(job_id=job_id, db_path=describe_location(location), **worker_hint(location, settings))
 
 
 @tool
@@ -131,7 +131,7 @@ def get_job_status(job_id: str, db_path: str | None = None, *,
     location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
     with queue_at(location, create=False) as queue:
         record = find_job(queue, job_id, location)
-    return ok(status=record, db_path=shown(location))
+    return ok(status=record, db_path=describe_location(location))
 
 
 @tool
@@ -145,10 +145,10 @@ def get_job_result(job_id: str, db_path: str | None = None, *,
         record = find_job(queue, job_id, location)
     status = record["status"]
     if status == JobStatus.COMPLETED.value:
-        return ok(job_id=job_id, result=record["result"], db_path=shown(location))
+        return ok(job_id=job_id, result=record["result"], db_path=describe_location(location))
     return ok(job_id=job_id, result=None, job_status=status,
               message=_unfinished_message(status, record.get("error")),
-              db_path=shown(location))
+              db_path=describe_location(location))
 
 
 def _unfinished_message(status: str, error: str | None) -> str:
@@ -181,7 +181,7 @@ def list_jobs(status_filter: str | None = None, limit: int = 100, db_path: str |
     location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
     with queue_at(location, create=False) as queue:
         jobs = [] if queue is None else queue.list_jobs(status, limit, unpickle=False)
-    return ok(jobs=jobs, count=len(jobs), db_path=shown(location))
+    return ok(jobs=jobs, count=len(jobs), db_path=describe_location(location))
 
 
 @tool
@@ -202,7 +202,7 @@ def queue_stats(db_path: str | None = None, *,
             live = sum(worker["state"] == "alive" for worker in queue.list_workers())
     pending, running = stats["pending"], stats["running"]
     response = ok(
-        stats=stats, db_path=shown(location),
+        stats=stats, db_path=describe_location(location),
         interpretation=_interpretation(pending, running, live, location, settings),
         signals={"pending_without_runner": pending > 0 and running == 0,
                  "live_workers": live},
@@ -241,11 +241,11 @@ def cancel_job(job_id: str, db_path: str | None = None, *,
         find_job(queue, job_id, location)
         assert queue is not None
         if queue.cancel(job_id):
-            return ok(job_id=job_id, cancelled=True, db_path=shown(location))
-        status = _current(queue, job_id)
+            return ok(job_id=job_id, cancelled=True, db_path=describe_location(location))
+        status = queue.status_of(job_id) or "gone"
     raise ToolFailure("cancel_failed",
                       f"job {job_id} is {status}; only pending jobs can be cancelled",
-                      {"db_path": shown(location), "job_status": status})
+                      {"db_path": describe_location(location), "job_status": status})
 
 
 @tool
@@ -261,18 +261,12 @@ def requeue_job(job_id: str, db_path: str | None = None, *,
         find_job(queue, job_id, location)
         assert queue is not None
         if queue.requeue_job(job_id):
-            return ok(job_id=job_id, requeued=True, db_path=shown(location),
+            return ok(job_id=job_id, requeued=True, db_path=describe_location(location),
                       **worker_hint(location, settings))
-        status = _current(queue, job_id)
+        status = queue.status_of(job_id) or "gone"
     message = f"job {job_id} is {status}; only {REQUEUEABLE} jobs can be requeued"
     if status == JobStatus.UPSTREAM_FAILED.value:
         message += "; requeue the job it depends on that failed instead"
     raise ToolFailure("requeue_failed", message,
-                      {"db_path": shown(location), "job_status": status})
-
-
-def _current(queue: JobQueue, job_id: str) -> str:
-    record = queue.get_status(job_id, unpickle=False)
-    return str(record["status"]) if record.get("exists") else "gone"
-
+                      {"db_path": describe_location(location), "job_status": status})
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..job_queue import JobQueue
 from ..job_status import JobStatus
+from ..locations import describe_location
 from ..worker import Worker
 from .common import (
     DEFAULT_SETTINGS,
@@ -28,7 +29,6 @@ from .common import (
     ok,
     queue_at,
     resolve_db,
-    shown,
     tool,
     worker_hint,
 )
@@ -66,7 +66,7 @@ def run_worker(seconds: float = DEFAULT_RUN_SECONDS, concurrency: int = 1,
         if queue is None:
             return ok(stopped_because="no_pending_jobs", elapsed_seconds=0.0,
                       returned_to_queue=[], message=no_queue_message(location),
-                      db_path=shown(location))
+                      db_path=describe_location(location))
         return _run(queue, seconds, concurrency, location, settings)
 
 
@@ -95,7 +95,7 @@ def _run(queue: JobQueue, seconds: float, concurrency: int, location: str,
         worker_id=worker.worker_id, seconds=seconds, concurrency=concurrency,
         elapsed_seconds=elapsed, stopped_because=reason, returned_to_queue=unfinished,
         stats_before=before, stats_after=after, message=_message(reason, after, unfinished),
-        db_path=shown(location),
+        db_path=describe_location(location),
     )
     if after["pending"]:
         response.update(worker_hint(location, settings))

@@ -16,6 +16,7 @@ from ..cli.workflows import snapshot_json, summarize
 from ..errors import TaskDefinitionError, WorkflowNotFoundError
 from ..job import Job
 from ..job_queue import JobQueue
+from ..locations import describe_location
 from ..run import WorkflowRun
 from ..workflow import Workflow
 from .common import (
@@ -32,7 +33,6 @@ from .common import (
     ok,
     queue_at,
     resolve_db,
-    shown,
     tool,
     worker_hint,
 )
@@ -169,7 +169,7 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
         workflow_name=name, workflow_id=run.id,
         submitted_job_ids=[job.id for job in workflow.jobs],
         step_id_to_job_id={step["id"]: jobs[step["id"]].id for step in steps},
-        db_path=shown(location), **worker_hint(location, settings),
+        db_path=describe_location(location), **worker_hint(location, settings),
     )
 
 
@@ -185,12 +185,12 @@ def list_workflows(limit: int = 100, db_path: str | None = None, *,
         found = [] if queue is None else queue.list_workflows()
     workflows = [summarize(workflow) for workflow in found[:limit]]
     return ok(workflows=workflows, count=len(workflows), total=len(found),
-              db_path=shown(location))
+              db_path=describe_location(location))
 
 
 def find_workflow(queue: JobQueue | None, workflow_id: Any, location: str) -> WorkflowRun:
     workflow_id = check_text("workflow_id", workflow_id, example=EXAMPLE_WORKFLOW_ID)
-    details = {"db_path": shown(location)}
+    details = {"db_path": describe_location(location)}
     if queue is None:
         raise ToolFailure("not_found", f"no workflow with id {workflow_id!r}: "
                                        f"{no_queue_message(location)}", details)
@@ -198,8 +198,8 @@ def find_workflow(queue: JobQueue | None, workflow_id: Any, location: str) -> Wo
         return queue.get_workflow(workflow_id)
     except WorkflowNotFoundError:
         raise ToolFailure("not_found", f"no workflow with id {workflow_id!r} in "
-                                       f"{shown(location)}; gigq_list_workflows lists them",
-                          details) from None
+                                       f"{describe_location(location)}; "
+                                       "gigq_list_workflows lists them", details) from None
 
 
 @tool
@@ -214,7 +214,7 @@ def get_workflow_status(workflow_id: str, db_path: str | None = None, *,
         run = find_workflow(queue, workflow_id, location)
         status = snapshot_json(run, run.snapshot(), results=False)
     status["workflow_id"] = status.pop("id")
-    return ok(**status, db_path=shown(location))
+    return ok(**status, db_path=describe_location(location))
 
 
 @tool
@@ -232,7 +232,7 @@ def get_workflow_results(workflow_id: str, db_path: str | None = None, *,
         failed = run.failed()
     response = ok(workflow_id=run.id, name=run.name, done=snapshot.done,
                   counts=snapshot.counts, total=snapshot.total, results=results,
-                  failed=failed, db_path=shown(location))
+                  failed=failed, db_path=describe_location(location))
     if not snapshot.done:
         response["message"] = (f"{snapshot.total - snapshot.finished} of {snapshot.total} "
                                "jobs have not finished; results holds the completed ones")

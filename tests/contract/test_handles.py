@@ -27,6 +27,7 @@ def test_a_worker_built_from_a_queue_shares_its_store(queue, make_worker):
     assert worker.process_one()
     assert queue.get_result(job_id) == 5
     assert queue.get_status(job_id)["worker_id"] == "from-queue"
+    assert queue.status_of(job_id) == "completed" and queue.status_of("no-such-id") is None
 
 
 def test_a_pickled_job_is_read_without_unpickling_when_asked(queue, tmp_path):
