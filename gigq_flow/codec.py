@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigurationError, SelfDependencyError, SerializationError
-from .job import Job
+from .job import CACHE_NEVER, Job
 from .job_status import JobStatus
 from .serialization import dumps_params, loads
 from .store import NewJob, Row
 
 
-def to_new_job(job: Job) -> NewJob:
-    """Check and encode a Job for the store; raises before anything is written."""
+def to_new_job(job: Job, cache: str | None = None) -> NewJob:
+    """Check and encode a Job for the store, its run using the cache as ``cache`` says
+    (a stored mode: see ``gigq_flow.job.cache_mode``); raises before anything is written."""
     if not isinstance(job, Job):
         raise ConfigurationError(f"expected a Job, got {type(job).__name__}")
     for dep in job.dependencies:
@@ -46,6 +47,8 @@ def to_new_job(job: Job) -> NewJob:
         pass_parent_results=job.pass_parent_results,
         retry_delay=job.retry_delay,
         serializer=job.serializer,
+        cache=cache if job.cache else CACHE_NEVER,
+        cache_version=job.cache_version,
     )
 
 

@@ -28,6 +28,8 @@ TASK_DEFAULTS: dict[str, Any] = {
     "description": "",
     "retry_delay": DEFAULT_RETRY_DELAY,
     "serializer": "json",
+    "cache": True,
+    "cache_version": None,
 }
 TASK_OPTIONS = frozenset({"name", *TASK_DEFAULTS})
 
@@ -93,7 +95,7 @@ def task(fn: Callable | None = None, **options: Any) -> Any:
     """Decorate a module-level function as a task, with or without options.
 
     ``@task`` or ``@task(name=..., priority=..., max_attempts=..., timeout=...,
-    description=..., retry_delay=..., serializer=...)``.
+    description=..., retry_delay=..., serializer=..., cache=..., cache_version=...)``.
     """
     if fn is not None:
         return TaskWrapper(fn, **options)

@@ -17,8 +17,27 @@ DEFAULT_PRIORITY = 0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 300
 DEFAULT_RETRY_DELAY = 0
+CACHE_USE = "use"
+CACHE_RECOMPUTE = "recompute"
+CACHE_NEVER = "never"
+"""How a stored job uses the cache: its run's ``cache=True`` (``use``), ``"recompute"``,
+or a step that opted out (``never``); NULL when its run's cache is off."""
 DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 """``package.module.function``: a function named by its import path."""
+
+
+def cache_mode(cache: bool | str) -> str | None:
+    """The stored mode of a run's ``cache=`` argument: False (off), True or "recompute"."""
+    if cache is False:
+        return None
+    if cache is True:
+        return CACHE_USE
+    if cache == CACHE_RECOMPUTE:
+        return CACHE_RECOMPUTE
+    raise ConfigurationError(
+        f"cache must be False, True or 'recompute', got {cache!r}: True reuses earlier "
+        "results, 'recompute' runs every step and refreshes what is stored"
+    )
 
 
 def check_importable(function: Callable) -> None:
@@ -60,6 +79,10 @@ class Job:
     Dependencies are ids of jobs that must complete first. ``pass_parent_results``:
     None injects ``parent_results`` when the function accepts it (or ``**kwargs``),
     True always, False never. ``serializer`` is ``"json"`` (default) or ``"pickle"``.
+
+    ``cache=False`` marks a step that always runs (side effects, randomness) even in a
+    run with ``cache=True``; ``cache_version`` is part of the step's cache key: change it
+    to invalidate earlier results by hand.
     """
 
     def __init__(
@@ -76,6 +99,8 @@ class Job:
         retry_delay: int = DEFAULT_RETRY_DELAY,
         *,
         serializer: str = "json",
+        cache: bool = True,
+        cache_version: str | int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"job name must be a non-empty string, got {name!r}")
@@ -106,6 +131,18 @@ class Job:
                 f"serializer of job {name!r} must be one of {sorted(SERIALIZERS)}, "
                 f"got {serializer!r}"
             )
+        if not isinstance(cache, bool):
+            raise ConfigurationError(
+                f"cache of job {name!r} must be True or False (False: always run this "
+                f"step), got {cache!r}"
+            )
+        if cache_version is not None and (
+            isinstance(cache_version, bool) or not isinstance(cache_version, str | int)
+        ):
+            raise ConfigurationError(
+                f"cache_version of job {name!r} must be a string or an integer, "
+                f"got {cache_version!r}"
+            )
         self.id = str(uuid.uuid4())
         self.name = name
         self.function = function
@@ -118,6 +155,8 @@ class Job:
         self.pass_parent_results = pass_parent_results
         self.retry_delay = retry_delay
         self.serializer = serializer
+        self.cache = cache
+        self.cache_version = None if cache_version is None else str(cache_version)
         self.created_at = datetime.now().isoformat()
 
     @property

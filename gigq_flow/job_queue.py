@@ -8,13 +8,13 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from .checks import check_int
+from .checks import check_int, check_number
 from .codec import decode_executions, decode_job_row, result_of, to_new_job
 from .errors import ConfigurationError, JobNotFoundError
-from .job import Job
+from .job import Job, cache_mode
 from .job_status import JobStatus
 from .run import WorkflowRun
 from .store import Store, WorkflowRecord, open_store
@@ -56,13 +56,16 @@ class JobQueue:
         together with the descendants its failure had marked upstream_failed."""
         return self.store.requeue(job_id)
 
-    def submit_workflow(self, name: str, jobs: Sequence[Job]) -> str:
+    def submit_workflow(self, name: str, jobs: Sequence[Job], *,
+                        cache: bool | str = False) -> str:
         """Submit ``jobs`` as one workflow named ``name``, atomically; returns its id.
-        (``Workflow.submit`` checks the DAG first and returns a run handle.)"""
+        ``cache`` as in ``Workflow.submit``. (``Workflow.submit`` checks the DAG first and
+        returns a run handle.)"""
+        mode = cache_mode(cache)
         record = WorkflowRecord(
             id=str(uuid.uuid4()), name=name, created_at=datetime.now().isoformat()
         )
-        self.store.submit([to_new_job(job) for job in jobs], record)
+        self.store.submit([to_new_job(job, mode) for job in jobs], record)
         logger.info("submitted workflow %s (%s): %d jobs", record.id, name, len(jobs))
         return record.id
 
@@ -118,8 +121,27 @@ class JobQueue:
         return counts
 
     def clear_completed(self, before_timestamp: str | None = None) -> int:
-        """Delete completed and cancelled jobs (completed before the timestamp, if given)."""
+        """Delete completed and cancelled jobs (completed before the timestamp, if given).
+        Results that cache entries still reference stay, stored once."""
         return self.store.clear_completed(before_timestamp)
+
+    def clear_cache(self, older_than: float | timedelta | None = None) -> int:
+        """Forget the results of earlier runs that a cached run would reuse: every entry,
+        or those not used for ``older_than`` (seconds or a timedelta). Jobs keep their
+        results; returns how many entries were removed."""
+        cutoff = None
+        if older_than is not None:
+            seconds = (older_than.total_seconds() if isinstance(older_than, timedelta)
+                       else check_number("older_than", older_than, kind="a number of seconds"))
+            cutoff = (datetime.now() - timedelta(seconds=seconds)).isoformat(
+                timespec="microseconds")
+        return self.store.clear_cache(cutoff)
+
+    def cache_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The results a cached run can reuse, most recently used first: key, step (its
+        function), name, the run and job that made it, created_at, used_at, hits, size."""
+        check_int("limit", limit, minimum=0)
+        return self.store.cache_entries(limit)
 
     def list_workflows(self) -> list[dict[str, Any]]:
         """Submitted workflows, newest first: id, name, created_at, counts per status, total."""

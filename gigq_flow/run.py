@@ -4,15 +4,17 @@ every view draws (:mod:`.snapshot`)."""
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .codec import decode_payload, result_of
 from .errors import JobNotFoundError, WorkflowNotFoundError
-from .job import Job
+from .job import CACHE_NEVER, Job, cache_mode
 from .job_status import JobStatus
 from .results import group_by_name
 from .snapshot import Attempt, JobState, RunSnapshot
+from .store import NewJob, WorkflowRecord
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -51,6 +53,7 @@ class WorkflowRun:
                 status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
                 max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
                 completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
+                cached_from=row["cached_from"],
             )
             for row in self._store.workflow_jobs(self.id)
         )
@@ -131,6 +134,43 @@ class WorkflowRun:
             raise JobNotFoundError(f"job {job_id!r} is not part of workflow {self.name!r}")
         return result_of(row)
 
+    def explain(self) -> dict[str, str | list[str]]:
+        """Task name -> why the step ran or was reused (a list where tasks share a name):
+        ``"cached (from run <id>)"``, or ``"ran: <reason>"`` (no earlier result, code
+        changed, params changed, parents changed, cache off, recompute, ...). A step that
+        did not run says its state (``"not run: upstream_failed"``, ``"pending"``)."""
+        return group_by_name((row["name"], _reason(row))
+                             for row in self._store.workflow_jobs(self.id))
+
+    def rerun(self, cache: bool | str = True) -> WorkflowRun:
+        """Submit a new run of the same steps, rebuilt from what the queue stored (any
+        process can); any worker of the queue runs it. With ``cache=True`` the steps
+        whose key matches are reused: after a failure, only the failed step and its
+        descendants run."""
+        mode = cache_mode(cache)
+        definitions = self._store.workflow_definitions(self.id)
+        new_ids = {job["id"]: str(uuid.uuid4()) for job in definitions}
+        created_at = datetime.now().isoformat()
+        jobs = [
+            NewJob(
+                id=new_ids[job["id"]], name=job["name"],
+                function_module=job["function_module"], function_name=job["function_name"],
+                params=job["params"], priority=job["priority"],
+                dependencies=tuple(new_ids.get(dep, dep) for dep in job["dependencies"]),
+                max_attempts=job["max_attempts"], timeout=job["timeout"],
+                description=job["description"] or "", created_at=created_at,
+                pass_parent_results=(None if job["pass_parent_results"] is None
+                                     else bool(job["pass_parent_results"])),
+                retry_delay=job["retry_delay"] or 0, serializer=job["serializer"] or "json",
+                cache=CACHE_NEVER if job["cache"] == CACHE_NEVER else mode,
+                cache_version=job["cache_version"],
+            )
+            for job in definitions
+        ]
+        record = WorkflowRecord(id=str(uuid.uuid4()), name=self.name, created_at=created_at)
+        self._store.submit(jobs, record)
+        return WorkflowRun(self.queue, record.id)
+
     def failed(self) -> list[dict[str, Any]]:
         """The jobs that failed, timed out, were cancelled or upstream_failed, with errors."""
         return [
@@ -194,4 +234,20 @@ class WorkflowRun:
 
     def __repr__(self) -> str:
         return f"<WorkflowRun {self.snapshot().summary()}>"
+
+
+def _reason(row: dict[str, Any]) -> str:
+    """Why a job of a run ran or was reused, from its stored row (see ``explain``)."""
+    status = row["status"]
+    if status == JobStatus.COMPLETED.value:
+        if row["cache_note"]:
+            return str(row["cache_note"])
+        return "ran: cache off" if row["cache"] in (None, CACHE_NEVER) else "ran"
+    if status in (JobStatus.FAILED.value, JobStatus.TIMEOUT.value):
+        return f"ran: {status}"
+    if status == JobStatus.RUNNING.value:
+        return "running"
+    if status == JobStatus.PENDING.value:
+        return "pending"
+    return f"not run: {status}"
 

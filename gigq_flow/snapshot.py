@@ -30,6 +30,12 @@ class JobState:
     completed_at: str | None
     worker_id: str | None
     error: str | None
+    cached_from: str | None = None
+    """The job whose result this completed job reused (None: it ran)."""
+
+    @property
+    def cached(self) -> bool:
+        return self.cached_from is not None
 
     @property
     def duration(self) -> float | None:
@@ -77,8 +83,16 @@ class RunSnapshot:
     def succeeded(self) -> bool:
         return self.counts[JobStatus.COMPLETED.value] == self.total
 
+    @property
+    def cached(self) -> int:
+        """How many completed jobs reused an earlier run's result."""
+        return sum(1 for job in self.jobs if job.cached)
+
     def summary(self) -> str:
-        shown = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
+        shown = ", ".join(
+            f"{n} {status}" + (f" ({self.cached} cached)"
+                               if status == JobStatus.COMPLETED.value and self.cached else "")
+            for status, n in self.counts.items() if n)
         return (f"workflow {self.name!r} ({self.workflow_id}): "
                 f"{self.finished}/{self.total} finished; {shown or 'no jobs'}")
 

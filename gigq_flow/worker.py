@@ -17,10 +17,12 @@ from typing import Any
 
 from .checks import check_int, check_number
 from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
+from .fingerprint import result_digest
 from .job_queue import JobQueue
 from .results import ParentResults
 from .serialization import dumps, loads
-from .store import ClaimedJob, Store, new_instance, open_store
+from .step_cache import CACHED_MODES, plan_step
+from .store import ClaimedJob, ParentResult, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +152,20 @@ class Worker:
         return True
 
     def _run(self, claim: ClaimedJob) -> None:
+        plan = None
         try:
             func = self._load_function(claim)
             params = loads(claim.params, claim.serializer, what="params")  # recorded on the job
-            if claim.has_dependencies and self._wants_parent_results(claim, func):
-                params["parent_results"] = self._parent_results(claim.id)
+            wants_parents = claim.has_dependencies and self._wants_parent_results(claim, func)
+            cached = claim.cache in CACHED_MODES
+            parents = (self.store.parent_results(claim.id, results=wants_parents)
+                       if claim.has_dependencies and (wants_parents or cached) else [])
+            if cached:
+                plan = plan_step(self.store, claim, func, params, parents)
+                if plan is None:  # completed with an earlier run's result
+                    return
+            if wants_parents:
+                params["parent_results"] = self._parent_results(parents)
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
             return
@@ -170,7 +181,13 @@ class Worker:
         except SerializationError as exc:
             self._finish_failed(claim, f"cannot store the result: {exc}", retry=False)
             return
-        if not self.store.complete(claim, encoded):
+        if plan is None:
+            completed = self.store.complete(claim, encoded)
+        else:
+            completed = self.store.complete_cached(
+                claim, encoded, result_digest(encoded, claim.serializer), plan.key, plan.note,
+                refresh=plan.refresh)
+        if not completed:
             logger.warning("job %s: result discarded, the job was reclaimed", claim.id)
 
     def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool) -> None:
@@ -220,8 +237,7 @@ class Worker:
             return claim.pass_parent_results
         return accepts_parent_results(func)
 
-    def _parent_results(self, job_id: str) -> ParentResults:
-        parents = self.store.parent_results(job_id)
+    def _parent_results(self, parents: list[ParentResult]) -> ParentResults:
         if any(parent.serializer == "pickle" for parent in parents):
             self._check_pickle_allowed()
         return ParentResults([

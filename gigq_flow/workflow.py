@@ -87,7 +87,7 @@ class Workflow:
         """Add a ``@task`` or a plain module-level function, called with ``params``.
 
         ``job_options`` (name, priority, max_attempts, timeout, description,
-        retry_delay, serializer) override the task's own options.
+        retry_delay, serializer, cache, cache_version) override the task's own options.
         """
         if isinstance(fn, TaskWrapper):
             options = {**fn.options, **job_options}
@@ -164,11 +164,18 @@ class Workflow:
         self.submit(queue)
         return [job.id for job in self.jobs]
 
-    def submit(self, queue: JobQueue | None = None) -> WorkflowRun:
-        """Validate and submit atomically; returns the run handle (also ``last_run``)."""
+    def submit(self, queue: JobQueue | None = None, *, cache: bool | str = False
+               ) -> WorkflowRun:
+        """Validate and submit atomically; returns the run handle (also ``last_run``).
+
+        ``cache=True`` reuses the results of earlier runs whose step, code, params and
+        parents' results match (see docs/caching.md); ``"recompute"`` runs every step
+        and refreshes what is stored; False (the default) neither reads nor writes them.
+        """
         queue = queue or default_queue()
         self.validate(queue)
-        self.last_run = WorkflowRun(queue, queue.submit_workflow(self.name, self.jobs))
+        self.last_run = WorkflowRun(
+            queue, queue.submit_workflow(self.name, self.jobs, cache=cache))
         return self.last_run
 
     def run(
@@ -178,9 +185,12 @@ class Workflow:
         wait: bool = True,
         progress: bool = True,
         timeout: float | None = None,
+        *,
+        cache: bool | str = False,
     ) -> WorkflowRun:
         """Submit and run on ``workers`` background threads of this process (they accept
-        pickle when the workflow's own jobs use it: this process wrote them).
+        pickle when the workflow's own jobs use it: this process wrote them). ``cache``
+        as in :meth:`submit`.
 
         With ``wait=True`` it returns when every job is terminal (or ``timeout``
         passes) and stops the threads; with ``wait=False`` it returns at once and the
@@ -192,7 +202,7 @@ class Workflow:
             concurrency=workers,
             allow_pickle=any(job.serializer == "pickle" for job in self.jobs),
         )
-        run = self.submit(queue)
+        run = self.submit(queue, cache=cache)
         worker.start_background()
         if wait:
             try:

@@ -9,6 +9,8 @@ import os
 from ..errors import ConfigurationError
 from ..locations import is_postgres_url
 from .contract import (
+    CacheKey,
+    CacheLookup,
     ClaimedJob,
     NewJob,
     ParentResult,
@@ -53,6 +55,8 @@ def queue_identity(location: str | os.PathLike[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "CacheKey",
+    "CacheLookup",
     "ClaimedJob",
     "NewJob",
     "ParentResult",

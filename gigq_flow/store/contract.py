@@ -43,6 +43,8 @@ class NewJob:
     pass_parent_results: bool | None
     retry_delay: float
     serializer: str
+    cache: str | None = None
+    cache_version: str | None = None
 
 
 class ClaimedJob(NamedTuple):
@@ -62,6 +64,8 @@ class ClaimedJob(NamedTuple):
     has_dependencies: bool
     serializer: str
     timeout: float
+    cache: str | None  # how the job's run uses the cache (see CacheMode), None: off
+    cache_version: str | None
     row_key: Any  # where the backend finds the job's row fastest (SQLite: its rowid)
     execution_id: str
     worker_id: str
@@ -69,12 +73,40 @@ class ClaimedJob(NamedTuple):
 
 @dataclass(frozen=True)
 class ParentResult:
-    """A parent's encoded result, for building ``parent_results``."""
+    """A parent's encoded result, for building ``parent_results``, and its digest when a
+    cached run stored it (``result`` may then be left out: see ``parent_results``)."""
 
     id: str
     name: str | None
     result: str | bytes | None
     serializer: str | None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """A step's cache key and the digests it is made of, computed by the worker."""
+
+    key: str
+    step: str  # module.function
+    name: str  # the job's task name
+    code: str
+    params: str
+    parents: str
+    settings: str  # serializer and cache_version
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """What the cache holds for a key: the entry (``result_digest``, the job and run that
+    made it) on a hit; else how much of the key an earlier entry of the step (its
+    function and task name) shares: 0 none, 1 the step, 2 its code, 3 and params,
+    4 and parents (the settings differ)."""
+
+    result_digest: str | None
+    job_id: str | None
+    workflow_id: str | None
+    shared: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +170,8 @@ class Store(Protocol):
         descendants."""
 
     def clear_completed(self, before_timestamp: str | None = None) -> int:
-        """Delete completed and cancelled jobs; returns how many."""
+        """Delete completed and cancelled jobs, and the cached results nothing references
+        any more; returns how many jobs."""
 
     # -- reads ---------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Row | None: ...
@@ -153,7 +186,30 @@ class Store(Protocol):
 
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]: ...
 
-    def parent_results(self, job_id: str) -> list[ParentResult]: ...
+    def parent_results(self, job_id: str, *, results: bool = True) -> list[ParentResult]:
+        """The parents in dependency order; with ``results=False`` a result is read only
+        for a parent without a digest."""
+
+    # -- incremental runs ----------------------------------------------------------------
+    def find_cached(self, key: CacheKey) -> CacheLookup: ...
+
+    def reuse(self, claim: ClaimedJob, key: CacheKey, note: str) -> bool:
+        """Complete the job with the result of the entry ``key`` without running it (its
+        ``cached_from`` names the job that made it); False when the entry is gone or the
+        claim went stale."""
+
+    def complete_cached(self, claim: ClaimedJob, result: str | bytes | None, digest: str,
+                        key: CacheKey, note: str, *, refresh: bool) -> bool:
+        """``complete`` for a job of a cached run: the result is stored once under
+        ``digest`` and the entry ``key`` points at it (kept if one exists, replaced with
+        ``refresh``). False when the claim went stale."""
+
+    def cache_entries(self, limit: int) -> list[Row]:
+        """The entries, most recently used first, with their result's size."""
+
+    def clear_cache(self, before_timestamp: str | None = None) -> int:
+        """Delete the entries last used before ``before_timestamp`` (all by default) and
+        the results nothing references any more; returns how many entries."""
 
     def list_workflows(self) -> list[Row]:
         """Newest first: id, name, created_at and ``counts`` per status."""
@@ -161,7 +217,12 @@ class Store(Protocol):
     def get_workflow(self, workflow_id: str) -> Row | None: ...
 
     def workflow_jobs(self, workflow_id: str) -> list[Row]:
-        """The run-state columns of a workflow's jobs, in submission order."""
+        """The run-state columns of a workflow's jobs (with ``cache``, ``cache_note`` and
+        ``cached_from``), in submission order."""
+
+    def workflow_definitions(self, workflow_id: str) -> list[Row]:
+        """What it takes to submit a workflow's jobs again (``NewJob``'s fields, payloads
+        encoded as at submit), in submission order."""
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]: ...
 

@@ -10,9 +10,15 @@ from typing import Any
 
 from ..errors import SchemaVersionError
 from .clock import now_iso
-from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
+from .schema import (
+    ATTEMPTS_QUERY,
+    CACHE_JOB_COLUMNS,
+    JOB_INDEXES,
+    adopt_running_jobs,
+    cache_tables,
+)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
@@ -48,6 +54,9 @@ TABLES = (
         serializer TEXT NOT NULL DEFAULT 'json',
         seq BIGSERIAL
     )""",
+    *(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {name} {declaration}"
+      for name, declaration in CACHE_JOB_COLUMNS),
+    *cache_tables("BYTEA"),
     """CREATE TABLE IF NOT EXISTS ended_attempts (
         id TEXT PRIMARY KEY,
         job_id TEXT NOT NULL,

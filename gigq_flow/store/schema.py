@@ -12,6 +12,7 @@ from datetime import datetime
 from ..job import DEFAULT_TIMEOUT
 from .clock import now_iso
 from .contract import new_instance
+from .statements import job_result
 from .transport import Tx
 
 ADOPTED_WORKER = "worker before migration"
@@ -32,15 +33,69 @@ JOB_INDEXES = (
         WHERE stopped_at IS NULL AND reclaimed_at IS NULL""",
 )
 
+#: Columns of ``jobs`` for incremental runs (schema 4), as (name, declaration):
+#: ``cache`` is how the job's run uses the cache (NULL: off, ``use``, ``recompute``,
+#: ``never`` for a step that opted out); a job of a cached run keeps its result in
+#: ``result_blobs`` under ``result_digest``; ``cache_note`` says why it ran or was reused,
+#: and ``cached_from`` names the job whose result it reused.
+CACHE_JOB_COLUMNS = (
+    ("cache", "TEXT"),
+    ("cache_version", "TEXT"),
+    ("result_digest", "TEXT"),
+    ("cache_key", "TEXT"),
+    ("cache_note", "TEXT"),
+    ("cached_from", "TEXT"),
+)
+
+
+def cache_tables(blob: str) -> tuple[str, ...]:
+    """The tables of incremental runs, ``blob`` being the backend's type for payloads.
+
+    A result is stored once, by its digest (``result_blobs``), whichever jobs and entries
+    reference it. An entry maps a step's key to a result; its parts (the digests of the
+    code, params and parents, and the settings) let a miss say what changed.
+    """
+    return (
+        f"""CREATE TABLE IF NOT EXISTS result_blobs (
+            digest TEXT PRIMARY KEY,
+            serializer TEXT NOT NULL,
+            data {blob},
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS cache_entries (
+            key TEXT PRIMARY KEY,
+            step TEXT NOT NULL,
+            name TEXT NOT NULL,
+            code_digest TEXT NOT NULL,
+            params_digest TEXT NOT NULL,
+            parents_digest TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            result_digest TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            workflow_id TEXT,
+            created_at TEXT NOT NULL,
+            used_at TEXT,
+            hits INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS idx_cache_entries_step "
+        "ON cache_entries (step, name, code_digest, params_digest)",
+        "CREATE INDEX IF NOT EXISTS idx_cache_entries_result ON cache_entries (result_digest)",
+        "CREATE INDEX IF NOT EXISTS idx_jobs_result_digest ON jobs (result_digest) "
+        "WHERE result_digest IS NOT NULL",
+    )
+
 #: The ``job_executions`` view (GigQ's name and columns, plus ``is_current``): every
 #: attempt at every job, the ended ones that ``ended_attempts`` stores and the one a job
-#: row holds (its latest, while it runs and once it completed or failed for good).
-ATTEMPTS_QUERY = """
+#: row holds (its latest, while it runs and once it completed or failed for good), with
+#: the result of a cached run's job read from ``result_blobs``.
+ATTEMPTS_QUERY = f"""
     SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
         0 AS is_current
     FROM ended_attempts
     UNION ALL
-    SELECT execution_id, id, worker_id, status, started_at, completed_at, result, error, 1
+    SELECT execution_id, id, worker_id, status, started_at, completed_at,
+        {job_result("jobs")}, error, 1
     FROM jobs WHERE execution_id IS NOT NULL"""
 
 

@@ -8,12 +8,13 @@ transaction, ``read`` rows), its claim and its wake-ups (the hooks of
 from __future__ import annotations
 
 from .sql_attempts import SQLAttempts
+from .sql_cache import SQLCache
 from .sql_copy import SQLCopy
 from .sql_jobs import SQLJobs
 from .sql_reads import SQLReads
 
 
-class SQLStore(SQLJobs, SQLAttempts, SQLReads, SQLCopy):
+class SQLStore(SQLJobs, SQLAttempts, SQLCache, SQLReads, SQLCopy):
     """The Store contract over a SQL transport; see :class:`~gigq_flow.store.contract.Store`."""
 
     def wake_all(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .contract import ClaimedJob
-from .statements import DESCENDANTS, RELEASE_CHILDREN
+from .statements import DESCENDANTS, RELEASE_CHILDREN, chunks, marks
 from .transport import Transport, Tx
 from .wakeup import WakeSignal
 
@@ -77,6 +77,19 @@ class SQLBase:
         if changed:
             self.wake.bump()
         return changed
+
+    @staticmethod
+    def _drop_unreferenced_blobs(tx: Tx, digests: Sequence[str]) -> None:
+        """Delete the stored results among ``digests`` that no job and no cache entry
+        references any more."""
+        for chunk in chunks(sorted(set(digests))):
+            tx.execute(
+                f"""DELETE FROM result_blobs WHERE digest IN ({marks(chunk)})
+                    AND NOT EXISTS (SELECT 1 FROM jobs WHERE result_digest = digest)
+                    AND NOT EXISTS (SELECT 1 FROM cache_entries e
+                                    WHERE e.result_digest = digest)""",
+                chunk,
+            )
 
     def _propagate_failure(self, tx: Tx, job_id: str, now: str) -> None:
         """Every pending descendant of ``job_id`` becomes upstream_failed.

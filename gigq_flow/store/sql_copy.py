@@ -18,19 +18,30 @@ COPIED_COLUMNS = {
              "dependencies", "max_attempts", "timeout", "description", "status", "created_at",
              "updated_at", "attempts", "result", "error", "started_at", "completed_at",
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
-             "pending_deps", "execution_id", "serializer"),
+             "pending_deps", "execution_id", "serializer", "cache", "cache_version",
+             "result_digest", "cache_key", "cache_note", "cached_from"),
     "job_dependencies": ("job_id", "depends_on", "position"),
     "ended_attempts": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error"),
     "workers": ("instance", "id", "host", "pid", "concurrency", "lease_timeout", "started_at",
                 "last_heartbeat", "stopped_at", "reclaimed_at"),
+    "result_blobs": ("digest", "serializer", "data", "size", "created_at"),
+    "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
+                      "settings", "result_digest", "job_id", "workflow_id", "created_at",
+                      "used_at", "hits"),
 }
 COPY_ORDER = {
     "workflows": "created_at, id", "jobs": "created_at, {order}",
     "job_dependencies": "job_id, position", "ended_attempts": "started_at, {execution_order}",
-    "workers": "started_at, instance",
+    "workers": "started_at, instance", "result_blobs": "created_at, digest",
+    "cache_entries": "created_at, key",
 }
-PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",)}
+PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",),
+            "result_blobs": ("data",)}
+#: What it takes to submit a workflow's jobs again (``NewJob``'s fields).
+DEFINITION_COLUMNS = ("id", "name", "function_module", "function_name", "params", "priority",
+                      "max_attempts", "timeout", "description", "pass_parent_results",
+                      "retry_delay", "serializer", "cache", "cache_version", "created_at")
 
 
 def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
@@ -66,6 +77,30 @@ class SQLCopy(SQLBase):
                         row[column] = portable_payload(row[column], serializer)
                 exported[table] = rows
             return exported
+
+        return self.db.run(body)
+
+    def workflow_definitions(self, workflow_id: str) -> list[Row]:
+        def body(tx: Tx) -> list[Row]:
+            self.begin_snapshot(tx)
+            cursor = tx.execute(
+                f"""SELECT {', '.join(DEFINITION_COLUMNS)} FROM jobs WHERE workflow_id = ?
+                    ORDER BY created_at, {self.insertion_order}""",
+                (workflow_id,),
+            )
+            jobs = [dict(zip(DEFINITION_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+            parents: dict[str, list[str]] = {}
+            for job_id, parent in tx.execute(
+                """SELECT d.job_id, d.depends_on FROM job_dependencies d
+                   JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
+                   ORDER BY d.job_id, d.position""",
+                (workflow_id,),
+            ).fetchall():
+                parents.setdefault(job_id, []).append(parent)
+            for job in jobs:
+                job["params"] = portable_payload(job["params"], job["serializer"])
+                job["dependencies"] = parents.get(job["id"], [])
+            return jobs
 
         return self.db.run(body)
 

@@ -76,8 +76,8 @@ class SQLJobs(SQLBase):
             """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                    dependencies, max_attempts, timeout, description, status, created_at,
                    updated_at, attempts, pass_parent_results, retry_delay, workflow_id,
-                   pending_deps, serializer)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?)""",
+                   pending_deps, serializer, cache, cache_version)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     job.id, job.name, job.function_name, job.function_module,
@@ -86,7 +86,7 @@ class SQLJobs(SQLBase):
                     None if job.pass_parent_results is None else int(job.pass_parent_results),
                     job.retry_delay, workflow.id if workflow else None,
                     sum(parent_status.get(dep) != completed for dep in job.dependencies),
-                    job.serializer,
+                    job.serializer, job.cache, job.cache_version,
                 )
                 for job in jobs
             ],
@@ -178,6 +178,9 @@ class SQLJobs(SQLBase):
             args = (before_timestamp,)
 
         def body(tx: Tx) -> int:
+            digests = [row[0] for row in tx.execute(
+                f"SELECT DISTINCT result_digest FROM jobs WHERE {condition} "
+                "AND result_digest IS NOT NULL", args)]
             tx.execute(
                 f"DELETE FROM ended_attempts WHERE job_id IN "
                 f"(SELECT id FROM jobs WHERE {condition})",
@@ -188,6 +191,8 @@ class SQLJobs(SQLBase):
                 f"(SELECT id FROM jobs WHERE {condition})",
                 args,
             )
-            return tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
+            cleared = tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
+            self._drop_unreferenced_blobs(tx, digests)
+            return cleared
 
         return self.db.run(body)

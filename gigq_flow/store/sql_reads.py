@@ -5,19 +5,34 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from .clock import now_iso
 from .contract import INSTANCE_DIGITS, ParentResult, Row
 from .sql_base import SQLBase
-from .statements import chunks, marks
+from .statements import chunks, job_result, marks
 
 
 class SQLReads(SQLBase):
     """Read-only queries of :class:`~gigq_flow.store.sql.SQLStore` (one statement each)."""
 
     def get_job(self, job_id: str) -> Row | None:
-        rows = self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self._with_results(self.db.read("SELECT * FROM jobs WHERE id = ?", (job_id,)))
         return rows[0] if rows else None
+
+    def _with_results(self, rows: list[Row]) -> list[Row]:
+        """Fill the result of the rows of a cached run's jobs from the blobs they reference."""
+        wanted = {row["result_digest"] for row in rows
+                  if row["result"] is None and row.get("result_digest")}
+        blobs: dict[str, Any] = {}
+        for chunk in chunks(sorted(wanted)):
+            blobs.update((row["digest"], row["data"]) for row in self.db.read(
+                f"SELECT digest, data FROM result_blobs WHERE digest IN ({marks(chunk)})",
+                chunk))
+        for row in rows:
+            if row["result"] is None and row.get("result_digest"):
+                row["result"] = blobs.get(row["result_digest"])
+        return rows
 
     def get_executions(self, job_id: str) -> list[Row]:
         return self.db.read(
@@ -28,11 +43,13 @@ class SQLReads(SQLBase):
 
     def list_jobs(self, status: str | None, limit: int) -> list[Row]:
         if status:
-            return self.db.read(
+            rows = self.db.read(
                 "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
                 (status, limit),
             )
-        return self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = self.db.read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return self._with_results(rows)
 
     def count_by_status(self) -> dict[str, int]:
         rows = self.db.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
@@ -45,9 +62,13 @@ class SQLReads(SQLBase):
             found.update(row["id"] for row in rows)
         return found
 
-    def parent_results(self, job_id: str) -> list[ParentResult]:
+    def parent_results(self, job_id: str, *, results: bool = True) -> list[ParentResult]:
+        wanted = "" if results else "WHEN p.result_digest IS NOT NULL THEN NULL"
         rows = self.db.read(
-            """SELECT d.depends_on AS id, p.name, p.result, p.serializer
+            f"""SELECT d.depends_on AS id, p.name,
+                    CASE {wanted} WHEN p.id IS NULL THEN NULL ELSE {job_result("p")} END
+                        AS result,
+                    p.serializer, p.result_digest AS digest
                FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
                WHERE d.job_id = ? ORDER BY d.position""",
             (job_id,),
@@ -77,7 +98,8 @@ class SQLReads(SQLBase):
     def workflow_jobs(self, workflow_id: str) -> list[Row]:
         return self.db.read(
             f"""SELECT id, name, function_module, function_name, status, attempts,
-                    max_attempts, started_at, completed_at, worker_id, error
+                    max_attempts, started_at, completed_at, worker_id, error, cache,
+                    cache_note, cached_from
                 FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
             (workflow_id,),
         )
@@ -90,7 +112,7 @@ class SQLReads(SQLBase):
 
     def workflow_results(self, workflow_id: str) -> list[Row]:
         return self.db.read(
-            f"""SELECT id, name, result, serializer FROM jobs
+            f"""SELECT id, name, {job_result("jobs")} AS result, serializer FROM jobs
                 WHERE workflow_id = ? AND status = 'completed'
                 ORDER BY created_at, {self.insertion_order}""",
             (workflow_id,),

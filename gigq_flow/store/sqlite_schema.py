@@ -13,9 +13,15 @@ import sqlite3
 
 from ..errors import DatabaseError, SchemaVersionError
 from .clock import now_iso
-from .schema import ATTEMPTS_QUERY, JOB_INDEXES, adopt_running_jobs
+from .schema import (
+    ATTEMPTS_QUERY,
+    CACHE_JOB_COLUMNS,
+    JOB_INDEXES,
+    adopt_running_jobs,
+    cache_tables,
+)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 GIGQ_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -67,7 +73,9 @@ ADDED_JOB_COLUMNS = (
     ("pending_deps", "INTEGER NOT NULL DEFAULT 0"),
     ("execution_id", "TEXT"),
     ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
+    *CACHE_JOB_COLUMNS,
 )
+CACHE_TABLES = cache_tables("BLOB")
 
 # Worker processes, one row per start; ``instance`` prefixes the ids of their attempts.
 WORKERS_TABLE = """
@@ -138,6 +146,10 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             _upgrade_from_1(conn)
         if version in (1, 2):
             _upgrade_from_2(conn)
+        if version in (1, 2, 3):
+            _upgrade_from_3(conn)
+        conn.execute("DROP VIEW IF EXISTS job_executions")
+        conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
         if version < 2:  # running jobs without a lease get one; from 2 on they have one
             adopt_running_jobs(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -161,9 +173,8 @@ def _create(conn: sqlite3.Connection, path: str) -> None:
     for name, declaration in ADDED_JOB_COLUMNS:
         if name not in columns:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
-    for statement in (*OUR_TABLES, WORKERS_TABLE, *JOB_INDEXES):
+    for statement in (*OUR_TABLES, WORKERS_TABLE, *JOB_INDEXES, *CACHE_TABLES):
         conn.execute(statement)
-    conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
     _backfill_dependencies(conn, path)
 
 
@@ -193,13 +204,21 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
 
 def _upgrade_from_2(conn: sqlite3.Connection) -> None:
     """Version 2 stored ended attempts as ``job_executions`` and listed every attempt in a
-    ``job_attempts`` view; now GigQ's name lists every attempt, and the table is renamed."""
+    ``job_attempts`` view; now GigQ's name lists every attempt (a view ``migrate``
+    creates), and the table is renamed."""
     conn.execute("DROP VIEW IF EXISTS job_attempts")
     conn.execute("ALTER TABLE job_executions RENAME TO ended_attempts")
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_job_executions_job'").fetchone():
         conn.execute("DROP INDEX idx_job_executions_job")  # a GigQ file's: same index, new name
         conn.execute("CREATE INDEX idx_ended_attempts_job ON ended_attempts (job_id, started_at)")
-    conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
+
+
+def _upgrade_from_3(conn: sqlite3.Connection) -> None:
+    """Version 4 adds incremental runs: the jobs' cache columns and the cache's tables."""
+    for name, declaration in CACHE_JOB_COLUMNS:
+        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+    for statement in CACHE_TABLES:
+        conn.execute(statement)
 
 
 def _backfill_dependencies(conn: sqlite3.Connection, path: str) -> None:
