@@ -116,7 +116,8 @@ class SQLCache(SQLBase):
         )
 
     def clear_cache(self, before_timestamp: str | None = None) -> int:
-        condition, args = "", tuple[str, ...]()
+        condition: str = ""
+        args: tuple[str, ...] = ()
         if before_timestamp:
             condition, args = " WHERE COALESCE(used_at, created_at) < ?", (before_timestamp,)
 
