@@ -28,10 +28,10 @@ TASK_DEFAULTS: dict[str, Any] = {
     "description": "",
     "retry_delay": DEFAULT_RETRY_DELAY,
     "serializer": "json",
-    "cache": True,
-    "cache_version": None,
 }
-TASK_OPTIONS = frozenset({"name", *TASK_DEFAULTS})
+TASK_OPTIONS = frozenset({"name", "cache", "cache_version", *TASK_DEFAULTS})
+"""GigQ's options (with defaults: ``_options`` holds them all, as GigQ's does) and the
+cache options, kept only when given."""
 
 
 class TaskWrapper:

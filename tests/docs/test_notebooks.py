@@ -33,11 +33,12 @@ def notebook_id(path: Path) -> str:
     return path.stem
 
 
-def test_the_three_notebooks_are_there():
+def test_the_four_notebooks_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_failures_and_retries.ipynb",
         "03_workers_outside_the_notebook.ipynb",
+        "04_iterating_on_a_pipeline.ipynb",
     ]
 
 
