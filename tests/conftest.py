@@ -2,15 +2,15 @@
 and worker subprocesses that end with the test. What the test modules share besides
 fixtures is in the ``support`` package (tests/ is on sys.path: see pyproject.toml).
 
-The test modules are in folders by kind: ``unit/`` (no worker, no subprocess),
-``contract/`` (the queue, its jobs and workers, on every backend), ``workflows/``,
-``viz/``, ``cli/`` (the ``gigq-flow`` command), ``mcp/`` (the ``gigq-flow mcp`` server:
-real stdio sessions through the SDK's client, and its tools as functions on every
-backend), ``storage/`` (GigQ files, schema upgrades, moving a queue between backends),
-``reliability/`` (worker processes killed, frozen and signalled, leases, races,
-security, bad input), ``api/`` (the package's public surface and logging) and ``docs/``
-(the guide, README, notebooks, examples and bench scripts stay true). Module names are
-unique across folders: pytest imports them by name.
+The test modules are in folders by kind: ``unit/`` (no worker; plain Python subprocesses
+at most), ``contract/`` (the queue, its jobs and workers, on every backend),
+``workflows/``, ``viz/``, ``cli/`` (the ``gigq-flow`` command), ``mcp/`` (the
+``gigq-flow mcp`` server: real stdio sessions through the SDK's client, and its tools as
+functions on every backend), ``storage/`` (GigQ files, schema upgrades, moving a queue
+between backends), ``reliability/`` (worker processes killed, frozen and signalled,
+leases, races, security, bad input), ``api/`` (the package's public surface and logging)
+and ``docs/`` (the guide, README, notebooks, examples and bench scripts stay true).
+Module names are unique across folders: pytest imports them by name.
 
 The contract suite: in a module marked ``pytestmark = pytest.mark.contract`` every test
 that uses ``db_path`` runs twice, with ``backend`` ``sqlite`` (``db_path`` is a new file

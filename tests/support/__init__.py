@@ -9,6 +9,8 @@
 - :mod:`support.cli`: running the ``gigq-flow`` command;
 - :mod:`support.mcp_client`: a real MCP session with ``gigq-flow mcp`` (the SDK's client);
 - :mod:`support.viz`: a run in every status, and readers of the SVG pictures;
+- :mod:`support.modules`: modules a test writes, imports and rewrites (step code
+  edited between runs);
 - :mod:`support.workflows`: running workflows on worker threads and reading their
   statuses.
 

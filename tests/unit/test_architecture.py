@@ -22,7 +22,7 @@ LAYERS = (
     ("store", ("store",)),
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
-    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils")),
+    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )
