@@ -215,8 +215,10 @@ def _upgrade_from_2(conn: sqlite3.Connection) -> None:
 
 def _upgrade_from_3(conn: sqlite3.Connection) -> None:
     """Version 4 adds incremental runs: the jobs' cache columns and the cache's tables."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     for name, declaration in CACHE_JOB_COLUMNS:
-        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+        if name not in columns:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
     for statement in CACHE_TABLES:
         conn.execute(statement)
 

@@ -15,11 +15,12 @@ from gigq_flow.errors import DestinationNotEmptyError
 from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
 
-TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers")
+TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers", "result_blobs",
+          "cache_entries")
 
 
 def build_source(path, tmp_path) -> dict[str, str]:
-    """A queue with every kind of row: a finished workflow (completed, retried, failed,
+    """A queue with every kind of row: a finished cached workflow (completed, retried, failed,
     upstream_failed, pickled), a cancelled job and a pending DAG; returns ids by name."""
     queue = JobQueue(path)
     done = Workflow("finished")
@@ -32,7 +33,7 @@ def build_source(path, tmp_path) -> dict[str, str]:
     done.add_task(jobs.noop, depends_on=[broken, flaky], name="after-broken")
     pickled = done.add_task(jobs.identity, {"value": {1, 2}}, name="pickled",
                             serializer="pickle")
-    run = done.submit(queue)
+    run = done.submit(queue, cache=True)  # results in result_blobs, entries too
     worker = Worker(path, worker_id="old-worker", allow_pickle=True)
     drain(worker)
     worker.close()  # else its heartbeat goes on writing to the file the tests compare

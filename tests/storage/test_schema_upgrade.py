@@ -17,8 +17,9 @@ import pytest
 from support import jobs
 from support.db import claim_as, sql
 from support.helpers import drain
+from support.workflows import finish
 
-from gigq_flow import Job, JobQueue, Worker
+from gigq_flow import Job, JobQueue, Worker, Workflow
 from gigq_flow.errors import SchemaVersionError
 
 SCHEMA_1 = """
@@ -116,7 +117,7 @@ def attempts(queue: JobQueue, job_id: str) -> list[tuple[str, str]]:
 
 def test_each_attempt_is_listed_once_after_the_upgrade(schema_1_file):
     queue = JobQueue(schema_1_file)
-    assert sql(schema_1_file, "PRAGMA user_version") == [(3,)]
+    assert sql(schema_1_file, "PRAGMA user_version") == [(4,)]
     assert attempts(queue, "done") == [("e-done", "completed")]
     assert attempts(queue, "retrying") == [("e-retry", "failed")]
     assert attempts(queue, "broken") == [("e-broken", "failed")]
@@ -146,7 +147,7 @@ def test_upgraded_file_runs_its_jobs_and_reclaims_the_stuck_one(schema_1_file):
 
 
 def test_a_file_of_a_newer_schema_is_refused_untouched(schema_1_file):
-    sql(schema_1_file, "PRAGMA user_version = 4")
+    sql(schema_1_file, "PRAGMA user_version = 5")
     before = schema_1_file.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer gigq_flow"):
         JobQueue(schema_1_file)
@@ -182,7 +183,7 @@ def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
     as_schema_2(path)
 
     upgraded = JobQueue(path)
-    assert sql(path, "PRAGMA user_version") == [(3,)]
+    assert sql(path, "PRAGMA user_version") == [(4,)]
     views = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'view'")}
     assert views == {"job_executions"}
     assert sql(path, "SELECT id, status FROM job_executions ORDER BY is_current") == [
@@ -222,4 +223,74 @@ def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worke
         version = conn.execute(
             f'SELECT value FROM "{schema}".gigq_flow_meta WHERE key = %s',
             ("schema_version",)).fetchone()[0]
-    assert views == {"job_executions"} and version == "3"
+    assert views == {"job_executions"} and version == "4"
+
+
+CACHE_COLUMNS = ("cache", "cache_version", "result_digest", "cache_key", "cache_note",
+                 "cached_from")
+SCHEMA_3_VIEW = """CREATE VIEW job_executions AS
+    SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
+        0 AS is_current FROM ended_attempts
+    UNION ALL
+    SELECT execution_id, id, worker_id, status, started_at, completed_at, result, error, 1
+    FROM jobs WHERE execution_id IS NOT NULL"""
+
+
+def runs_cached_twice(queue: JobQueue) -> tuple[dict, dict]:
+    """Run a one-step workflow with cache=True twice; the explanations of both runs."""
+    runs = []
+    for _ in range(2):
+        wf = Workflow("upgraded")
+        wf.add_task(jobs.add, params={"a": 2, "b": 3}, name="sum")
+        runs.append(finish(queue, wf.submit(queue, cache=True)))
+    assert runs[1].results() == {"sum": 5}
+    return runs[0].explain(), runs[1].explain()
+
+
+def test_a_schema_3_file_gains_incremental_runs_in_place(tmp_path):
+    path = tmp_path / "three.db"
+    queue = JobQueue(path)
+    done = queue.submit(Job("done", jobs.add, params={"a": 1, "b": 1}))
+    assert drain(Worker(path)) == 1
+    queue.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(f"""
+        DROP VIEW job_executions;
+        DROP INDEX idx_jobs_result_digest;
+        DROP TABLE cache_entries;
+        DROP TABLE result_blobs;
+        {"".join(f"ALTER TABLE jobs DROP COLUMN {c};" for c in CACHE_COLUMNS)}
+        {SCHEMA_3_VIEW};
+        PRAGMA user_version = 3;
+    """)
+    conn.close()
+
+    upgraded = JobQueue(path)
+    assert sql(path, "PRAGMA user_version") == [(4,)]
+    assert upgraded.get_result(done) == 2
+    assert upgraded.get_status(done)["cached_from"] is None
+    first, second = runs_cached_twice(upgraded)
+    assert first == {"sum": "ran: no earlier result"}
+    assert second["sum"].startswith("cached")
+
+
+def test_a_schema_3_postgres_queue_gains_incremental_runs_in_place(postgres_url):
+    import psycopg
+
+    from gigq_flow.store.postgres_connection import close_pools, split_url
+
+    JobQueue(postgres_url).close()
+    close_pools(postgres_url)
+    conninfo, schema, _ = split_url(postgres_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute("DROP VIEW job_executions")
+        conn.execute("DROP TABLE cache_entries")
+        conn.execute("DROP TABLE result_blobs")
+        for column in CACHE_COLUMNS:
+            conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+        conn.execute(SCHEMA_3_VIEW)
+        conn.execute("UPDATE gigq_flow_meta SET value = '3' WHERE key = 'schema_version'")
+
+    first, second = runs_cached_twice(JobQueue(postgres_url))
+    assert first == {"sum": "ran: no earlier result"} and second["sum"].startswith("cached")

@@ -22,12 +22,12 @@ LAYERS = (
     ("store", ("store",)),
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
-    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint")),
+    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )
 # The modules that may import the store: those that hold one, and the codec of its rows.
-STORE_USERS = {"codec", "run", "job_queue", "worker", "migrate", "db_utils"}
+STORE_USERS = {"codec", "run", "job_queue", "worker", "step_cache", "migrate", "db_utils"}
 
 
 def module_names() -> dict[str, Path]:
