@@ -5,6 +5,9 @@ The key covers the step's function and the helpers it reaches (their bytecode, s
 :mod:`.fingerprint`), its params, the digests of its parents' results (content, not
 ids), the serializer and ``cache_version``. The store keeps the entries; hashing happens
 here, so the key is the same on threads, processes and hosts.
+
+A hit is decided inside the claim's transaction when it can be (the step's function is
+already loaded): the step then costs one transaction, less than running it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from .fingerprint import code_fingerprint, digest, params_digest, result_digest
 from .job import CACHE_RECOMPUTE, CACHE_USE
-from .store import CacheKey, ClaimedJob, ParentResult, Store
+from .serialization import loads
+from .store import CacheKey, CacheLookup, ClaimedJob, ParentResult, Store
 
 KEY_FORMAT = "gigq_flow cache key 1"
 """Part of every key: a new way of computing keys never matches an old one."""
@@ -57,20 +61,61 @@ def step_key(claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, A
                     settings), code.unknown
 
 
-def plan_step(store: Store, claim: ClaimedJob, func: Callable[..., Any],
-              params: Mapping[str, Any], parents: Sequence[ParentResult]) -> StepPlan | None:
-    """Reuse the result of an earlier run when the key matches (None: the job is
-    complete), else the plan of a step that runs and why."""
-    key, unknown = step_key(claim, func, params, parents)
-    caveat = (f"; code of {', '.join(unknown)} unreadable, keyed on name and version"
-              if unknown else "")
-    if claim.cache == CACHE_RECOMPUTE:
-        return StepPlan(key, "ran: recompute" + caveat, refresh=True)
-    found = store.find_cached(key)
-    if found.result_digest is not None:
-        source = (f"run {found.workflow_id}" if found.workflow_id
-                  else f"job {found.job_id}")
-        if store.reuse(claim, key, f"cached (from {source}){caveat}"):
+def hit_note(found: CacheLookup, unknown: tuple[str, ...]) -> str:
+    source = f"run {found.workflow_id}" if found.workflow_id else f"job {found.job_id}"
+    return f"cached (from {source}){caveat(unknown)}"
+
+
+def caveat(unknown: tuple[str, ...]) -> str:
+    return (f"; code of {', '.join(unknown)} unreadable, keyed on name and version"
+            if unknown else "")
+
+
+class StepCache:
+    """A worker's cache decisions. ``probe`` runs inside a claim's transaction: a step
+    whose function is already loaded is keyed and, on a hit, completed there (one
+    transaction for the whole step). ``plan`` runs after the claim for the others."""
+
+    def __init__(self, store: Store,
+                 loaded: Callable[[ClaimedJob], Callable[..., Any] | None]) -> None:
+        """``loaded``: the claimed job's function if it can be had without importing
+        anything (else None: a claim's transaction must stay short)."""
+        self.store = store
+        self.loaded = loaded
+        self.misses: dict[str, tuple[CacheKey, tuple[str, ...], CacheLookup]] = {}
+        """What probes found for claims that run, by attempt, for ``plan``."""
+
+    def probe(self, claim: ClaimedJob, parents: Sequence[ParentResult],
+              lookup: Callable[[CacheKey], CacheLookup]) -> tuple[CacheKey, str] | None:
+        try:
+            func = self.loaded(claim)
+            if func is None:
+                return None
+            params = loads(claim.params, claim.serializer, what="params")
+            key, unknown = step_key(claim, func, params, parents)
+            found = lookup(key)
+        except Exception:  # the job runs, and its start reports the problem
             return None
-        return StepPlan(key, "ran: earlier result cleared" + caveat, refresh=False)
-    return StepPlan(key, MISS_REASONS[found.shared] + caveat, refresh=False)
+        if found.result_digest is None:
+            self.misses[claim.execution_id] = (key, unknown, found)
+            return None
+        return key, hit_note(found, unknown)
+
+    def plan(self, claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, Any],
+             parents: Sequence[ParentResult]) -> StepPlan | None:
+        """Why a claimed step of a cached run runs, and its key; None when it was
+        completed here with an earlier run's result instead."""
+        probed = self.misses.pop(claim.execution_id, None)
+        if probed is not None:
+            key, unknown, found = probed
+            return StepPlan(key, MISS_REASONS[found.shared] + caveat(unknown), refresh=False)
+        key, unknown = step_key(claim, func, params, parents)
+        if claim.cache == CACHE_RECOMPUTE:
+            return StepPlan(key, "ran: recompute" + caveat(unknown), refresh=True)
+        found = self.store.find_cached(key)
+        if found.result_digest is not None:
+            if self.store.reuse(claim, key, hit_note(found, unknown)):
+                return None
+            return StepPlan(key, "ran: earlier result cleared" + caveat(unknown),
+                            refresh=False)
+        return StepPlan(key, MISS_REASONS[found.shared] + caveat(unknown), refresh=False)

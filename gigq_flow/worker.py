@@ -21,8 +21,8 @@ from .fingerprint import result_digest
 from .job_queue import JobQueue
 from .results import ParentResults
 from .serialization import dumps, loads
-from .step_cache import CACHED_MODES, plan_step
-from .store import ClaimedJob, ParentResult, Store, new_instance, open_store
+from .step_cache import CACHED_MODES, StepCache
+from .store import REUSED, ClaimedJob, ParentResult, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ class Worker:
         self._supervisor: threading.Thread | None = None
         self._signals_received = 0
         self._next_lost_check = 0.0
+        self._cache = StepCache(self.store, self._loaded_function)
+        self._probe = self._cache.probe
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -135,9 +137,14 @@ class Worker:
         if now >= self._next_lost_check:  # a cheap read, but not on every job
             self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
             self.store.reclaim_lost()
-        claim = self.store.claim(worker_id, f"{self.instance}-{next(self._attempt_numbers)}")
+        claim = self.store.claim(worker_id, f"{self.instance}-{next(self._attempt_numbers)}",
+                                 self._probe)
         if claim is None:
             return False
+        if claim.cache == REUSED:
+            logger.info("%s: job %s (%s) reused an earlier result", worker_id, claim.id,
+                        claim.name)
+            return True
         logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
         deadline = now + claim.timeout
         with self._active_lock:
@@ -161,7 +168,7 @@ class Worker:
             parents = (self.store.parent_results(claim.id, results=wants_parents)
                        if claim.has_dependencies and (wants_parents or cached) else [])
             if cached:
-                plan = plan_step(self.store, claim, func, params, parents)
+                plan = self._cache.plan(claim, func, params, parents)
                 if plan is None:  # completed with an earlier run's result
                     return
             if wants_parents:
@@ -213,6 +220,17 @@ class Worker:
             defined_in = getattr(inspect.unwrap(func), "__module__", None) or module_name
             self._check_allowed(defined_in, function_name)
         return func
+
+    def _loaded_function(self, claim: ClaimedJob) -> Callable | None:
+        """``_load_function`` when the module is imported already (nothing to wait for),
+        else None; None too when this worker may not run it."""
+        module = sys.modules.get(claim.function_module)
+        if module is None or getattr(module.__spec__, "_initializing", False):
+            return None
+        try:
+            return self._load_function(claim)
+        except Exception:
+            return None
 
     def _check_allowed(self, module_name: str, function_name: str) -> None:
         if module_allowed(module_name, self.allowed_modules):

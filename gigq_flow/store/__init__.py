@@ -9,6 +9,7 @@ import os
 from ..errors import ConfigurationError
 from ..locations import is_postgres_url
 from .contract import (
+    REUSED,
     CacheKey,
     CacheLookup,
     ClaimedJob,
@@ -55,6 +56,7 @@ def queue_identity(location: str | os.PathLike[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "REUSED",
     "CacheKey",
     "CacheLookup",
     "ClaimedJob",

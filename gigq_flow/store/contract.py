@@ -9,7 +9,7 @@ never decodes params or results.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -116,6 +116,20 @@ class WorkflowRecord:
     created_at: str
 
 
+REUSED = "reused"
+"""The ``cache`` of a claim whose job the claim's transaction completed from the cache:
+there is nothing to run."""
+
+CacheProbe = Callable[
+    ["ClaimedJob", Sequence["ParentResult"], Callable[["CacheKey"], "CacheLookup"]],
+    "tuple[CacheKey, str] | None",
+]
+"""The worker's side of a claim that may reuse a result, called inside the claim's
+transaction for a job of a cached run: given the claim, its parents (results only where
+no digest) and a lookup, it returns the key and the note of a hit, else None (the job
+runs). It must not raise and must not touch the queue."""
+
+
 class Store(Protocol):
     """Everything the queue and the workers need from a database."""
 
@@ -130,9 +144,12 @@ class Store(Protocol):
         was cancelled is stored as upstream_failed.
         """
 
-    def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
+    def claim(self, worker_id: str, execution_id: str,
+              probe: CacheProbe | None = None) -> ClaimedJob | None:
         """Mark the best ready job running for ``worker_id`` as attempt ``execution_id``
-        (``f"{instance}-{n}"``: the registered worker instance, then its own counter)."""
+        (``f"{instance}-{n}"``: the registered worker instance, then its own counter).
+        With ``probe``, a job of a cached run whose key has an entry is completed from it
+        in the same transaction, and its claim comes back with ``cache == REUSED``."""
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""

@@ -8,12 +8,12 @@ clocks should be synchronised (NTP): workers' leases compare wall-clock times.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import DatabaseError
 from .clock import now_iso
-from .contract import Row
+from .contract import ClaimedJob, Row
 from .postgres_connection import PostgresConnections
 from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version
 from .sql import SQLStore
@@ -54,23 +54,24 @@ class PostgresStore(SQLStore):
     def announce(self, tx: Tx) -> None:
         tx.execute("SELECT pg_notify(?, '')", (self.channel,))
 
-    def claim_row(self, worker_id: str, execution_id: str) -> Sequence[Any] | None:
+    def claim_row(self, worker_id: str, execution_id: str,
+                  settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
 
-        def body(tx: Tx) -> Sequence[Any] | None:
+        def body(tx: Tx) -> ClaimedJob | None:
             picked = tx.execute(
                 f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now_iso(),)
             ).fetchone()
             if picked is None:
                 return None
             now = now_iso()
-            row: Sequence[Any] | None = tx.execute(
+            row: Sequence[Any] = tx.execute(
                 f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
                 (worker_id, now, now, execution_id, picked[0]),
             ).fetchone()
-            return row
+            return settle(tx, row)
 
         return self.db.run(body, patient=True)
 

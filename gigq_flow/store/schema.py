@@ -35,9 +35,9 @@ JOB_INDEXES = (
 
 #: Columns of ``jobs`` for incremental runs (schema 4), as (name, declaration):
 #: ``cache`` is how the job's run uses the cache (NULL: off, ``use``, ``recompute``,
-#: ``never`` for a step that opted out); a job of a cached run keeps its result in
-#: ``result_blobs`` under ``result_digest``; ``cache_note`` says why it ran or was reused,
-#: and ``cached_from`` names the job whose result it reused.
+#: ``never`` for a step that opted out); a job of a cached run records the digest of its
+#: result (a large one is in ``result_blobs``, not in ``result``); ``cache_note`` says
+#: why it ran or was reused, and ``cached_from`` names the job whose result it reused.
 CACHE_JOB_COLUMNS = (
     ("cache", "TEXT"),
     ("cache_version", "TEXT"),
@@ -51,9 +51,11 @@ CACHE_JOB_COLUMNS = (
 def cache_tables(blob: str) -> tuple[str, ...]:
     """The tables of incremental runs, ``blob`` being the backend's type for payloads.
 
-    A result is stored once, by its digest (``result_blobs``), whichever jobs and entries
-    reference it. An entry maps a step's key to a result; its parts (the digests of the
-    code, params and parents, and the settings) let a miss say what changed.
+    An entry maps a step's key to a result: kept in the entry when small, else stored
+    once by its digest in ``result_blobs``, whichever jobs and entries reference it. The
+    entry's parts (the digests of the code, params and parents, and the settings) let a
+    miss say what changed. No index leads to ``result_digest``: only clearing looks for
+    it, with one scan.
     """
     return (
         f"""CREATE TABLE IF NOT EXISTS result_blobs (
@@ -63,7 +65,7 @@ def cache_tables(blob: str) -> tuple[str, ...]:
             size INTEGER NOT NULL,
             created_at TEXT NOT NULL
         )""",
-        """CREATE TABLE IF NOT EXISTS cache_entries (
+        f"""CREATE TABLE IF NOT EXISTS cache_entries (
             key TEXT PRIMARY KEY,
             step TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -72,6 +74,8 @@ def cache_tables(blob: str) -> tuple[str, ...]:
             parents_digest TEXT NOT NULL,
             settings TEXT NOT NULL,
             result_digest TEXT NOT NULL,
+            serializer TEXT NOT NULL,
+            result {blob},
             job_id TEXT NOT NULL,
             workflow_id TEXT,
             created_at TEXT NOT NULL,
@@ -80,9 +84,6 @@ def cache_tables(blob: str) -> tuple[str, ...]:
         )""",
         "CREATE INDEX IF NOT EXISTS idx_cache_entries_step "
         "ON cache_entries (step, name, code_digest, params_digest)",
-        "CREATE INDEX IF NOT EXISTS idx_cache_entries_result ON cache_entries (result_digest)",
-        "CREATE INDEX IF NOT EXISTS idx_jobs_result_digest ON jobs (result_digest) "
-        "WHERE result_digest IS NOT NULL",
     )
 
 #: The ``job_executions`` view (GigQ's name and columns, plus ``is_current``): every

@@ -8,9 +8,11 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from typing import Any
 
+from ..job import CACHE_USE
 from .clock import later_iso, now_iso
-from .contract import ClaimedJob
+from .contract import REUSED, CacheProbe, ClaimedJob
 from .sql_base import SQLBase
 from .statements import COMPLETE_SET, HELD, claimed_job
 from .transport import Tx
@@ -27,9 +29,19 @@ class SQLAttempts(SQLBase):
     # for good. An attempt that ends any other way (a retry, a timeout, a lost worker, a
     # shutdown, a requeue) moves to ``ended_attempts``: the success path writes no
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
-    def claim(self, worker_id: str, execution_id: str) -> ClaimedJob | None:
-        row = self.claim_row(worker_id, execution_id)
-        return None if row is None else claimed_job(row, execution_id, worker_id)
+    def claim(self, worker_id: str, execution_id: str,
+              probe: CacheProbe | None = None) -> ClaimedJob | None:
+        def settle(tx: Tx, row: Sequence[Any]) -> ClaimedJob:
+            claim = claimed_job(row, execution_id, worker_id)
+            if probe is not None and claim.cache == CACHE_USE and self.reuse_at_claim(
+                    tx, claim, probe):
+                return claim._replace(cache=REUSED)
+            return claim
+
+        claim = self.claim_row(worker_id, execution_id, settle)
+        if claim is not None and claim.cache == REUSED:
+            self.wake.bump()  # its children may be ready
+        return claim
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .contract import ClaimedJob
+from .contract import CacheProbe, ClaimedJob
 from .statements import DESCENDANTS, RELEASE_CHILDREN, chunks, marks
 from .transport import Transport, Tx
 from .wakeup import WakeSignal
@@ -37,15 +37,21 @@ class SQLBase:
     lock_update = ""
 
     # -- hooks for the backend --------------------------------------------------------------
-    def claim_row(self, worker_id: str, execution_id: str) -> Sequence[Any] | None:
+    def claim_row(self, worker_id: str, execution_id: str,
+                  settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
         """In one (patient) write transaction, mark the best ready job running
-        (CLAIM_SET); return its CLAIMED_COLUMNS followed by the job's row key, or None
-        when no job is ready.
+        (CLAIM_SET), then return what ``settle`` makes, in the same transaction, of its
+        CLAIMED_COLUMNS followed by the job's row key; None when no job is ready.
 
         The start time must be read once the claim is ordered after every commit it sees
         (the write lock, a row lock), so that a job never starts before its parents'
         ``completed_at``.
         """
+        raise NotImplementedError
+
+    def reuse_at_claim(self, tx: Tx, claim: ClaimedJob, probe: CacheProbe) -> bool:
+        """Complete a claimed job of a cached run from the cache, in the claim's
+        transaction, when ``probe`` finds its key (see :mod:`.sql_cache`)."""
         raise NotImplementedError
 
     def complete_childless(self, claim: ClaimedJob, result: Any) -> bool:
@@ -81,15 +87,18 @@ class SQLBase:
     @staticmethod
     def _drop_unreferenced_blobs(tx: Tx, digests: Sequence[str]) -> None:
         """Delete the stored results among ``digests`` that no job and no cache entry
-        references any more."""
+        references any more (one scan of each table, only when such results exist)."""
+        stored: set[str] = set()
         for chunk in chunks(sorted(set(digests))):
-            tx.execute(
-                f"""DELETE FROM result_blobs WHERE digest IN ({marks(chunk)})
-                    AND NOT EXISTS (SELECT 1 FROM jobs WHERE result_digest = digest)
-                    AND NOT EXISTS (SELECT 1 FROM cache_entries e
-                                    WHERE e.result_digest = digest)""",
-                chunk,
-            )
+            stored.update(row[0] for row in tx.execute(
+                f"SELECT digest FROM result_blobs WHERE digest IN ({marks(chunk)})", chunk))
+        if not stored:
+            return
+        for table in ("jobs", "cache_entries"):
+            stored -= {row[0] for row in tx.execute(
+                f"SELECT DISTINCT result_digest FROM {table} WHERE result_digest IS NOT NULL")}
+        for chunk in chunks(sorted(stored)):
+            tx.execute(f"DELETE FROM result_blobs WHERE digest IN ({marks(chunk)})", chunk)
 
     def _propagate_failure(self, tx: Tx, job_id: str, now: str) -> None:
         """Every pending descendant of ``job_id`` becomes upstream_failed.

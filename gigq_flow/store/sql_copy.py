@@ -27,8 +27,9 @@ COPIED_COLUMNS = {
                 "last_heartbeat", "stopped_at", "reclaimed_at"),
     "result_blobs": ("digest", "serializer", "data", "size", "created_at"),
     "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
-                      "settings", "result_digest", "job_id", "workflow_id", "created_at",
-                      "used_at", "hits"),
+                      "settings", "result_digest", "serializer", "result", "job_id",
+                      "workflow_id",
+                      "created_at", "used_at", "hits"),
 }
 COPY_ORDER = {
     "workflows": "created_at, id", "jobs": "created_at, {order}",
@@ -37,7 +38,7 @@ COPY_ORDER = {
     "cache_entries": "created_at, key",
 }
 PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",),
-            "result_blobs": ("data",)}
+            "result_blobs": ("data",), "cache_entries": ("result",)}
 #: What it takes to submit a workflow's jobs again (``NewJob``'s fields).
 DEFINITION_COLUMNS = ("id", "name", "function_module", "function_name", "params", "priority",
                       "max_attempts", "timeout", "description", "pass_parent_results",

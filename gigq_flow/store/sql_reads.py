@@ -10,7 +10,7 @@ from typing import Any
 from .clock import now_iso
 from .contract import INSTANCE_DIGITS, ParentResult, Row
 from .sql_base import SQLBase
-from .statements import chunks, job_result, marks
+from .statements import PARENT_DIGESTS, PARENT_RESULTS, chunks, job_result, marks
 
 
 class SQLReads(SQLBase):
@@ -63,16 +63,7 @@ class SQLReads(SQLBase):
         return found
 
     def parent_results(self, job_id: str, *, results: bool = True) -> list[ParentResult]:
-        wanted = "" if results else "WHEN p.result_digest IS NOT NULL THEN NULL"
-        rows = self.db.read(
-            f"""SELECT d.depends_on AS id, p.name,
-                    CASE {wanted} WHEN p.id IS NULL THEN NULL ELSE {job_result("p")} END
-                        AS result,
-                    p.serializer, p.result_digest AS digest
-               FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
-               WHERE d.job_id = ? ORDER BY d.position""",
-            (job_id,),
-        )
+        rows = self.db.read(PARENT_RESULTS if results else PARENT_DIGESTS, (job_id,))
         return [ParentResult(**row) for row in rows]
 
     def list_workflows(self) -> list[Row]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import DatabaseError
@@ -63,17 +63,19 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self.db.wrap(exc) from exc
 
-    def claim_row(self, worker_id: str, execution_id: str) -> Sequence[Any] | None:
-        def body(conn: QueueConnection) -> Sequence[Any] | None:
+    def claim_row(self, worker_id: str, execution_id: str,
+                  settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
+        def body(conn: QueueConnection) -> ClaimedJob | None:
             # BEGIN IMMEDIATE holds the write lock: the time read now follows commit
             # order, and the head of the index cannot change between its read and its
             # update (a read then an update by rowid costs less than one UPDATE ...
             # RETURNING). Both run on the connection's kept cursor.
             now = now_iso()
             row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
-            if row is not None:
-                conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
-            return row
+            if row is None:
+                return None
+            conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
+            return settle(conn, row)
 
         return self.db.run(body, patient=True)
 

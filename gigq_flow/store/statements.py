@@ -66,6 +66,21 @@ def job_result(alias: str) -> str:
             f"WHERE b.digest = {alias}.result_digest))")
 
 
+def parents_query(*, results: bool) -> str:
+    """A job's parents in dependency order (id, name, result, serializer, digest); with
+    ``results=False`` a result is read only for a parent without a digest."""
+    skip = "" if results else "WHEN p.result_digest IS NOT NULL THEN NULL"
+    return f"""SELECT d.depends_on AS id, p.name,
+            CASE {skip} WHEN p.id IS NULL THEN NULL ELSE {job_result("p")} END AS result,
+            p.serializer, p.result_digest AS digest
+        FROM job_dependencies d LEFT JOIN jobs p ON p.id = d.depends_on
+        WHERE d.job_id = ? ORDER BY d.position"""
+
+
+PARENT_RESULTS = parents_query(results=True)
+PARENT_DIGESTS = parents_query(results=False)
+
+
 def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     """``items`` in slices of at most SQL_CHUNK."""
     for start in range(0, len(items), SQL_CHUNK):

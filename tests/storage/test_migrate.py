@@ -33,6 +33,7 @@ def build_source(path, tmp_path) -> dict[str, str]:
     done.add_task(jobs.noop, depends_on=[broken, flaky], name="after-broken")
     pickled = done.add_task(jobs.identity, {"value": {1, 2}}, name="pickled",
                             serializer="pickle")
+    done.add_task(jobs.identity, {"value": "large " * 500}, name="large")  # a result blob
     run = done.submit(queue, cache=True)  # results in result_blobs, entries too
     worker = Worker(path, worker_id="old-worker", allow_pickle=True)
     drain(worker)

@@ -256,7 +256,6 @@ def test_a_schema_3_file_gains_incremental_runs_in_place(tmp_path):
     conn = sqlite3.connect(path)
     conn.executescript(f"""
         DROP VIEW job_executions;
-        DROP INDEX idx_jobs_result_digest;
         DROP TABLE cache_entries;
         DROP TABLE result_blobs;
         {"".join(f"ALTER TABLE jobs DROP COLUMN {c};" for c in CACHE_COLUMNS)}

@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from support import jobs
+from support.cli import cli, ok
 from support.helpers import lines
 from support.workflows import python_script, run_python
+
+from gigq_flow import JobQueue, Workflow, WorkflowRun
 
 STEPS = '''
 import os
@@ -170,3 +174,27 @@ def test_steps_defined_in_main_are_keyed_like_notebook_cells(tmp_path):
     edited = run_python(script, dict(os.environ), db, str(log))
     assert edited == {"explain": {"step": "ran: code changed"}, "results": {"step": 63}}
     assert lines(log) == ["step", "step"]
+
+
+def test_worker_processes_key_steps_like_threads_and_reuse_across_them(tmp_path):
+    """Each job runs in a new `gigq-flow worker --once` process, whose first claim finds
+    the step's module not imported yet: the key is then computed after the claim."""
+    queue = JobQueue(tmp_path / "q.db")
+    log = tmp_path / "calls.log"
+
+    def submit_and_drain() -> WorkflowRun:
+        wf = Workflow("processes")
+        first = wf.add_task(jobs.record_call, {"log_path": str(log), "label": "first"},
+                            name="first")
+        wf.add_task(jobs.takes_parent_results, depends_on=[first], name="second")
+        run = wf.submit(queue, cache=True)
+        for _ in range(2):
+            ok(cli(queue.db_path, "worker", "--once", "--polling-interval", "0.1"))
+        assert run.done
+        return run
+
+    ran = submit_and_drain()
+    reused = submit_and_drain()
+    assert set(ran.explain().values()) == {"ran: no earlier result"}
+    assert set(reused.explain().values()) == {f"cached (from run {ran.id})"}
+    assert reused.results() == ran.results() and lines(log) == ["first"]
