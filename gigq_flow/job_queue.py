@@ -139,7 +139,8 @@ class JobQueue:
 
     def cache_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The results a cached run can reuse, most recently used first: key, step (its
-        function), name, the run and job that made it, created_at, used_at, hits, size."""
+        function), name, the run and job that made it, created_at, used_at (renewed by a reuse
+        at most hourly), result_digest, serializer and size."""
         check_int("limit", limit, minimum=0)
         return self.store.cache_entries(limit)
 

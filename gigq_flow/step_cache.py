@@ -102,13 +102,17 @@ class StepCache:
         return key, hit_note(found, unknown)
 
     def plan(self, claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, Any],
-             parents: Sequence[ParentResult]) -> StepPlan | None:
+             parents: Sequence[ParentResult] | None) -> StepPlan | None:
         """Why a claimed step of a cached run runs, and its key; None when it was
-        completed here with an earlier run's result instead."""
+        completed here with an earlier run's result instead. ``parents``: as read for
+        ``parent_results``, None when not read (then only their digests are)."""
         probed = self.misses.pop(claim.execution_id, None)
         if probed is not None:
             key, unknown, found = probed
             return StepPlan(key, MISS_REASONS[found.shared] + caveat(unknown), refresh=False)
+        if parents is None:
+            parents = (self.store.parent_results(claim.id, results=False)
+                       if claim.has_dependencies else [])
         key, unknown = step_key(claim, func, params, parents)
         if claim.cache == CACHE_RECOMPUTE:
             return StepPlan(key, "ran: recompute" + caveat(unknown), refresh=True)

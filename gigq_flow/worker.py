@@ -164,14 +164,12 @@ class Worker:
             func = self._load_function(claim)
             params = loads(claim.params, claim.serializer, what="params")  # recorded on the job
             wants_parents = claim.has_dependencies and self._wants_parent_results(claim, func)
-            cached = claim.cache in CACHED_MODES
-            parents = (self.store.parent_results(claim.id, results=wants_parents)
-                       if claim.has_dependencies and (wants_parents or cached) else [])
-            if cached:
+            parents = self.store.parent_results(claim.id) if wants_parents else None
+            if claim.cache in CACHED_MODES:
                 plan = self._cache.plan(claim, func, params, parents)
                 if plan is None:  # completed with an earlier run's result
                     return
-            if wants_parents:
+            if parents is not None:
                 params["parent_results"] = self._parent_results(parents)
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)

@@ -48,8 +48,9 @@ CACHE_JOB_COLUMNS = (
 )
 
 
-def cache_tables(blob: str) -> tuple[str, ...]:
-    """The tables of incremental runs, ``blob`` being the backend's type for payloads.
+def cache_tables(blob: str, entries_suffix: str = "") -> tuple[str, ...]:
+    """The tables of incremental runs, ``blob`` being the backend's type for payloads and
+    ``entries_suffix`` what ends the entries' table (SQLite: WITHOUT ROWID, one b-tree).
 
     An entry maps a step's key to a result: kept in the entry when small, else stored
     once by its digest in ``result_blobs``, whichever jobs and entries reference it. The
@@ -79,9 +80,8 @@ def cache_tables(blob: str) -> tuple[str, ...]:
             job_id TEXT NOT NULL,
             workflow_id TEXT,
             created_at TEXT NOT NULL,
-            used_at TEXT,
-            hits INTEGER NOT NULL DEFAULT 0
-        )""",
+            used_at TEXT NOT NULL
+        ){entries_suffix}""",
         "CREATE INDEX IF NOT EXISTS idx_cache_entries_step "
         "ON cache_entries (step, name, code_digest, params_digest)",
     )

@@ -9,7 +9,9 @@ and the entry reference it: reusing it copies nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from .clock import now_iso
 from .contract import CacheKey, CacheLookup, CacheProbe, ClaimedJob, ParentResult, Row
@@ -20,64 +22,77 @@ from .transport import Tx
 INLINE_RESULT_BYTES = 1024
 """Results up to this size are kept with the job and the entry; larger ones as a blob."""
 
-# One read answers a lookup: the entry of the key, or how much of the key the earlier
-# entries of the same step (function and task name) share; each EXISTS is one probe of
-# idx_cache_entries_step.
+USED_AT_PRECISION = timedelta(hours=1)
+"""An entry's ``used_at`` is renewed by a reuse at most this often: most reuses then
+write nothing to the entry."""
+ENTRY = "SELECT result_digest, result, job_id, workflow_id FROM cache_entries WHERE key = ?"
+# On a miss, how much of the key the earlier entries of the same step (function and task
+# name) share; each EXISTS is one probe of idx_cache_entries_step.
 SAME_STEP = "SELECT 1 FROM cache_entries WHERE step = ? AND name = ?"
-LOOKUP = f"""SELECT e.result_digest, e.job_id, e.workflow_id,
+SHARED = f"""SELECT
         EXISTS ({SAME_STEP}) AS same_step,
         EXISTS ({SAME_STEP} AND code_digest = ?) AS same_code,
         EXISTS ({SAME_STEP} AND code_digest = ? AND params_digest = ?) AS same_params,
         EXISTS ({SAME_STEP} AND code_digest = ? AND params_digest = ?
-                AND parents_digest = ?) AS same_parents
-    FROM (SELECT 1 AS one) AS probe LEFT JOIN cache_entries e ON e.key = ?"""
+                AND parents_digest = ?) AS same_parents"""
 COMPLETE_FROM_CACHE = """status = 'completed', result = ?, error = NULL, completed_at = ?,
     updated_at = ?, result_digest = ?, cache_key = ?, cache_note = ?"""
 ENTRY_COLUMNS = """key, step, name, code_digest, params_digest, parents_digest, settings,
-    result_digest, serializer, result, job_id, workflow_id, created_at, hits"""
+    result_digest, serializer, result, job_id, workflow_id, created_at, used_at"""
 
 
-def lookup_args(key: CacheKey) -> tuple[str, ...]:
+def find(fetch: Callable[[str, Sequence[Any]], Sequence[Any] | None],
+         key: CacheKey) -> tuple[CacheLookup, Sequence[Any] | None]:
+    """The lookup of ``key``, reading with ``fetch`` (one row of a statement), and the
+    entry's row on a hit."""
+    entry = fetch(ENTRY, (key.key,))
+    if entry is not None:
+        return CacheLookup(entry[0], entry[2], entry[3], 4), entry
     step = (key.step, key.name)
-    return (*step, *step, key.code, *step, key.code, key.params,
-            *step, key.code, key.params, key.parents, key.key)
-
-
-def lookup_of(row: Sequence[object]) -> CacheLookup:
-    """A LOOKUP row as a CacheLookup: ``shared`` counts the parts matched, in order."""
+    matched = fetch(SHARED, (*step, *step, key.code, *step, key.code, key.params,
+                             *step, key.code, key.params, key.parents)) or ()
     shared = 0
-    for matched in row[3:]:
-        if not matched:
+    for part in matched:
+        if not part:
             break
         shared += 1
-    return CacheLookup(row[0], row[1], row[2], shared)  # type: ignore[arg-type]
+    return CacheLookup(None, None, None, shared), None
 
 
 class SQLCache(SQLBase):
     """The cache of step results: lookups, reuse, and completions that feed it."""
 
     def find_cached(self, key: CacheKey) -> CacheLookup:
-        row = self.db.read(LOOKUP, lookup_args(key))[0]
-        return lookup_of(list(row.values()))
+        def fetch(sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
+            rows = self.db.read(sql, args)
+            return tuple(rows[0].values()) if rows else None
+
+        return find(fetch, key)[0]
 
     def reuse_at_claim(self, tx: Tx, claim: ClaimedJob, probe: CacheProbe) -> bool:
         parents = ([ParentResult(*row) for row in tx.execute(PARENT_DIGESTS, (claim.id,))]
                    if claim.has_dependencies else [])
-        decision = probe(claim, parents,
-                         lambda key: lookup_of(tx.execute(LOOKUP, lookup_args(key)).fetchone()))
-        return decision is not None and self._complete_from_entry(tx, claim, *decision)
+        found: list[Sequence[Any] | None] = [None]
+
+        def lookup(key: CacheKey) -> CacheLookup:
+            result, found[0] = find(lambda sql, args: tx.execute(sql, args).fetchone(), key)
+            return result
+
+        decision = probe(claim, parents, lookup)
+        return decision is not None and found[0] is not None and self._complete_from_entry(
+            tx, claim, *decision, found[0])
 
     def reuse(self, claim: ClaimedJob, key: CacheKey, note: str) -> bool:
-        return self._run_and_wake(lambda tx: self._complete_from_entry(tx, claim, key, note))
+        def body(tx: Tx) -> bool:
+            entry = tx.execute(ENTRY, (key.key,)).fetchone()
+            return entry is not None and self._complete_from_entry(tx, claim, key, note, entry)
 
-    def _complete_from_entry(self, tx: Tx, claim: ClaimedJob, key: CacheKey, note: str) -> bool:
-        """Complete the claimed job with the entry of ``key``'s result; False when the
-        entry is gone (cleared since the lookup) or the claim went stale."""
-        entry = tx.execute(
-            "SELECT result_digest, result, job_id FROM cache_entries WHERE key = ?", (key.key,)
-        ).fetchone()
-        if entry is None:
-            return False
+        return self._run_and_wake(body)
+
+    def _complete_from_entry(self, tx: Tx, claim: ClaimedJob, key: CacheKey, note: str,
+                             entry: Sequence[Any]) -> bool:
+        """Complete the claimed job with the result of ``key``'s entry (an ENTRY row);
+        False when the claim went stale."""
         now = now_iso()
         if tx.execute(
             f"UPDATE jobs SET {COMPLETE_FROM_CACHE}, cached_from = ? WHERE {HELD}",
@@ -85,8 +100,9 @@ class SQLCache(SQLBase):
              claim.execution_id),
         ).rowcount != 1:
             return False
-        tx.execute("UPDATE cache_entries SET hits = hits + 1, used_at = ? WHERE key = ?",
-                   (now, key.key))
+        renew_before = (datetime.now() - USED_AT_PRECISION).isoformat(timespec="microseconds")
+        tx.execute("UPDATE cache_entries SET used_at = ? WHERE key = ? AND used_at < ?",
+                   (now, key.key, renew_before))
         self.release_children(tx, claim.id)
         return True
 
@@ -119,10 +135,10 @@ class SQLCache(SQLBase):
             # first entry is kept.
             tx.execute(
                 f"""INSERT INTO cache_entries ({ENTRY_COLUMNS})
-                    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, id, workflow_id, ?, 0 FROM jobs
+                    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, id, workflow_id, ?, ? FROM jobs
                     WHERE id = ? ON CONFLICT (key) DO NOTHING""",
                 (key.key, key.step, key.name, key.code, key.params, key.parents, key.settings,
-                 digest, claim.serializer, kept, now, claim.id),
+                 digest, claim.serializer, kept, now, now, claim.id),
             )
             if replaced is not None and replaced != digest:
                 self._drop_unreferenced_blobs(tx, (replaced,))
@@ -134,10 +150,10 @@ class SQLCache(SQLBase):
     def cache_entries(self, limit: int) -> list[Row]:
         return self.db.read(
             """SELECT e.key, e.step, e.name, e.workflow_id, e.job_id, e.created_at,
-                    e.used_at, e.hits, e.result_digest, e.serializer,
+                    e.used_at, e.result_digest, e.serializer,
                     COALESCE(b.size, LENGTH(e.result), 0) AS size
                 FROM cache_entries e LEFT JOIN result_blobs b ON b.digest = e.result_digest
-                ORDER BY COALESCE(e.used_at, e.created_at) DESC, e.key LIMIT ?""",
+                ORDER BY e.used_at DESC, e.key LIMIT ?""",
             (limit,),
         )
 
@@ -145,7 +161,7 @@ class SQLCache(SQLBase):
         condition: str = ""
         args: tuple[str, ...] = ()
         if before_timestamp:
-            condition, args = " WHERE COALESCE(used_at, created_at) < ?", (before_timestamp,)
+            condition, args = " WHERE used_at < ?", (before_timestamp,)
 
         def body(tx: Tx) -> int:
             digests = [row[0] for row in tx.execute(

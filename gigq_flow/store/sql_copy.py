@@ -29,7 +29,7 @@ COPIED_COLUMNS = {
     "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
                       "settings", "result_digest", "serializer", "result", "job_id",
                       "workflow_id",
-                      "created_at", "used_at", "hits"),
+                      "created_at", "used_at"),
 }
 COPY_ORDER = {
     "workflows": "created_at, id", "jobs": "created_at, {order}",

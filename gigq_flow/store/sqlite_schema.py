@@ -75,7 +75,7 @@ ADDED_JOB_COLUMNS = (
     ("serializer", "TEXT NOT NULL DEFAULT 'json'"),
     *CACHE_JOB_COLUMNS,
 )
-CACHE_TABLES = cache_tables("BLOB")
+CACHE_TABLES = cache_tables("BLOB", " WITHOUT ROWID")
 
 # Worker processes, one row per start; ``instance`` prefixes the ids of their attempts.
 WORKERS_TABLE = """
