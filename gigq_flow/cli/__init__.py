@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
 from ..workflow import DEFAULT_DB_PATH
-from . import demo, jobs, mcp, migrate, workers, workflows
+from . import cache, demo, jobs, mcp, migrate, workers, workflows
 from .common import (
     DB_ENV_VAR,
     GIGQ_DB_ENV_VAR,
@@ -70,6 +70,7 @@ def build_parser() -> Parser:
     jobs.register(commands)
     workers.register(commands)
     workflows.register(commands)
+    cache.register(commands)
     demo.register(commands)
     migrate.register(commands)
     mcp.register(commands)

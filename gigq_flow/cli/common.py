@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -31,6 +32,8 @@ GIGQ_DB_ENV_VAR = "GIGQ_DB"
 """GigQ's documented default of ``--db``, read after ``$GIGQ_FLOW_DB``."""
 WORKER_ID_ENV_VAR = "GIGQ_WORKER_ID"
 POLLING_INTERVAL_ENV_VAR = "GIGQ_POLLING_INTERVAL"
+WORKER_EXAMPLE_CONCURRENCY = 4
+"""The ``--concurrency`` of the worker command that reminders suggest."""
 WIDE_OUTPUT = 1000
 """Console width when stdout is not a terminal: tables keep one row per line in pipes."""
 
@@ -145,6 +148,19 @@ def open_queue(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
             f"pass --db PATH, or create it with '{PROG} submit' or '{PROG} demo'"
         )
     return JobQueue(location)
+
+
+def worker_command(location: str, *, allowed_modules: Sequence[str] = (),
+                   allow_pickle: bool = False) -> str:
+    """The shell command that starts a worker on ``location`` (the reminder that
+    submissions give: nothing runs until a worker does)."""
+    parts = [PROG, "--db", shlex.quote(describe_location(location)), "worker",
+             "--concurrency", str(WORKER_EXAMPLE_CONCURRENCY)]
+    for module in allowed_modules:
+        parts += ["--allow-module", shlex.quote(module)]
+    if allow_pickle:
+        parts.append("--allow-pickle")
+    return " ".join(parts)
 
 
 # -- output ---------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Workflow commands: ``workflows``, ``workflow status ID [--wait]``, ``workflow graph ID -o FILE``.
+"""Workflow commands: ``workflows``, ``workflow status ID [--wait]``, ``workflow explain
+ID``, ``workflow rerun ID [--no-cache | --recompute] [--wait]``, ``workflow graph ID -o
+FILE``.
 
 ``workflow status`` and ``workflow graph`` read :meth:`WorkflowRun.snapshot`, the one
 status snapshot that the picture and the notebook panel read too; ``workflows`` reads
 the per-workflow counts of :meth:`JobQueue.list_workflows` (one query for all of them).
+``workflow explain`` and ``workflow rerun`` call :meth:`WorkflowRun.explain` and
+:meth:`WorkflowRun.rerun`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 from rich.text import Text
 
+from ..errors import WorkflowNotFoundError
+from ..locations import describe_location
 from ..run import WorkflowRun
-from ..snapshot import RunSnapshot
+from ..snapshot import JobState, RunSnapshot
 from ..viz.styles import DEFAULT_RANKDIR, RANKDIRS
 from .common import (
     PROG,
@@ -28,6 +34,7 @@ from .common import (
     short_time,
     status_text,
     table,
+    worker_command,
 )
 from .records import workflow_results
 
@@ -36,6 +43,9 @@ POLL_MAX_SECONDS = 2.0
 POLL_COST_FACTOR = 5
 """While waiting, sleep this many times what the last snapshot took (big runs poll less)."""
 ERROR_WIDTH = 120
+CACHED_LABEL = "completed · cached"
+"""The Status of a completed job that reused an earlier run's result."""
+CACHE_CHOICES: dict[str, bool | str] = {"use": True, "off": False, "recompute": "recompute"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,8 +53,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the workflows as a JSON list")
     p.set_defaults(handler=cmd_workflows)
 
-    p = commands.add_parser("workflow", help="inspect one workflow (status, graph)")
-    actions = p.add_subparsers(dest="action", metavar="{status,graph}", required=True)
+    p = commands.add_parser("workflow", help="inspect one workflow (status, explain, graph) "
+                                             "or run it again (rerun)")
+    actions = p.add_subparsers(dest="action", metavar="{status,explain,rerun,graph}",
+                               required=True)
 
     s = actions.add_parser("status", help="every job of the workflow; --wait follows it to "
                                           "the end (exit 0 if all completed, else 1)")
@@ -58,6 +70,32 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "workflow has not finished by then)")
     s.add_argument("--json", action="store_true", help="print the status as a JSON object")
     s.set_defaults(handler=cmd_workflow_status)
+
+    e = actions.add_parser("explain", help="why each step ran or reused an earlier result")
+    e.add_argument("workflow_id")
+    e.add_argument("--json", action="store_true",
+                   help="print step name -> reason as a JSON object")
+    e.set_defaults(handler=cmd_workflow_explain)
+
+    r = actions.add_parser("rerun", help="submit a new run of the workflow's steps; by "
+                                         "default it reuses the results of steps whose "
+                                         "code, params and parents did not change")
+    r.add_argument("workflow_id")
+    mode = r.add_mutually_exclusive_group()
+    mode.add_argument("--no-cache", dest="cache", action="store_const", const="off",
+                      default="use", help="run every step, and neither read nor store "
+                                          "earlier results")
+    mode.add_argument("--recompute", dest="cache", action="store_const", const="recompute",
+                      help="run every step and refresh the stored results")
+    r.add_argument("--wait", action="store_true",
+                   help="follow the new run as 'workflow status --wait' does (exit 0 when "
+                        "every job completed, else 1)")
+    r.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                   help="with --wait, stop waiting after this many seconds (exit 1 if the "
+                        "run has not finished by then)")
+    r.add_argument("--json", action="store_true",
+                   help="print the new run as a JSON object (its status, with --wait)")
+    r.set_defaults(handler=cmd_workflow_rerun)
 
     g = actions.add_parser("graph", help="draw the workflow's DAG, coloured by status")
     g.add_argument("workflow_id")
@@ -120,7 +158,14 @@ def _state_text(state: str) -> Text:
 
 # -- workflow status ------------------------------------------------------------------------
 def load_run(args: argparse.Namespace) -> WorkflowRun:
-    return open_queue(args).get_workflow(args.workflow_id)
+    """The workflow ``args.workflow_id``; an unknown id is a usage error naming the fix."""
+    queue = open_queue(args)
+    try:
+        return queue.get_workflow(args.workflow_id)
+    except WorkflowNotFoundError:
+        raise UsageError(f"no workflow with id {args.workflow_id!r} in "
+                         f"{describe_location(queue.db_path)}; '{PROG} workflows' lists "
+                         "them") from None
 
 
 def follow(run: WorkflowRun, *, show: bool, timeout: float | None = None) -> RunSnapshot:
@@ -170,10 +215,11 @@ def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot, *,
              "status": job.status.value, "attempts": job.attempts,
              "max_attempts": job.max_attempts, "started_at": job.started_at,
              "completed_at": job.completed_at, "duration": job.duration,
-             "worker_id": job.worker_id, "error": job.error}
+             "worker_id": job.worker_id, "error": job.error, "cached_from": job.cached_from}
             for job in snapshot.jobs
         ],
         "edges": [list(edge) for edge in snapshot.edges],
+        "cached": snapshot.cached,
     }
     if results:
         status["results"] = workflow_results(run)
@@ -185,11 +231,16 @@ def print_snapshot(snapshot: RunSnapshot) -> None:
                  title=snapshot.summary())
     for job in snapshot.jobs:
         duration = job.duration
-        rows.add_row(job.name, job.id, status_text(job.status.value),
+        rows.add_row(job.name, job.id, job_status_text(job),
                      f"{job.attempts}/{job.max_attempts}",
                      "" if duration is None else f"{duration:.2f}s", job.worker_id or "",
                      _first_line(job.error))
     console().print(rows)
+
+
+def job_status_text(job: JobState) -> Text:
+    """The job's status in its colour; ``completed · cached`` for a reused result."""
+    return status_text(job.status.value, label=CACHED_LABEL if job.cached else None)
 
 
 def _first_line(text: str | None) -> str:
@@ -197,16 +248,27 @@ def _first_line(text: str | None) -> str:
     return line if len(line) <= ERROR_WIDTH else line[: ERROR_WIDTH - 1] + "…"
 
 
-def cmd_workflow_status(args: argparse.Namespace) -> int:
-    run = load_run(args)
+def check_wait_options(args: argparse.Namespace) -> None:
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout applies to --wait; add --wait")
+
+
+def cmd_workflow_status(args: argparse.Namespace) -> int:
+    check_wait_options(args)
+    run = load_run(args)
+    return show_status(run, args)
+
+
+def show_status(run: WorkflowRun, args: argparse.Namespace,
+                extra: dict[str, Any] | None = None) -> int:
+    """Print the run's status (followed to the end with ``--wait``) as ``workflow status``
+    does; ``extra`` fields go into the JSON. Returns the exit status."""
     if args.wait:
         snapshot = follow(run, show=not args.json, timeout=args.timeout)
     else:
         snapshot = run.snapshot()
     if args.json:
-        print_json(snapshot_json(run, snapshot))
+        print_json({**snapshot_json(run, snapshot), **(extra or {})})
     else:
         print_snapshot(snapshot)
     if args.wait and not snapshot.done:
@@ -214,6 +276,46 @@ def cmd_workflow_status(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.wait and not snapshot.succeeded:
         return 1
+    return 0
+
+
+# -- workflow explain and rerun -------------------------------------------------------------
+def cmd_workflow_explain(args: argparse.Namespace) -> int:
+    run = load_run(args)
+    reasons = run.explain()
+    if args.json:
+        print_json(reasons)
+        return 0
+    rows = table("Step", "Reason")
+    for name, reason in reasons.items():
+        for text in reason if isinstance(reason, list) else [reason]:
+            rows.add_row(name, text)
+    out = console()
+    out.print(Text(f"workflow {run.name!r} ({run.id}): why each step ran or was reused",
+                   style="bold"), soft_wrap=True)
+    out.print(rows)
+    return 0
+
+
+def cmd_workflow_rerun(args: argparse.Namespace) -> int:
+    check_wait_options(args)
+    run = load_run(args)
+    cache = CACHE_CHOICES[args.cache]
+    new_run = run.rerun(cache=cache)
+    command = worker_command(args.db)
+    if not any(worker["state"] == "alive" for worker in new_run.queue.list_workers()):
+        print(f"{PROG}: workflow {new_run.id} waits in the queue until a worker runs it; "
+              f"start one with: {command}", file=sys.stderr)
+    extra = {"rerun_of": run.id, "cache": cache, "worker_command_example": command}
+    if args.wait:
+        if not args.json:
+            print(f"Workflow submitted: {new_run.id}", flush=True)
+        return show_status(new_run, args, extra)
+    if args.json:
+        snapshot = new_run.snapshot()
+        print_json({"id": new_run.id, "name": new_run.name, "total": snapshot.total, **extra})
+    else:
+        print(f"Workflow submitted: {new_run.id}")
     return 0
 
 

@@ -32,9 +32,11 @@ from .tools import (
 )
 from .worker_tool import MAX_RUN_CONCURRENCY, MAX_RUN_SECONDS, run_worker
 from .workflow_tools import (
+    explain_workflow,
     get_workflow_results,
     get_workflow_status,
     list_workflows,
+    rerun_workflow,
     submit_workflow,
 )
 
@@ -93,6 +95,11 @@ LIMIT = Param("limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIST_LIM
               "At most this many, newest first.")
 
 
+def cache_param(description: str) -> Param:
+    return Param("cache", {"type": ["boolean", "string"], "enum": [False, True, "recompute"]},
+                 description)
+
+
 def seconds_schema(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
@@ -115,6 +122,13 @@ STEP_SCHEMA = {
         "name": {"type": "string", "minLength": 1,
                  "description": "The job's name (default: the task's name); results are "
                                 "read by name."},
+        "cache": {"type": ["boolean", "null"],
+                  "description": "false: always run this step, even in a cached run (side "
+                                 "effects, randomness); omitted: the task's own setting "
+                                 "(true unless it says otherwise)."},
+        "cache_version": {"type": ["string", "null"], "minLength": 1,
+                          "description": "Part of the step's cache key: change it to stop "
+                                         "reusing results stored before."},
     },
     "required": ["id", "function"],
     "additionalProperties": False,
@@ -154,12 +168,25 @@ TOOLS: tuple[ToolSpec, ...] = (
         Param("steps", {"type": "array", "minItems": 1, "items": STEP_SCHEMA},
               "The steps, in any order."),
         DB_PATH,
+        cache_param("false: run every step; true: reuse the results of earlier runs whose "
+                    "step, code, params and parents' results match; \"recompute\": run "
+                    "every step and refresh the stored results."),
     )),
     ToolSpec("gigq_list_workflows", list_workflows, (LIMIT, DB_PATH), read_only=True),
     ToolSpec("gigq_get_workflow_status", get_workflow_status, (WORKFLOW_ID, DB_PATH),
              read_only=True),
     ToolSpec("gigq_get_workflow_results", get_workflow_results, (WORKFLOW_ID, DB_PATH),
              read_only=True),
+    ToolSpec("gigq_explain_workflow", explain_workflow, (WORKFLOW_ID, DB_PATH),
+             read_only=True),
+    ToolSpec("gigq_rerun_workflow", rerun_workflow, (
+        WORKFLOW_ID,
+        cache_param("true: reuse the results of steps whose step, code, params and parents' "
+                    "results match an earlier run (after a failure, only the failed steps "
+                    "and their dependents run); false: run every step; \"recompute\": run "
+                    "every step and refresh the stored results."),
+        DB_PATH,
+    )),
     ToolSpec("gigq_run_worker", run_worker, (
         Param("seconds", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RUN_SECONDS},
               "Longest time the call runs jobs, in seconds."),

@@ -12,13 +12,13 @@ import functools
 import json
 import logging
 import os
-import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from ..cli.common import PROG, UsageError, default_db, to_json_text
+from ..cli.common import UsageError, default_db, to_json_text
+from ..cli.common import worker_command as cli_worker_command
 from ..cli.jobs import import_function
 from ..errors import (
     ConfigurationError,
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 DB_PATH_ENV = "GIGQ_DB_PATH"
 """GigQ's MCP server variable: the queue when neither the call nor ``--db`` names one."""
-WORKER_EXAMPLE_CONCURRENCY = 4
 
 P = ParamSpec("P")
 Response = dict[str, Any]
@@ -225,13 +224,8 @@ def no_queue_message(location: str) -> str:
 
 def worker_command(location: str, settings: ServerSettings) -> str:
     """The shell command that starts a worker on ``location`` with the server's options."""
-    parts = [PROG, "--db", shlex.quote(describe_location(location)), "worker",
-             "--concurrency", str(WORKER_EXAMPLE_CONCURRENCY)]
-    for module in settings.allowed_modules or ():
-        parts += ["--allow-module", shlex.quote(module)]
-    if settings.allow_pickle:
-        parts.append("--allow-pickle")
-    return " ".join(parts)
+    return cli_worker_command(location, allowed_modules=settings.allowed_modules or (),
+                              allow_pickle=settings.allow_pickle)
 
 
 def worker_hint(location: str, settings: ServerSettings) -> Response:
@@ -255,7 +249,7 @@ def load_function(spec: str, settings: ServerSettings, *, where: str,
     (the argument or the step) starts the error messages."""
     module_name = spec.rpartition(".")[0]
     if module_name and not module_allowed(module_name, settings.allowed_modules):
-        raise ToolFailure("not_allowed", f"{where}: {_outside_message(spec, settings)}",
+        raise ToolFailure("not_allowed", f"{where}: {outside_message(spec, settings)}",
                           details)
     try:
         function = import_function(spec)
@@ -263,12 +257,12 @@ def load_function(spec: str, settings: ServerSettings, *, where: str,
         raise ToolFailure("import_error", f"{where}: {exc}", details) from None
     defined_in = getattr(function, "__module__", None) or module_name
     if not module_allowed(defined_in, settings.allowed_modules):  # merely imported there
-        message = _outside_message(f"{spec} (defined in {defined_in})", settings)
+        message = outside_message(f"{spec} (defined in {defined_in})", settings)
         raise ToolFailure("not_allowed", f"{where}: {message}", details)
     return function
 
 
-def _outside_message(spec: str, settings: ServerSettings) -> str:
+def outside_message(spec: str, settings: ServerSettings) -> str:
     modules = ", ".join(settings.allowed_modules or ()) or "none"
     return (f"{spec} is outside the modules this server allows ({modules}); use a function "
             "of those modules, or restart the server with --allow-module for its module")

@@ -42,8 +42,12 @@ INSTRUCTIONS = (
     "gigq_list_jobs, gigq_queue_stats, gigq_get_workflow_status) and read their results "
     "(gigq_get_job_result, gigq_get_workflow_results). Jobs run only when a worker runs on "
     "the same queue: a 'gigq-flow worker' process, or gigq_run_worker, which runs the ready "
-    "jobs inside this server for a bounded time. Params and results are JSON. Every "
-    "response has 'success'; an error has a 'code' and a 'message' that names the fix."
+    "jobs inside this server for a bounded time. A workflow submitted with cache=true "
+    "reuses the results of earlier runs whose steps did not change; gigq_rerun_workflow runs "
+    "a workflow again (after a failure, only what failed and its dependents run) and "
+    "gigq_explain_workflow says why each step ran or was reused. Params and results are "
+    "JSON. Every response has 'success'; an error has a 'code' and a 'message' that names "
+    "the fix."
 )
 
 

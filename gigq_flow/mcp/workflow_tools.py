@@ -1,10 +1,11 @@
 """Workflow tools: GigQ's ``gigq_submit_workflow``, and listing workflows, a workflow's
-status and its results, which gigq-mcp does not have.
+status and its results, why each step ran or was reused, and a rerun, which gigq-mcp
+does not have.
 
-A submission is checked whole before anything is written: the steps' shape, duplicate
-ids, unknown dependencies, cycles (``invalid_workflow``, naming the steps), and every
-function's import (``import_error``, with the ``step_id``). Then every job is written in
-one transaction by ``Workflow.submit``.
+A submission is checked whole before anything is written: the ``cache`` argument, the
+steps' shape, duplicate ids, unknown dependencies, cycles (``invalid_workflow``, naming
+the steps), and every function's import (``import_error``, with the ``step_id``). Then
+every job is written in one transaction by ``Workflow.submit``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 from ..cli.workflows import snapshot_json, summarize
 from ..errors import TaskDefinitionError, WorkflowNotFoundError
-from ..job import Job
+from ..job import CACHE_RECOMPUTE, Job
 from ..job_queue import JobQueue
 from ..locations import describe_location
 from ..run import WorkflowRun
+from ..worker import module_allowed
 from ..workflow import Workflow
 from .common import (
     DEFAULT_SETTINGS,
@@ -31,6 +33,7 @@ from .common import (
     load_function,
     no_queue_message,
     ok,
+    outside_message,
     queue_at,
     resolve_db,
     tool,
@@ -38,7 +41,8 @@ from .common import (
 )
 from .tools import MAX_LIST_LIMIT
 
-STEP_KEYS = ("id", "function", "params", "depends_on", "pass_parent_results", "name")
+STEP_KEYS = ("id", "function", "params", "depends_on", "pass_parent_results", "name",
+             "cache", "cache_version")
 EXAMPLE_STEPS = ('[{"id": "load", "function": "tasks.load"}, '
                  '{"id": "report", "function": "tasks.report", "depends_on": ["load"]}]')
 EXAMPLE_WORKFLOW_ID = "c6db5c56-5d04-4dd9-ad05-9694c8fa053f"
@@ -53,8 +57,8 @@ def check_step(index: int, step: Any) -> dict[str, Any]:
     where = f"step {index}"
     if not isinstance(step, dict):
         raise bad_workflow(f"{where} must be an object with 'id' and 'function' (and optional "
-                           "params, depends_on, pass_parent_results, name), got "
-                           f"{described(step)}")
+                           "params, depends_on, pass_parent_results, name, cache, "
+                           f"cache_version), got {described(step)}")
     unknown = sorted(set(step) - set(STEP_KEYS))
     if unknown:
         raise bad_workflow(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; "
@@ -84,7 +88,26 @@ def check_step(index: int, step: Any) -> dict[str, Any]:
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise bad_workflow(f"{where}: 'name' must be a non-empty string or omitted, got "
                            f"{described(name)}", step_id)
+    cache = step.get("cache")
+    if cache is not None and not isinstance(cache, bool):
+        raise bad_workflow(f"{where}: 'cache' must be true, false (always run this step, "
+                           f"e.g. for side effects) or omitted, got {described(cache)}", step_id)
+    version = step.get("cache_version")
+    if version is not None and (not isinstance(version, str) or not version.strip()):
+        raise bad_workflow(f"{where}: 'cache_version' must be a non-empty string or omitted, "
+                           f"got {described(version)}; change it (e.g. \"2\") to stop "
+                           "reusing results stored before", step_id)
     return step
+
+
+def check_cache(value: Any, *, example: str) -> bool | str:
+    """A run's ``cache``: false, true or "recompute"."""
+    if value is False or value is True or value == CACHE_RECOMPUTE:
+        return value
+    raise invalid("cache", f"must be false, true or \"recompute\", got {described(value)}",
+                  f"pass e.g. cache={example} (true reuses the results of earlier runs whose "
+                  "step, code, params and parents match; \"recompute\" runs every step and "
+                  "refreshes what is stored)")
 
 
 def ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,7 +144,8 @@ def ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @tool
-def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None = None, *,
+def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None = None,
+                    cache: bool | str = False, *,
                     settings: ServerSettings | None = None) -> Response:
     """Submit a DAG of jobs as one workflow, in one transaction (fan-out, fan-in, chains).
 
@@ -130,13 +154,18 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
     ``params`` (its keyword arguments), ``depends_on`` (ids of steps that must complete
     first; a dependent step receives their results as ``parent_results`` if it takes
     them), ``pass_parent_results`` (true, false, or omitted to decide from the
-    function's signature) and ``name`` (the job's name; default: the task's name). Steps
-    may come in any order. Duplicate ids, unknown dependencies and cycles are
-    ``invalid_workflow`` and write nothing. Returns ``workflow_id``,
-    ``submitted_job_ids`` (parents first) and ``step_id_to_job_id``.
+    function's signature), ``name`` (the job's name; default: the task's name),
+    ``cache`` (false: always run this step, even in a cached run) and ``cache_version``
+    (a string; change it to stop reusing results stored before). Steps may come in any
+    order. Duplicate ids, unknown dependencies and cycles are ``invalid_workflow`` and
+    write nothing. ``cache``: false (the default) runs every step; true reuses the
+    results of earlier runs whose step, code, params and parents' results match;
+    "recompute" runs every step and refreshes the stored results. Returns
+    ``workflow_id``, ``submitted_job_ids`` (parents first) and ``step_id_to_job_id``.
     """
     settings = settings or DEFAULT_SETTINGS
     check_text("name", name, example="nightly-report")
+    cache = check_cache(cache, example="true")
     location = resolve_db(db_path, settings)
     if not isinstance(steps, list):
         raise invalid("steps", f"must be a list of step objects, got {described(steps)}",
@@ -153,7 +182,8 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
     workflow = Workflow(name)
     jobs: dict[str, Job] = {}
     for step in order:
-        options = {"name": step["name"]} if step.get("name") else {}
+        options = {key: step[key] for key in ("name", "cache", "cache_version")
+                   if step.get(key) is not None}
         try:
             jobs[step["id"]] = workflow.add_task(
                 functions[step["function"]], params=step.get("params"),
@@ -164,9 +194,9 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
                                               f"be a job: {exc}", {"step_id": step["id"]}) from None
     with queue_at(location, create=True) as queue:
         assert queue is not None
-        run = workflow.submit(queue)
+        run = workflow.submit(queue, cache=cache)
     return ok(
-        workflow_name=name, workflow_id=run.id,
+        workflow_name=name, workflow_id=run.id, cache=cache,
         submitted_job_ids=[job.id for job in workflow.jobs],
         step_id_to_job_id={step["id"]: jobs[step["id"]].id for step in steps},
         db_path=describe_location(location), **worker_hint(location, settings),
@@ -206,9 +236,10 @@ def find_workflow(queue: JobQueue | None, workflow_id: Any, location: str) -> Wo
 def get_workflow_status(workflow_id: str, db_path: str | None = None, *,
                         settings: ServerSettings | None = None) -> Response:
     """A workflow's progress: ``state``, ``counts`` per status, ``total``, ``finished``,
-    ``done``, ``succeeded``, and ``jobs``: every step's id, name, function, status,
-    attempts, times, worker and error, parents first; ``edges`` are [parent, child]
-    job id pairs."""
+    ``done``, ``succeeded``, ``cached`` (how many completed steps reused an earlier
+    run's result), and ``jobs``: every step's id, name, function, status, attempts,
+    times, worker, error and ``cached_from`` (the job whose result it reused, or null),
+    parents first; ``edges`` are [parent, child] job id pairs."""
     location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
     with queue_at(location, create=False) as queue:
         run = find_workflow(queue, workflow_id, location)
@@ -237,3 +268,51 @@ def get_workflow_results(workflow_id: str, db_path: str | None = None, *,
         response["message"] = (f"{snapshot.total - snapshot.finished} of {snapshot.total} "
                                "jobs have not finished; results holds the completed ones")
     return response
+
+
+@tool
+def explain_workflow(workflow_id: str, db_path: str | None = None, *,
+                     settings: ServerSettings | None = None) -> Response:
+    """Why each step of a workflow ran or reused an earlier result: ``reasons`` maps each
+    step's name to "cached (from run ID)", or "ran: " and why (no earlier result, code
+    changed, params changed, parents changed, cache_version or serializer changed, cache
+    off, recompute, failed, timeout), or its state ("pending", "running", "not run:
+    upstream_failed"); a list where steps share a name. ``cached`` counts the reused
+    steps."""
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        run = find_workflow(queue, workflow_id, location)
+        reasons = run.explain()
+        snapshot = run.snapshot()
+    return ok(workflow_id=run.id, name=run.name, reasons=reasons, cached=snapshot.cached,
+              done=snapshot.done, db_path=describe_location(location))
+
+
+@tool
+def rerun_workflow(workflow_id: str, cache: bool | str = True, db_path: str | None = None, *,
+                   settings: ServerSettings | None = None) -> Response:
+    """Submit a new run of a workflow's steps, rebuilt from the queue (same functions,
+    params, dependencies and options), e.g. after fixing what made a step fail. With
+    ``cache`` true (the default) the steps whose step, code, params and parents' results
+    match an earlier run reuse its result, so after a failure only the failed steps and
+    what depends on them run; false runs every step; "recompute" runs every step and
+    refreshes the stored results. Returns the new ``workflow_id``, ``rerun_of``, and
+    ``worker_command_example``: nothing runs until a worker does (``gigq_run_worker``
+    runs ready jobs inside this server for a bounded time)."""
+    settings = settings or DEFAULT_SETTINGS
+    check_text("workflow_id", workflow_id, example=EXAMPLE_WORKFLOW_ID)
+    cache = check_cache(cache, example="true")
+    location = resolve_db(db_path, settings)
+    with queue_at(location, create=False) as queue:
+        run = find_workflow(queue, workflow_id, location)
+        jobs = run.snapshot().jobs
+        for job in jobs:  # as a submission: refused before anything is written
+            module = job.function.rpartition(".")[0]
+            if not module_allowed(module, settings.allowed_modules):
+                raise ToolFailure("not_allowed", f"step {job.name!r}: "
+                                  f"{outside_message(job.function, settings)}",
+                                  {"job_id": job.id})
+        new_run = run.rerun(cache=cache)
+    return ok(workflow_id=new_run.id, rerun_of=run.id, name=new_run.name, cache=cache,
+              total=len(jobs), db_path=describe_location(location),
+              **worker_hint(location, settings))

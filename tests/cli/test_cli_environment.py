@@ -62,6 +62,13 @@ def test_db_after_the_command_works_for_every_command(tmp_path, make_worker):
         "workflow status": (["workflow", "status", run.id], lambda out: task.id in out),
         "workflow graph": (["workflow", "graph", run.id, "-o", str(tmp_path / "after.dot")],
                            lambda out: "after.dot" in out),
+        "workflow explain": (["workflow", "explain", run.id],
+                             lambda out: "ran: cache off" in out),
+        "workflow rerun": (["workflow", "rerun", run.id],
+                           lambda out: out.startswith("Workflow submitted: ")),
+        "cache list": (["cache", "list"], lambda out: out == "No cache entries.\n"),
+        "cache clear": (["cache", "clear", "--older-than", "1d"],
+                        lambda out: out == "Cleared 0 cache entries not used for 1d.\n"),
         "demo": (["demo", "--workers", "2", "-o", str(tmp_path / "demo.svg")],
                  lambda out: "Demo pipeline finished" in out),
         "migrate": (["migrate", str(db), str(tmp_path / "copy.db")],
@@ -76,7 +83,8 @@ def test_db_after_the_command_works_for_every_command(tmp_path, make_worker):
         out = ok(run_cli(*args[:words], "--db", target, *args[words:], cwd=elsewhere))
         assert check(out), (name, out)
     assert list(elsewhere.iterdir()) == []  # no default queue was created or read
-    assert ok_json(run_cli("stats", "--json", "--db", db, cwd=elsewhere))["total"] == 3
+    # the three jobs the stats case counted, and the job of the rerun
+    assert ok_json(run_cli("stats", "--json", "--db", db, cwd=elsewhere))["total"] == 4
 
 
 def test_db_between_a_command_and_its_action(tmp_path):

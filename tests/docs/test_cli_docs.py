@@ -3,6 +3,7 @@ command and option the parser has."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -38,6 +39,17 @@ def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
     assert {"photos-env", "photos-flag"} <= workers
     for picture in ("gigq_flow_demo.svg", "pipeline.svg", "pipeline.png"):
         assert (work / picture).stat().st_size > 0
+    # incremental runs: the second rerun reused every step of the first
+    reasons = json.loads((work / "why.json").read_text())
+    first = {reason.removeprefix("cached (from run ").removesuffix(")")
+             for reason in reasons.values()}
+    assert len(reasons) == 8 and len(first) == 1, reasons
+    assert "8 completed (8 cached)" in result.stdout
+    rerun = json.loads((work / "rerun.json").read_text())
+    assert rerun["succeeded"] and rerun["cached"] == 0 and rerun["cache"] is False
+    assert len(json.loads((work / "cache.json").read_text())) == 3
+    assert "Cleared 0 cache entries not used for 7d." in result.stdout
+    assert '"cleared": 8' in result.stdout
 
 
 def test_every_command_and_option_is_documented():

@@ -25,10 +25,14 @@ GIGQ_TOOLS = {
     "gigq_requeue_job": (["job_id"], {"db_path": None}),
     "gigq_submit_workflow": (["name", "steps"], {"db_path": None}),
 }
+MORE_ARGUMENTS = {"gigq_submit_workflow": {"cache": False}}
+"""Arguments gigq-flow adds to GigQ's tools, with their defaults."""
 MORE_TOOLS = {
     "gigq_list_workflows": ([], {"limit": 100, "db_path": None}),
     "gigq_get_workflow_status": (["workflow_id"], {"db_path": None}),
     "gigq_get_workflow_results": (["workflow_id"], {"db_path": None}),
+    "gigq_explain_workflow": (["workflow_id"], {"db_path": None}),
+    "gigq_rerun_workflow": (["workflow_id"], {"cache": True, "db_path": None}),
     "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None}),
 }
 
@@ -47,12 +51,17 @@ def test_the_server_introduces_itself_and_offers_gigqs_tools_and_more(server):
     tools = {tool.name: tool for tool in server.tools()}
     assert set(tools) == set(GIGQ_TOOLS) | set(MORE_TOOLS)
     for name, (required, defaults) in {**GIGQ_TOOLS, **MORE_TOOLS}.items():
+        defaults = {**defaults, **MORE_ARGUMENTS.get(name, {})}
         schema = tools[name].inputSchema
         assert schema["required"] == required, name
         assert set(schema["properties"]) == set(required) | set(defaults), name
         assert {key: schema["properties"][key]["default"] for key in defaults} == defaults
         assert tools[name].description
     assert tools["gigq_queue_stats"].annotations.readOnlyHint is True
+    assert tools["gigq_explain_workflow"].annotations.readOnlyHint is True
+    assert tools["gigq_rerun_workflow"].annotations.readOnlyHint is not True
+    step = tools["gigq_submit_workflow"].inputSchema["properties"]["steps"]["items"]
+    assert {"cache", "cache_version"} <= set(step["properties"])
     assert tools["gigq_cancel_job"].annotations.destructiveHint is True
 
 
@@ -114,6 +123,36 @@ def test_a_workflow_of_plain_and_task_functions_runs_and_reports_by_step(server)
     assert results["failed"] == [] and results["done"]
     listed = server.call("gigq_list_workflows", db_path=db)
     assert [(w["id"], w["state"]) for w in listed["workflows"]] == [(workflow_id, "succeeded")]
+
+
+def test_a_cached_workflow_reruns_and_explains_itself(server):
+    db = str(server.cwd / "cached.db")
+    steps = [{"id": "two", "function": "support.jobs.add", "params": {"a": 1, "b": 1}},
+             {"id": "total", "function": "support.jobs.sum_parents", "depends_on": ["two"],
+              "cache_version": "1"}]
+    submitted = server.call("gigq_submit_workflow", name="cached", steps=steps, db_path=db,
+                            cache=True)
+    assert submitted["success"] and submitted["cache"] is True, submitted
+    server.call("gigq_run_worker", seconds=30, db_path=db)
+    first = submitted["workflow_id"]
+    assert set(server.call("gigq_explain_workflow", workflow_id=first, db_path=db)[
+        "reasons"].values()) == {"ran: no earlier result"}
+
+    rerun = server.call("gigq_rerun_workflow", workflow_id=first, db_path=db)
+    assert rerun["rerun_of"] == first and rerun["worker_required"] is True
+    assert rerun["worker_command_example"].startswith(f"gigq-flow --db {db} worker")
+    server.call("gigq_run_worker", seconds=30, db_path=db)
+    explained = server.call("gigq_explain_workflow", workflow_id=rerun["workflow_id"],
+                            db_path=db)
+    assert explained["reasons"] == {"add": f"cached (from run {first})",
+                                    "sum_parents": f"cached (from run {first})"}
+    assert explained["cached"] == 2
+    status = server.call("gigq_get_workflow_status", workflow_id=rerun["workflow_id"],
+                         db_path=db)
+    assert status["cached"] == 2 and all(job["cached_from"] for job in status["jobs"])
+    results = server.call("gigq_get_workflow_results", workflow_id=rerun["workflow_id"],
+                          db_path=db)
+    assert results["results"] == {"add": 2, "sum_parents": 2}
 
 
 def test_cancel_and_requeue_answer_gigqs_codes(server):
