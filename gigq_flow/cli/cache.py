@@ -90,10 +90,9 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
     if not entries:
         print("No cache entries.")
         return 0
-    rows = table("Step", "Function", "Hits", "Size", "Created", "Last used", "From workflow",
-                 "Key")
+    rows = table("Step", "Function", "Size", "Created", "Last used", "From workflow", "Key")
     for entry in entries:
-        rows.add_row(entry["name"], entry["step"], str(entry["hits"]),
+        rows.add_row(entry["name"], entry["step"],
                      human_size(entry["size"]), short_time(entry["created_at"]),
                      short_time(entry["used_at"]), entry["workflow_id"] or "", entry["key"])
     console().print(rows)

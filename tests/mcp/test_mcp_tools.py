@@ -16,9 +16,6 @@ from gigq_flow.mcp import catalog, tools, worker_tool, workflow_tools
 from gigq_flow.mcp.common import ServerSettings, resolve_db
 
 pytestmark = pytest.mark.contract
-POSTGRES_KEYS_HOLD_NUL = pytest.mark.xfail(
-    strict=True, reason="step_cache.step_key stores its 'settings' part with a NUL separator, "
-                        "which PostgreSQL text columns refuse: a cached step fails to complete")
 
 
 def test_a_job_through_every_job_tool(db_path):
@@ -92,10 +89,7 @@ def test_a_workflow_through_every_workflow_tool(db_path):
     assert workflow_tools.list_workflows(limit=0, db_path=db)["total"] == 1
 
 
-def test_a_cached_workflow_reruns_after_a_failure_and_explains_each_step(
-        db_path, backend, tmp_path, request):
-    if backend == "postgres":
-        request.applymarker(POSTGRES_KEYS_HOLD_NUL)
+def test_a_cached_workflow_reruns_after_a_failure_and_explains_each_step(db_path, tmp_path):
     db, log, flags = str(db_path), tmp_path / "calls.log", tmp_path / "flags"
     flags.mkdir()
     (flags / "check").touch()
