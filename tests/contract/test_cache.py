@@ -3,6 +3,8 @@ results stored once, reruns, clearing, and two workers reaching one key at once.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from support import jobs
 from support.helpers import lines
@@ -245,3 +247,17 @@ def test_a_child_of_a_reused_parent_receives_its_result(queue):
     assert again.explain()["parent"].startswith("cached")
     assert again.explain()["child"] == "ran: cache_version or serializer changed"
     assert again.results()["child"] == {"parent": {"rows": [1, 2]}}
+
+
+def test_a_step_whose_code_cannot_be_read_says_so_in_every_reason(queue):
+    def build() -> Workflow:
+        wf = Workflow("builtin")
+        wf.add_task(math.isclose, params={"a": 1.0, "b": 1.0 + 1e-12})  # C code: no bytecode
+        return wf
+
+    first = run(queue, build())
+    again = run(queue, build())
+    caveat = "; code of math.isclose unreadable, keyed on name and version"
+    assert first.explain() == {"isclose": "ran: no earlier result" + caveat}
+    assert again.explain() == {"isclose": f"cached (from run {first.id})" + caveat}
+    assert again.results() == {"isclose": True}
