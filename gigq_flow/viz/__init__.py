@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from .styles import (
+    CACHED,
     DEFAULT_RANKDIR,
     DEFAULT_STYLES,
     RANKDIRS,
@@ -27,7 +28,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "DEFAULT_RANKDIR", "DEFAULT_STYLES", "RANKDIRS", "Picture", "RunPanel", "Style",
+    "CACHED", "DEFAULT_RANKDIR", "DEFAULT_STYLES", "RANKDIRS", "Picture", "RunPanel", "Style",
     "build_view", "choose_renderer", "get_styles", "render", "reset_styles", "set_style",
     "style_for", "timeline", "to_dot", "to_mermaid", "visualize",
 ]

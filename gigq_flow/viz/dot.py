@@ -7,7 +7,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ..job_status import JobStatus
-from .styles import STRUCTURE_STYLE, Style, StyleOverrides, get_styles
+from .styles import CACHED, STRUCTURE_STYLE, Style, StyleKey, StyleOverrides, get_styles
 from .text import FONT, format_number
 from .view import GraphView, ViewNode
 
@@ -23,13 +23,14 @@ def _label(lines: Iterable[str]) -> str:
     return "\\n".join(_escape(line) for line in lines)
 
 
-def node_attributes(node: ViewNode, styles: Mapping[JobStatus, Style]) -> dict[str, str]:
+def node_attributes(node: ViewNode, styles: Mapping[StyleKey, Style]) -> dict[str, str]:
     """The DOT attributes of a node, in a fixed order."""
-    style = STRUCTURE_STYLE if node.status is None else styles[node.status]
+    look = node.look
+    style = STRUCTURE_STYLE if look is None else styles[look]
     attrs = {"id": node.dom_id, "tooltip": _escape(node.tooltip)}
     if node.counts:
         total = sum(n for _, n in node.counts)
-        stripes = ":".join(f"{styles[s].fill};{n / total:.3f}" for s, n in node.counts)
+        stripes = ":".join(f"{styles[s].fill};{n / total:.3f}" for s, n in node.bands())
         attrs.update(shape="box", style="striped" if style.border_style == "solid"
                      else f"striped,{style.border_style}", fillcolor=stripes)
     else:
@@ -74,19 +75,30 @@ def to_digraph(
     for tail, head in view.edges:
         dot.edge(tail, head)
     if legend:
-        _add_legend(dot, palette, view.submitted, sideways=view.rankdir in ("LR", "RL"))
+        _add_legend(dot, legend_entries(view, palette), sideways=view.rankdir in ("LR", "RL"))
     return dot
 
 
-def _add_legend(dot: graphviz.Digraph, palette: Mapping[JobStatus, Style],
-                submitted: bool, sideways: bool) -> None:
+def legend_entries(view: GraphView, palette: Mapping[StyleKey, Style]) -> list[tuple[str, Style]]:
+    """What the legend shows: every status, and ``cached`` after ``completed`` when the
+    picture draws a reused result (a run without the cache keeps the legend it had)."""
+    if not view.submitted:
+        return [("not submitted", STRUCTURE_STYLE)]
+    entries = []
+    for status in JobStatus:
+        entries.append((status.value, palette[status]))
+        if status is JobStatus.COMPLETED and view.cached:
+            entries.append((CACHED.value, palette[CACHED]))
+    return entries
+
+
+def _add_legend(dot: graphviz.Digraph, entries: list[tuple[str, Style]],
+                sideways: bool) -> None:
     """One row of sample nodes (a column, top down, when the graph runs sideways)."""
     import graphviz
 
-    entries = [(s.value, palette[s]) for s in JobStatus] if submitted else [
-        ("not submitted", STRUCTURE_STYLE)]
     if sideways:  # a rank runs bottom-up there
-        entries.reverse()
+        entries = entries[::-1]
     with dot.subgraph(name="cluster_legend") as legend:
         legend.attr(label="status", fontsize="11", style="rounded", color="#bbbbbb",
                     fontname=FONT)

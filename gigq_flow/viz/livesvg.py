@@ -14,8 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..job_status import JobStatus
-from .styles import STRUCTURE_STYLE, Style
+from .styles import STRUCTURE_STYLE, Style, StyleKey
 from .view import ViewNode
 
 _NODE = re.compile(
@@ -93,7 +92,7 @@ class _Slot:
 class LiveSvg:
     """The panel's picture: laid out once, each node restyled by :meth:`update`."""
 
-    def __init__(self, svg: str, styles: Mapping[JobStatus, Style]) -> None:
+    def __init__(self, svg: str, styles: Mapping[StyleKey, Style]) -> None:
         svg = _PROLOGUE.sub("", svg, count=1)
         self.styles = styles
         self._pieces: list[str] = []
@@ -117,11 +116,12 @@ class LiveSvg:
         return set(self._slots)
 
     def update(self, nodes: Iterable[ViewNode]) -> int:
-        """Restyle the nodes whose status, counts or tooltip changed; returns how many."""
+        """Restyle the nodes whose status, counts, reused results or tooltip changed;
+        returns how many."""
         changed = 0
         for node in nodes:
             slot = self._slots.get(node.key)
-            signature = (node.status, node.counts, node.tooltip, node.dom_id)
+            signature = (node.status, node.counts, node.cached, node.tooltip, node.dom_id)
             if slot is None or slot.signature == signature:
                 continue
             slot.signature = signature
@@ -135,19 +135,23 @@ class LiveSvg:
         return "".join(self._pieces)
 
     def _fragment(self, node: ViewNode, slot: _Slot) -> str:
-        style = STRUCTURE_STYLE if node.status is None else self.styles[node.status]
-        status = node.status.value if node.status is not None else "not_submitted"
-        parts = [f'<g id="{html.escape(node.dom_id)}" class="node {status}">',
+        look = node.look
+        style = STRUCTURE_STYLE if look is None else self.styles[look]
+        # the status, then the look where it differs: "node completed cached"
+        classes = "not_submitted" if node.status is None else node.status.value
+        if look is not None and look != node.status:
+            classes += f" {look}"
+        parts = [f'<g id="{html.escape(node.dom_id)}" class="node {classes}">',
                  f"<title>{html.escape(node.tooltip)}</title>"]
         box = slot.box
         if node.counts:
             total = sum(n for _, n in node.counts)
             x = box.x0
-            for member_status, n in node.counts:
+            for member_look, n in node.bands():
                 width = (box.x1 - box.x0) * n / total
                 parts.append(
                     f'<rect x="{x:.2f}" y="{box.y0:.2f}" width="{width:.2f}" '
-                    f'height="{box.y1 - box.y0:.2f}" fill="{self.styles[member_status].fill}" '
+                    f'height="{box.y1 - box.y0:.2f}" fill="{self.styles[member_look].fill}" '
                     f'stroke="none"/>'
                 )
                 x += width

@@ -31,8 +31,9 @@ def to_mermaid(view: GraphView, *, styles: StyleOverrides | None = None) -> str:
     lines = [f"%% {_mermaid_text(view.title)}", f"flowchart {view.rankdir}"]
     used: dict[str, Style] = {}
     for node in view.nodes:
-        style = STRUCTURE_STYLE if node.status is None else palette[node.status]
-        cls = "not_submitted" if node.status is None else node.status.value
+        look = node.look
+        style = STRUCTURE_STYLE if look is None else palette[look]
+        cls = "not_submitted" if look is None else str(look)
         used[cls] = style
         opening, closing = _MERMAID_SHAPES["box" if node.counts else style.shape]
         label = "<br/>".join(_mermaid_text(line) for line in node.lines)

@@ -1,4 +1,4 @@
-"""Text the views share: durations, the first line of an error, counts per status."""
+"""Text the views share: durations, the first line of an error, counts per status, short ids."""
 
 from __future__ import annotations
 
@@ -33,8 +33,22 @@ def first_line(text: str | None, limit: int = TOOLTIP_MAX) -> str:
     return ""
 
 
-def counts_text(counts: Iterable[tuple[JobStatus, int]]) -> str:
-    return " · ".join(f"{n} {status.value}" for status, n in counts)
+SHORT_ID = 8
+"""Characters of a job id shown where the whole id would crowd the text."""
+
+
+def counts_text(counts: Iterable[tuple[JobStatus, int]], cached: int = 0) -> str:
+    """``12 completed (10 cached) · 1 failed``: the ``cached`` completed jobs reused an
+    earlier result (as ``RunSnapshot.summary()`` says it)."""
+    return " · ".join(
+        f"{n} {status.value}"
+        + (f" ({cached} cached)" if cached and status is JobStatus.COMPLETED else "")
+        for status, n in counts)
+
+
+def short_id(job_id: str) -> str:
+    """The first characters of a job id, as a tooltip shows it."""
+    return job_id[:SHORT_ID]
 
 
 def format_number(number: float) -> str:

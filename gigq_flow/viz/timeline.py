@@ -4,7 +4,9 @@ The chart is DOT with pinned positions (the ``nop2`` engine), so it renders thro
 same renderers as the DAG, to svg, png or pdf. Rows are jobs (``by="job"``) or
 workers (``by="worker"``); a bar is one attempt in its status's style, and its
 tooltip gives the job, attempt, worker, times and error. Running attempts end at
-"now".
+"now". A job that reused an earlier result was claimed and completed at once: its
+last attempt is a bar of no length in the ``cached`` style, marked "cached" beside it
+when rows are jobs.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from ..errors import ConfigurationError
 from ..job_status import JobStatus
 from ..snapshot import Attempt, RunSnapshot
 from .render import Picture
-from .styles import Style, StyleOverrides, get_styles
-from .text import FONT, first_line, format_duration
+from .styles import CACHED, Style, StyleKey, StyleOverrides, get_styles
+from .text import FONT, first_line, format_duration, short_id
 
 ROW_HEIGHT = 20.0
 BAR_HEIGHT = 13.0
@@ -28,15 +30,30 @@ DEFAULT_WIDTH = 720.0
 LABEL_CHAR_WIDTH = 6.0
 LABEL_MAX = 220.0
 AXIS_TICKS = 6
+CACHED_MARK_WIDTH = 34.0
+"""Points beside a reused result's bar for the word "cached"."""
 # Execution states that are not job states look like the job state they resemble.
 _EXECUTION_LOOKS = {"lost": JobStatus.FAILED, "interrupted": JobStatus.CANCELLED}
 
 
-def _look(status: str, palette: dict[JobStatus, Style]) -> Style:
+def _look(status: str, palette: dict[StyleKey, Style]) -> Style:
     try:
         return palette[JobStatus(status)]
     except ValueError:
         return palette[_EXECUTION_LOOKS.get(status, JobStatus.PENDING)]
+
+
+def _reused_attempts(snapshot: RunSnapshot, found: Sequence[Attempt]) -> dict[str, str]:
+    """Attempt id -> the job whose result it reused: the last attempt of each completed
+    job that reused an earlier result."""
+    sources = {job.id: job.cached_from for job in snapshot.jobs
+               if job.cached_from and job.status is JobStatus.COMPLETED}
+    last: dict[str, Attempt] = {}
+    for attempt in found:
+        if attempt.job_id in sources and (
+                attempt.job_id not in last or attempt.number > last[attempt.job_id].number):
+            last[attempt.job_id] = attempt
+    return {attempt.id: sources[job_id] for job_id, attempt in last.items()}
 
 
 def _tick_step(span: float) -> float:
@@ -129,26 +146,38 @@ def timeline_dot(
         tick += step
         index += 1
 
+    reused = _reused_attempts(snapshot, found)
     for n, attempt in enumerate(found):
-        style = _look(attempt.status, palette)
+        source = reused.get(attempt.id)
+        style = palette[CACHED] if source else _look(attempt.status, palette)
         x0, x1 = x_of(attempt.start), x_of(attempt.end)
         bar = max(x1 - x0, 2.0)
         worker = attempt.worker or "?"
         label = worker if len(worker) * 5.5 < bar - 4 else ""
         took = format_duration((attempt.end - attempt.start).total_seconds())
-        tooltip = (f"{attempt.name} · attempt {attempt.number} · {worker} · {attempt.status} · "
+        status = (f"{attempt.status} · {CACHED.value} from job {short_id(source)}" if source
+                  else attempt.status)
+        tooltip = (f"{attempt.name} · attempt {attempt.number} · {worker} · {status} · "
                    f"{_hms(attempt.start)} – {_hms(attempt.end)} ({took})")
         if attempt.error:
             tooltip += f" · {first_line(attempt.error)}"
         key = attempt.job_id if by == "job" else attempt.worker
+        y = y_of(row_of[key])
         lines.append(_node(
             f"a{n}", _text(label), shape="box", style=style.dot_style, fillcolor=style.fill,
             color=style.border, fontcolor=style.font, penwidth=f"{min(style.penwidth, 2):g}",
             width=f"{bar / 72:.4f}", height=f"{BAR_HEIGHT / 72:.4f}", fontsize="8",
-            pos=f"{x0 + bar / 2:.2f},{y_of(row_of[key]):.2f}",
+            pos=f"{x0 + bar / 2:.2f},{y:.2f}",
             id=f"attempt-{attempt.id}", tooltip=_text(tooltip),
-            **{"class": f"attempt {attempt.status}"},
+            **{"class": f"attempt {attempt.status}" + (f" {CACHED.value}" if source else "")},
         ))
+        if source and by == "job":  # its own row: room beside the bar for a word
+            lines.append(_node(
+                f"c{n}", CACHED.value, shape="plaintext", fixedsize="false", fontsize="8",
+                fontcolor=style.font, pos=f"{x0 + bar + CACHED_MARK_WIDTH / 2:.2f},{y:.2f}",
+                width=f"{CACHED_MARK_WIDTH / 72:.4f}", height=f"{BAR_HEIGHT / 72:.4f}",
+                margin="0", id=f"cached-{attempt.id}", tooltip=_text(tooltip),
+            ))
     lines.append("}")
     return "\n".join(lines)
 

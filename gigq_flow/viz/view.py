@@ -17,8 +17,8 @@ from ..checks import check_int
 from ..errors import ConfigurationError, JobNotFoundError
 from ..job_status import JobStatus
 from ..snapshot import JobState, RunSnapshot
-from .styles import DEFAULT_RANKDIR, RANKDIRS
-from .text import counts_text, first_line, format_duration
+from .styles import CACHED, DEFAULT_RANKDIR, RANKDIRS, StyleKey, look_of
+from .text import counts_text, first_line, format_duration, short_id
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -51,6 +51,30 @@ class ViewNode:
     """Per-status member counts of a group (non-zero only); empty for a job."""
     lines: tuple[str, ...]
     tooltip: str
+    cached: int = 0
+    """How many of its jobs are completed ones that reused an earlier result (a job: 0 or 1)."""
+
+    @property
+    def look(self) -> StyleKey | None:
+        """The style key the node is drawn with: its status, or ``"cached"`` when every
+        job it draws completed by reusing an earlier result; None before submission."""
+        if self.status is None:
+            return None
+        drawn = sum(n for _, n in self.counts) if self.counts else 1
+        return look_of(self.status, 0 < self.cached == drawn)
+
+    def bands(self) -> tuple[tuple[StyleKey, int], ...]:
+        """A group's member counts by look: its completed members split into those that
+        ran and those that reused a result (the stripes of a group node)."""
+        found: list[tuple[StyleKey, int]] = []
+        for status, n in self.counts:
+            if status is JobStatus.COMPLETED and self.cached:
+                if n > self.cached:
+                    found.append((status, n - self.cached))
+                found.append((CACHED, self.cached))
+            else:
+                found.append((status, n))
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,17 @@ class GraphView:
     node_of_job: Mapping[str, str]
     """job id -> key of the node that draws it."""
 
+    @property
+    def cached(self) -> int:
+        """How many of the jobs drawn reused an earlier result."""
+        return sum(node.cached for node in self.nodes)
+
+
+def reused(job: JobState) -> bool:
+    """True for a completed job that reused an earlier run's result instead of running."""
+    return job.cached and job.status is JobStatus.COMPLETED
+
+
 def final_duration(job: JobState) -> float | None:
     """The duration of a finished attempt; None while running or never started
     (so that the same state always gives the same label)."""
@@ -74,9 +109,10 @@ def final_duration(job: JobState) -> float | None:
 
 
 def job_detail(job: JobState) -> str:
-    """The second label line: duration once known, attempts when more than one."""
+    """The second label line: duration once known (``cached`` for a reused result, which
+    took no time to run), attempts when more than one."""
     parts = []
-    duration = format_duration(final_duration(job))
+    duration = CACHED.value if reused(job) else format_duration(final_duration(job))
     if duration:
         parts.append(duration)
     if job.attempts > 1:
@@ -85,8 +121,17 @@ def job_detail(job: JobState) -> str:
 
 
 def job_tooltip(job: JobState) -> str:
-    """The first line of the error, else name and status."""
+    """The first line of the error, else name and status (``completed · cached from job
+    <short id>`` for a reused result)."""
+    if reused(job) and job.cached_from is not None:
+        return f"{job.name}: {status_label(job)} from job {short_id(job.cached_from)}"
     return first_line(job.error) or f"{job.name}: {job.status.value}"
+
+
+def status_label(job: JobState) -> str:
+    """``completed · cached`` for a reused result, else the status."""
+    return f"{job.status.value} · {CACHED.value}" if reused(job) else job.status.value
+
 
 def group_status(counts: Mapping[JobStatus, int]) -> JobStatus:
     return next(status for status in _GROUP_PRIORITY if counts.get(status))
@@ -229,7 +274,7 @@ def job_node(key: str, job_id: str, name: str, graph: nx.DiGraph | None,
     detail = "" if compact else job_detail(state)
     lines = (name, detail) if detail else (name,)
     return ViewNode(key, f"job-{job_id}", name, (job_id,), state.status, (), lines,
-                    job_tooltip(state))
+                    job_tooltip(state), int(reused(state)))
 
 
 def group_node(key: str, name: str, members: Sequence[str], states: Mapping[str, JobState],
@@ -240,16 +285,18 @@ def group_node(key: str, name: str, members: Sequence[str], states: Mapping[str,
         return ViewNode(key, f"group-{key}", name, tuple(members), None, (), (head,),
                         f"{len(members)} instances of {name}")
     tally: dict[JobStatus, int] = {}
+    cached = 0
     for job_id in members:
         state = states.get(job_id)
         if state is not None:
             tally[state.status] = tally.get(state.status, 0) + 1
+            cached += reused(state)
     counts = tuple((status, tally[status]) for status in JobStatus if tally.get(status))
-    text = counts_text(counts)
+    text = counts_text(counts, cached)
     lines = (head,) if compact else (head, text)
     errors = [first_line(states[j].error) for j in members if j in states and states[j].error]
     tooltip = f"{name}: {len(members)} jobs — {text}"
     if errors:
         tooltip += f"; first error: {errors[0]}"
     return ViewNode(key, f"group-{key}", name, tuple(members), group_status(tally), counts,
-                    lines, first_line(tooltip))
+                    lines, first_line(tooltip), cached)

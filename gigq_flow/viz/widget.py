@@ -22,9 +22,17 @@ from ..snapshot import Attempt, JobState, RunSnapshot
 from .dot import to_digraph
 from .livesvg import LiveSvg
 from .render import render
-from .styles import DEFAULT_RANKDIR, StyleOverrides, get_styles
+from .styles import CACHED, DEFAULT_RANKDIR, StyleOverrides, get_styles, look_of, style_key
 from .text import first_line, format_duration
-from .view import GROUP_THRESHOLD, GraphView, build_view, group_node, job_node
+from .view import (
+    GROUP_THRESHOLD,
+    GraphView,
+    build_view,
+    group_node,
+    job_node,
+    reused,
+    status_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +73,8 @@ def _clock(iso: str | None) -> str:
 
 class RunPanel(widgets.VBox):
     """A live view of a run: progress (finished of total), a count per status in its
-    colour, the DAG coloured by status and a table of jobs.
+    colour (and of the completed jobs that reused an earlier result, once there is one),
+    the DAG coloured by status and a table of jobs.
 
     A daemon thread refreshes it every ``interval`` seconds, makes a last refresh
     and stops once every job is terminal; ``refresh()`` refreshes by hand, ``stop()``
@@ -115,7 +124,14 @@ class RunPanel(widgets.VBox):
         self.progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
                                             layout=widgets.Layout(width="60%"))
         self.progress_text = widgets.HTML()
-        self.count_labels = {status.value: widgets.HTML() for status in JobStatus}
+        self.count_labels: dict[str, widgets.HTML] = {}
+        """A chip per status, and one for reused results after ``completed`` (shown
+        once the run has one: they are counted in ``completed`` too)."""
+        for status in JobStatus:
+            self.count_labels[status.value] = widgets.HTML()
+            if status is JobStatus.COMPLETED:
+                self.count_labels[CACHED.value] = widgets.HTML(
+                    layout=widgets.Layout(display="none"))
         self.graph_view = widgets.HTML(layout=widgets.Layout(display="" if graph else "none"))
         self.table = widgets.HTML(layout=widgets.Layout(display="" if table else "none"))
         self.error_box = widgets.HTML(layout=widgets.Layout(display="none"))
@@ -143,6 +159,11 @@ class RunPanel(widgets.VBox):
     def counts(self) -> dict[str, int]:
         """Jobs per status at the last refresh."""
         return dict(self.snapshot.counts) if self.snapshot is not None else {}
+
+    @property
+    def cached(self) -> int:
+        """Completed jobs that reused an earlier result, at the last refresh."""
+        return self.snapshot.cached if self.snapshot is not None else 0
 
     @property
     def running(self) -> bool:
@@ -260,12 +281,20 @@ class RunPanel(widgets.VBox):
             self.progress.bar_style = "info"
         self.progress_text.value = f"{snapshot.finished} / {snapshot.total} finished"
         for status in JobStatus:
-            style = self.styles[status]
-            self.count_labels[status.value].value = (
-                f'<span class="gigq-flow-count {status.value}" style="{style.css()};'
+            self.count_labels[status.value].value = self._chip(status.value,
+                                                               counts[status.value])
+        cached = snapshot.cached
+        self.count_labels[CACHED.value].value = self._chip(
+            CACHED.value, cached, "completed jobs that reused an earlier result (also counted in "
+            "completed)")
+        self.count_labels[CACHED.value].layout.display = "" if cached else "none"
+
+    def _chip(self, key: str, count: int, title: str = "") -> str:
+        style = self.styles[style_key(key)]
+        hint = f' title="{html.escape(title)}"' if title else ""
+        return (f'<span class="gigq-flow-count {key}"{hint} style="{style.css()};'
                 f'padding:1px 6px;margin-right:4px;border-radius:3px;font-size:12px">'
-                f"{html.escape(style.symbol)} {status.value} <b>{counts[status.value]}</b></span>"
-            )
+                f"{html.escape(style.symbol)} {key} <b>{count}</b></span>")
 
     # -- graph --------------------------------------------------------------------------
     def _update_graph(self, snapshot: RunSnapshot, changed: list[JobState]) -> None:
@@ -346,12 +375,14 @@ class RunPanel(widgets.VBox):
                     self._workers[attempt.job_id] = attempt.worker
 
     def _row(self, job: JobState) -> str:
-        style = self.styles[job.status]
+        style = self.styles[look_of(job.status, reused(job))]
         error = job.error or ""
+        source = job.cached_from if reused(job) else None
+        hint = f' title="result of job {html.escape(source)}"' if source else ""
         cells = (
             html.escape(job.name),
-            (f'<span style="{style.css()};padding:0 4px;border-radius:3px">'
-             f"{html.escape(style.symbol)} {job.status.value}</span>"),
+            (f'<span{hint} style="{style.css()};padding:0 4px;border-radius:3px">'
+             f"{html.escape(style.symbol)} {html.escape(status_label(job))}</span>"),
             f"{job.attempts}/{job.max_attempts}",
             _clock(job.started_at),
             format_duration(job.duration),
@@ -361,7 +392,8 @@ class RunPanel(widgets.VBox):
         tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells[:-1])
         tds += (f'<td style="{_CELL}" title="{html.escape(error[:ERROR_TITLE_MAX])}">'
                 f"{cells[-1]}</td>")
-        return f'<tr data-job="{job.id}" data-status="{job.status.value}">{tds}</tr>'
+        cached = f' data-cached="{html.escape(source)}"' if source else ""
+        return f'<tr data-job="{job.id}" data-status="{job.status.value}"{cached}>{tds}</tr>'
 
     # -- status line and errors ---------------------------------------------------------
     def _show_error(self, exc: BaseException) -> None:

@@ -21,9 +21,12 @@ def test_the_examples_in_the_visualization_guide_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for name, head in (("etl-structure.svg", b"<?xml"), ("etl-run.png", b"\x89PNG"),
                        ("etl-run.pdf", b"%PDF"), ("etl-timeline.svg", b"<?xml"),
-                       ("etl-workers.png", b"\x89PNG")):
+                       ("etl-workers.png", b"\x89PNG"), ("etl-cached.svg", b"<?xml")):
         assert (tmp_path / name).read_bytes().startswith(head), name
     assert "flowchart LR" in done.stdout
     assert "5 of 5" not in done.stdout  # the live run has 2 jobs
     assert "2 of 2 2" in done.stdout
     assert "4 False" in done.stdout  # the finished etl run: 4 completed, no thread
+    assert "3/3 finished; 3 completed (1 cached)" in done.stdout  # the incremental rerun
+    assert "j0[\"extract<br/>cached\"]:::cached" in done.stdout
+    assert "= cached " in done.stdout  # the text views list the cached look

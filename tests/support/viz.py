@@ -1,15 +1,17 @@
-"""What the visualization tests share: a run with a job in every status, and readers of
-the SVG graphviz draws."""
+"""What the visualization tests share: a run with a job in every status, a workflow run
+twice with the cache, and readers of the SVG graphviz draws and of the live panel."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gigq_flow import Job, JobQueue, Worker, Workflow
+from gigq_flow import Job, JobQueue, Worker, Workflow, WorkflowRun
 from support import jobs
 from support.helpers import wait_until
 
@@ -99,3 +101,74 @@ def tooltip_of(group: ET.Element) -> str:
             return title
     title = group.find(f"{SVG}title")
     return title.text if title is not None else ""
+
+
+# -- incremental runs -----------------------------------------------------------------------
+REUSED = ("extract", "side")
+"""The steps of :func:`etl` that its second run reuses."""
+RAN = ("transform", "load")
+"""The steps of :func:`etl` that its second run runs again."""
+
+
+def etl(factor: int) -> tuple[Workflow, dict[str, Job]]:
+    """extract -> transform(factor) -> load, and extract -> side. Changing ``factor``
+    changes transform's params: with the cache, extract and side are reused, transform
+    runs, and load runs because its parent's result changed."""
+    wf = Workflow("etl")
+    made = {"extract": wf.add_task(jobs.identity, {"value": 1}, name="extract")}
+    made["transform"] = wf.add_task(jobs.identity, {"value": factor}, name="transform",
+                                    depends_on=[made["extract"]])
+    made["load"] = wf.add_task(jobs.identity, {"value": 3}, name="load",
+                               depends_on=[made["transform"]])
+    made["side"] = wf.add_task(jobs.identity, {"value": 4}, name="side",
+                               depends_on=[made["extract"]])
+    return wf, made
+
+
+@dataclass
+class Incremental:
+    """The runs of :func:`incremental_runs`: the first ran every step, the second reused
+    :data:`REUSED` from it."""
+
+    first: WorkflowRun
+    second: WorkflowRun
+    first_jobs: dict[str, Job]
+    second_jobs: dict[str, Job]
+
+    def source(self, name: str) -> str:
+        """The job of the first run whose result the second run's ``name`` reused."""
+        return self.first_jobs[name].id
+
+
+def incremental_runs(queue: JobQueue) -> Incremental:
+    """:func:`etl` run twice with ``cache=True`` on worker threads; the second run changes
+    transform's params."""
+    wf, first_jobs = etl(2)
+    first = wf.run(queue, cache=True, progress=False, workers=2)
+    wf2, second_jobs = etl(5)
+    second = wf2.run(queue, cache=True, progress=False, workers=2)
+    assert first.done and second.done
+    return Incremental(first, second, first_jobs, second_jobs)
+
+
+# -- the live panel -------------------------------------------------------------------------
+def count_in(panel: Any, key: str) -> int:
+    """The number on the panel's chip of a status (or of ``cached``)."""
+    return int(re.search(r"<b>(\d+)</b>", panel.count_labels[key].value).group(1))
+
+
+def table_rows(panel: Any) -> list[dict[str, str]]:
+    """The table as dicts of column -> cell text (tags stripped, entities decoded)."""
+    body = panel.table.value.split("<tbody>")[1].split("</tbody>")[0]
+    rows = []
+    for row in re.findall(r"<tr [^>]*>(.*?)</tr>", body, re.DOTALL):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", cell))
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+        rows.append(dict(zip(("name", "status", "attempts", "started", "duration", "worker",
+                              "error"), cells, strict=True)))
+    return rows
+
+
+def panel_svg_nodes(panel: Any) -> dict[str, ET.Element]:
+    """SVG id -> <g> element of every node of the panel's graph."""
+    return svg_nodes(panel.graph_view.value.split(">", 1)[1].rsplit("</div>", 1)[0])

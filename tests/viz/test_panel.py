@@ -11,7 +11,7 @@ import uuid
 import pytest
 from support import jobs
 from support.helpers import subprocess_env, wait_until
-from support.viz import EXPECTED, svg_nodes
+from support.viz import EXPECTED, count_in, panel_svg_nodes, table_rows
 
 from gigq_flow import JobQueue, Worker, Workflow
 from gigq_flow.errors import ConfigurationError
@@ -22,22 +22,6 @@ pytestmark = pytest.mark.contract
 ipywidgets = pytest.importorskip("ipywidgets")
 
 FAST = 0.02
-
-
-def count_in(panel, status: str) -> int:
-    return int(re.search(r"<b>(\d+)</b>", panel.count_labels[status].value).group(1))
-
-
-def table_rows(panel) -> list[dict[str, str]]:
-    """The table as dicts of column -> cell text (tags stripped)."""
-    body = panel.table.value.split("<tbody>")[1].split("</tbody>")[0]
-    rows = []
-    for row in re.findall(r"<tr [^>]*>(.*?)</tr>", body, re.DOTALL):
-        cells = [re.sub(r"<[^>]+>", "", cell)
-                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
-        rows.append(dict(zip(("name", "status", "attempts", "started", "duration", "worker",
-                              "error"), cells, strict=True)))
-    return rows
 
 
 def gated_chain(queue, n: int, key: str):
@@ -77,7 +61,7 @@ def test_panel_of_a_run_in_every_status(every_status):
         assert rows["skipped"]["worker"] == "" and rows["after"]["started"] == ""
         assert rows["hold"]["duration"].endswith("s")
         # the graph: one node per job in its status's colour, the failed one as an octagon
-        nodes = svg_nodes(panel.graph_view.value.split(">", 1)[1].rsplit("</div>", 1)[0])
+        nodes = panel_svg_nodes(panel)
         for name, status in EXPECTED.items():
             group = nodes[f"job-{every_status.jobs[name].id}"]
             assert status in group.get("class")
@@ -121,11 +105,13 @@ def test_panel_follows_jobs_while_another_thread_blocks_in_wait(queue, key):
         assert run.wait(timeout=60)  # this thread blocks; the panel keeps moving
         driver.join(20)
     assert not failures, failures[0]
-    assert seen == [(i, n - 1 - i, "▶ running") for i in range(n)]
+    running = f"{get_styles()['running'].symbol} running"
+    assert seen == [(i, n - 1 - i, running) for i in range(n)]
     wait_until(lambda: not panel.running, what="the refresh thread to stop")
     assert panel.done and panel.progress.value == n and panel.progress.bar_style == "success"
     assert count_in(panel, "completed") == n
-    assert [row["status"] for row in table_rows(panel)] == ["✓ completed"] * n
+    assert [row["status"] for row in table_rows(panel)] == [
+        f"{get_styles()['completed'].symbol} completed"] * n
     assert "finished" in panel.status_line.value
 
 
