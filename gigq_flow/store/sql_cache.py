@@ -25,7 +25,8 @@ INLINE_RESULT_BYTES = 1024
 USED_AT_PRECISION = timedelta(hours=1)
 """An entry's ``used_at`` is renewed by a reuse at most this often: most reuses then
 write nothing to the entry."""
-ENTRY = "SELECT result_digest, result, job_id, workflow_id FROM cache_entries WHERE key = ?"
+ENTRY = """SELECT result_digest, result, job_id, workflow_id, used_at FROM cache_entries
+    WHERE key = ?"""
 # On a miss, how much of the key the earlier entries of the same step (function and task
 # name) share; each EXISTS is one probe of idx_cache_entries_step.
 SAME_STEP = "SELECT 1 FROM cache_entries WHERE step = ? AND name = ?"
@@ -100,9 +101,8 @@ class SQLCache(SQLBase):
              claim.execution_id),
         ).rowcount != 1:
             return False
-        renew_before = (datetime.now() - USED_AT_PRECISION).isoformat(timespec="microseconds")
-        tx.execute("UPDATE cache_entries SET used_at = ? WHERE key = ? AND used_at < ?",
-                   (now, key.key, renew_before))
+        if entry[4] < (datetime.now() - USED_AT_PRECISION).isoformat():
+            tx.execute("UPDATE cache_entries SET used_at = ? WHERE key = ?", (now, key.key))
         self.release_children(tx, claim.id)
         return True
 
