@@ -1,12 +1,13 @@
 """What the benchmark scripts in ``bench/`` share; none of it runs on its own.
 
-- ``jobs``:               the job functions the systems run (no-op, nap, spin), importable by
-                          module and name in every worker process.
+- ``jobs``:               the job functions the systems run (no-op, nap, spin, numbered),
+                          importable by module and name in every worker process.
 - ``postgres_jobs``:      the PostgreSQL benchmark's no-op, which notes its completion time,
                           and procrastinate's app with it as its task.
 - ``systems``:            the systems under test (gigq_flow, gigq, huey, a raw SQLite loop).
 - ``workflow_systems``:   the systems with workflows (gigq_flow, gigq).
 - ``workflow_scenarios``: the workflow scenarios of ``run.py`` and their report.
+- ``layered``:            the layered DAG of the incremental-run benchmarks.
 - ``tempdirs``:           a fresh temporary directory, and a system opened in it.
 - ``processes``:          worker processes that start together, timed to the last completion.
 - ``machine``:            the machine a run measured on, for the report's first line.

@@ -17,3 +17,13 @@ def spin(seconds: float) -> None:
     deadline = time.thread_time() + seconds
     while time.thread_time() < deadline:
         pass
+
+
+def numbered(index: int, seconds: float = 0.0) -> int:
+    """One step of a DAG, told apart from every other by ``index``: its params, hence its
+    cache key, are its own (steps with the same function, params and parents share a key,
+    and a cached run would reuse one step's result for the next). Sleeps ``seconds``, if
+    any, and returns ``index``."""
+    if seconds:
+        time.sleep(seconds)
+    return index

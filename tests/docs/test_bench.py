@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.db import postgres_server, postgres_unavailable
 from support.helpers import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
@@ -80,3 +81,60 @@ def test_import_time_reports_both_entry_points_without_heavy_packages() -> None:
     assert all(float(ms) > 0 for _, ms, _ in found)
     assert found[0][2] == "none"  # import gigq_flow loads no optional package
     assert "networkx" not in found[1][2] and "graphviz" not in found[1][2]
+
+
+CACHE_TINY = ("cache.py", "--sleep-steps", "40", "--sleep-ms", "1", "--steps", "60",
+              "--repeat", "2")
+CACHE_VERDICT = re.compile(r"^(.+?): (.+?): (\d+\.\d+)(?: s|x|x the time), (met|NOT met)$",
+                           re.MULTILINE)
+
+
+def test_cache_runs_each_dag_and_checks_what_each_run_reused(tmp_path: Path) -> None:
+    out = tmp_path / "cache.json"
+    stdout = run_script(*CACHE_TINY, "--pg-steps", "0", "--json", str(out))
+    figures = json.loads(out.read_text())
+    sleeping, noop = figures["sleeping"], figures["noop"]
+    assert sleeping["off"]["cached"] == sleeping["first"]["cached"] == 0
+    assert [rerun["cached"] for rerun in sleeping["reruns"]] == [40, 40]
+    assert [[trial["cached"] for trial in noop["trials"][which]] for which in
+            ("cache=False", "cache=True, none reused", "cache=True, all reused")] == [
+        [0, 0], [0, 0], [60, 60]]
+    assert all(trial["run"] > 0 for trials in noop["trials"].values() for trial in trials)
+    assert figures["postgres"] == {"skipped": "--pg-steps 0"}
+    verdicts = CACHE_VERDICT.findall(stdout)
+    assert [(dag, target.split(" (")[0]) for dag, target, _, _ in verdicts] == [
+        ("40 sleeping 1 ms steps (20 layers of up to 2)",
+         "fully reused re-run in a fresh process under 1 s"),
+        ("60 no-op steps (20 layers of up to 3)",
+         "cache=True with nothing reused at most 10% slower than cache=False"),
+        ("60 no-op steps (20 layers of up to 3)",
+         "fully reused re-run at least as fast as running it"),
+    ]
+    assert "PostgreSQL: skipped (--pg-steps 0)" in stdout
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cache=True fails on PostgreSQL: the key's settings are stored with a NUL separator "
+    "(cache_entries.settings), which PostgreSQL text refuses; the run then stops"))
+def test_cache_measures_postgresql_when_a_server_answers() -> None:
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    done = subprocess.run(
+        [sys.executable, *CACHE_TINY, "--pg-steps", "30", "--url", postgres_server()],
+        cwd=BENCH, capture_output=True, text=True, timeout=240)
+    assert re.search(r"^PostgreSQL: 30 no-op steps .*: cache=True with nothing reused .*: "
+                     r"\d+\.\d+x, (met|NOT met)$", done.stdout, re.MULTILINE), (
+        done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr
+
+
+def test_cache_profile_times_each_phase_of_the_three_runs() -> None:
+    stdout = run_script("cache_profile.py", "--steps", "40", "--repeat", "1", "--cprofile", "3")
+    rows = {line[:24].strip(): line[24:].split() for line in stdout.splitlines()
+            if line.startswith("cache=")}
+    assert list(rows) == ["cache=False", "cache=True, none reused", "cache=True, all reused"]
+    claim, parents, key, lookup, completion, rest, total = rows["cache=True, all reused"]
+    assert all(float(value) > 0 for value in (claim, parents, key, lookup, completion, total))
+    assert rows["cache=False"][1:4] == ["-", "-", "-"]  # no key, no lookup
+    assert "cProfile of a reused drain, by cumulative:" in stdout
