@@ -56,7 +56,8 @@ def step_key(claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, A
     params_part = params_digest(params, claim.serializer)
     settings = f"{claim.serializer}|{claim.cache_version or ''}"
     step = f"{claim.function_module}.{claim.function_name}"
-    key = digest(KEY_FORMAT, step, code.digest, params_part, parents_part, settings)
+    key = digest(KEY_FORMAT, step, claim.name, code.digest, params_part, parents_part,
+                 settings)
     return CacheKey(key, step, claim.name, code.digest, params_part, parents_part,
                     settings), code.unknown
 

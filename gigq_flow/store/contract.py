@@ -85,7 +85,9 @@ class ParentResult:
 
 @dataclass(frozen=True)
 class CacheKey:
-    """A step's cache key and the digests it is made of, computed by the worker."""
+    """A step's cache key and the digests it is made of, computed by the worker. A step
+    is its function and its task name: two steps of one function under different names
+    keep results apart."""
 
     key: str
     step: str  # module.function

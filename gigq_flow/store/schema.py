@@ -42,7 +42,6 @@ CACHE_JOB_COLUMNS = (
     ("cache", "TEXT"),
     ("cache_version", "TEXT"),
     ("result_digest", "TEXT"),
-    ("cache_key", "TEXT"),
     ("cache_note", "TEXT"),
     ("cached_from", "TEXT"),
 )
@@ -54,9 +53,11 @@ def cache_tables(blob: str, entries_suffix: str = "") -> tuple[str, ...]:
 
     An entry maps a step's key to a result: kept in the entry when small, else stored
     once by its digest in ``result_blobs``, whichever jobs and entries reference it. The
-    entry's parts (the digests of the code, params and parents, and the settings) let a
-    miss say what changed. No index leads to ``result_digest``: only clearing looks for
-    it, with one scan.
+    primary key is the key's parts (the step, the digests of its code, params and
+    parents, the settings), in that order: a hit is one lookup, and its prefixes tell a
+    miss what changed, in the same b-tree. ``key``, the digest of the parts, names an
+    entry to people. No index leads to ``result_digest``: only clearing looks for it,
+    with one scan.
     """
     return (
         f"""CREATE TABLE IF NOT EXISTS result_blobs (
@@ -67,7 +68,7 @@ def cache_tables(blob: str, entries_suffix: str = "") -> tuple[str, ...]:
             created_at TEXT NOT NULL
         )""",
         f"""CREATE TABLE IF NOT EXISTS cache_entries (
-            key TEXT PRIMARY KEY,
+            key TEXT NOT NULL,
             step TEXT NOT NULL,
             name TEXT NOT NULL,
             code_digest TEXT NOT NULL,
@@ -80,10 +81,9 @@ def cache_tables(blob: str, entries_suffix: str = "") -> tuple[str, ...]:
             job_id TEXT NOT NULL,
             workflow_id TEXT,
             created_at TEXT NOT NULL,
-            used_at TEXT NOT NULL
+            used_at TEXT NOT NULL,
+            PRIMARY KEY (step, name, code_digest, params_digest, parents_digest, settings)
         ){entries_suffix}""",
-        "CREATE INDEX IF NOT EXISTS idx_cache_entries_step "
-        "ON cache_entries (step, name, code_digest, params_digest)",
     )
 
 #: The ``job_executions`` view (GigQ's name and columns, plus ``is_current``): every

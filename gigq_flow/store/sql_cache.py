@@ -25,10 +25,13 @@ INLINE_RESULT_BYTES = 1024
 USED_AT_PRECISION = timedelta(hours=1)
 """An entry's ``used_at`` is renewed by a reuse at most this often: most reuses then
 write nothing to the entry."""
-ENTRY = """SELECT result_digest, result, job_id, workflow_id, used_at FROM cache_entries
-    WHERE key = ?"""
+ENTRY_IS = """step = ? AND name = ? AND code_digest = ? AND params_digest = ?
+    AND parents_digest = ? AND settings = ?"""
+"""An entry by its primary key: the parts of a key (a lookup of one b-tree)."""
+ENTRY = f"""SELECT result_digest, result, job_id, workflow_id, used_at FROM cache_entries
+    WHERE {ENTRY_IS}"""
 # On a miss, how much of the key the earlier entries of the same step (function and task
-# name) share; each EXISTS is one probe of idx_cache_entries_step.
+# name) share; each EXISTS is one probe of a prefix of the primary key.
 SAME_STEP = "SELECT 1 FROM cache_entries WHERE step = ? AND name = ?"
 SHARED = f"""SELECT
         EXISTS ({SAME_STEP}) AS same_step,
@@ -37,16 +40,21 @@ SHARED = f"""SELECT
         EXISTS ({SAME_STEP} AND code_digest = ? AND params_digest = ?
                 AND parents_digest = ?) AS same_parents"""
 COMPLETE_FROM_CACHE = """status = 'completed', result = ?, error = NULL, completed_at = ?,
-    updated_at = ?, result_digest = ?, cache_key = ?, cache_note = ?"""
+    updated_at = ?, result_digest = ?, cache_note = ?"""
 ENTRY_COLUMNS = """key, step, name, code_digest, params_digest, parents_digest, settings,
     result_digest, serializer, result, job_id, workflow_id, created_at, used_at"""
+
+
+def identity(key: CacheKey) -> tuple[str, ...]:
+    """The primary key of ``key``'s entry, in ENTRY_IS's order."""
+    return key.step, key.name, key.code, key.params, key.parents, key.settings
 
 
 def find(fetch: Callable[[str, Sequence[Any]], Sequence[Any] | None],
          key: CacheKey) -> tuple[CacheLookup, Sequence[Any] | None]:
     """The lookup of ``key``, reading with ``fetch`` (one row of a statement), and the
     entry's row on a hit."""
-    entry = fetch(ENTRY, (key.key,))
+    entry = fetch(ENTRY, identity(key))
     if entry is not None:
         return CacheLookup(entry[0], entry[2], entry[3], 4), entry
     step = (key.step, key.name)
@@ -85,7 +93,7 @@ class SQLCache(SQLBase):
 
     def reuse(self, claim: ClaimedJob, key: CacheKey, note: str) -> bool:
         def body(tx: Tx) -> bool:
-            entry = tx.execute(ENTRY, (key.key,)).fetchone()
+            entry = tx.execute(ENTRY, identity(key)).fetchone()
             return entry is not None and self._complete_from_entry(tx, claim, key, note, entry)
 
         return self._run_and_wake(body)
@@ -97,12 +105,13 @@ class SQLCache(SQLBase):
         now = now_iso()
         if tx.execute(
             f"UPDATE jobs SET {COMPLETE_FROM_CACHE}, cached_from = ? WHERE {HELD}",
-            (entry[1], now, now, entry[0], key.key, note, entry[2], claim.id,
+            (entry[1], now, now, entry[0], note, entry[2], claim.id,
              claim.execution_id),
         ).rowcount != 1:
             return False
         if entry[4] < (datetime.now() - USED_AT_PRECISION).isoformat():
-            tx.execute("UPDATE cache_entries SET used_at = ? WHERE key = ?", (now, key.key))
+            tx.execute(f"UPDATE cache_entries SET used_at = ? WHERE {ENTRY_IS}",
+                       (now, *identity(key)))
         self.release_children(tx, claim.id)
         return True
 
@@ -116,7 +125,7 @@ class SQLCache(SQLBase):
             now = now_iso()
             if tx.execute(
                 f"UPDATE jobs SET {COMPLETE_FROM_CACHE} WHERE {HELD}",
-                (kept, now, now, digest, key.key, note, claim.id, claim.execution_id),
+                (kept, now, now, digest, note, claim.id, claim.execution_id),
             ).rowcount != 1:
                 return False
             if not inline:
@@ -127,16 +136,16 @@ class SQLCache(SQLBase):
                 )
             replaced = None
             if refresh:
-                old = tx.execute("SELECT result_digest FROM cache_entries WHERE key = ?",
-                                 (key.key,)).fetchone()
+                old = tx.execute(f"SELECT result_digest FROM cache_entries WHERE {ENTRY_IS}",
+                                 identity(key)).fetchone()
                 replaced = old[0] if old else None
-                tx.execute("DELETE FROM cache_entries WHERE key = ?", (key.key,))
+                tx.execute(f"DELETE FROM cache_entries WHERE {ENTRY_IS}", identity(key))
             # Two workers may reach the same key at once: both results are right, the
             # first entry is kept.
             tx.execute(
                 f"""INSERT INTO cache_entries ({ENTRY_COLUMNS})
                     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, id, workflow_id, ?, ? FROM jobs
-                    WHERE id = ? ON CONFLICT (key) DO NOTHING""",
+                    WHERE id = ? ON CONFLICT DO NOTHING""",
                 (key.key, key.step, key.name, key.code, key.params, key.parents, key.settings,
                  digest, claim.serializer, kept, now, now, claim.id),
             )

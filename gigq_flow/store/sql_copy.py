@@ -19,7 +19,7 @@ COPIED_COLUMNS = {
              "updated_at", "attempts", "result", "error", "started_at", "completed_at",
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
              "pending_deps", "execution_id", "serializer", "cache", "cache_version",
-             "result_digest", "cache_key", "cache_note", "cached_from"),
+             "result_digest", "cache_note", "cached_from"),
     "job_dependencies": ("job_id", "depends_on", "position"),
     "ended_attempts": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error"),

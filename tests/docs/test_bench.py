@@ -113,9 +113,6 @@ def test_cache_runs_each_dag_and_checks_what_each_run_reused(tmp_path: Path) -> 
     assert "PostgreSQL: skipped (--pg-steps 0)" in stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cache=True fails on PostgreSQL: the key's settings are stored with a NUL separator "
-    "(cache_entries.settings), which PostgreSQL text refuses; the run then stops"))
 def test_cache_measures_postgresql_when_a_server_answers() -> None:
     reason = postgres_unavailable()
     if reason:
@@ -135,6 +132,9 @@ def test_cache_profile_times_each_phase_of_the_three_runs() -> None:
             if line.startswith("cache=")}
     assert list(rows) == ["cache=False", "cache=True, none reused", "cache=True, all reused"]
     claim, parents, key, lookup, completion, rest, total = rows["cache=True, all reused"]
-    assert all(float(value) > 0 for value in (claim, parents, key, lookup, completion, total))
+    assert all(float(value) > 0 for value in (claim, key, total))
+    # Loaded functions: keyed, looked up and reused inside the claim's transaction.
+    assert (parents, lookup, completion) == ("-", "-", "-")
+    assert float(rows["cache=True, none reused"][4]) > 0  # the cached completion
     assert rows["cache=False"][1:4] == ["-", "-", "-"]  # no key, no lookup
     assert "cProfile of a reused drain, by cumulative:" in stdout

@@ -226,7 +226,7 @@ def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worke
     assert views == {"job_executions"} and version == "4"
 
 
-CACHE_COLUMNS = ("cache", "cache_version", "result_digest", "cache_key", "cache_note",
+CACHE_COLUMNS = ("cache", "cache_version", "result_digest", "cache_note",
                  "cached_from")
 SCHEMA_3_VIEW = """CREATE VIEW job_executions AS
     SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
