@@ -16,7 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .fingerprint import code_fingerprint, digest, params_digest, result_digest
+from .fingerprint import (
+    CodeFingerprint,
+    code_fingerprint,
+    digest,
+    params_digest,
+    result_digest,
+)
 from .job import CACHE_RECOMPUTE, CACHE_USE
 from .serialization import loads
 from .store import CacheKey, CacheLookup, ClaimedJob, ParentResult, Store
@@ -45,9 +51,11 @@ class StepPlan:
 
 
 def step_key(claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, Any],
-             parents: Sequence[ParentResult]) -> tuple[CacheKey, tuple[str, ...]]:
-    """The claimed step's key, and the callables whose code could not be read."""
-    code = code_fingerprint(func)
+             parents: Sequence[ParentResult], code: CodeFingerprint | None = None,
+             ) -> tuple[CacheKey, tuple[str, ...]]:
+    """The claimed step's key, and the callables whose code could not be read (``code``:
+    ``func``'s fingerprint, when known already)."""
+    code = code or code_fingerprint(func)
     parents_part = digest(*(
         f"{parent.name}\0"
         f"{parent.digest or result_digest(parent.result, parent.serializer or 'json')}"
@@ -73,34 +81,53 @@ def caveat(unknown: tuple[str, ...]) -> str:
 
 
 class StepCache:
-    """A worker's cache decisions. ``probe`` runs inside a claim's transaction: a step
-    whose function is already loaded is keyed and, on a hit, completed there (one
-    transaction for the whole step). ``plan`` runs after the claim for the others."""
+    """A worker's cache decisions. Its probe side (``key``, ``hit_note``, ``missed``,
+    ``next_attempt``: a CacheProbe) runs inside a claim's transaction: a step whose
+    function is already loaded is keyed there and, on a hit, completed there, with the
+    steps this makes ready. ``plan`` runs after the claim for the steps that run."""
 
     def __init__(self, store: Store,
-                 loaded: Callable[[ClaimedJob], Callable[..., Any] | None]) -> None:
+                 loaded: Callable[[ClaimedJob], Callable[..., Any] | None],
+                 attempt_ids: Callable[[], str]) -> None:
         """``loaded``: the claimed job's function if it can be had without importing
-        anything (else None: a claim's transaction must stay short)."""
+        anything (else None: a claim's transaction must stay short); ``attempt_ids``:
+        the worker's next attempt id."""
         self.store = store
         self.loaded = loaded
+        self.next_attempt = attempt_ids
         self.misses: dict[str, tuple[CacheKey, tuple[str, ...], CacheLookup]] = {}
         """What probes found for claims that run, by attempt, for ``plan``."""
+        self.codes: dict[int, tuple[Callable[..., Any], CodeFingerprint]] = {}
+        """Fingerprints of the functions keyed during the current claim (by id, with the
+        function, which keeps the id from being reused): one claim's transaction sees
+        one state of the code."""
 
-    def probe(self, claim: ClaimedJob, parents: Sequence[ParentResult],
-              lookup: Callable[[CacheKey], CacheLookup]) -> tuple[CacheKey, str] | None:
+    def begin_claim(self) -> None:
+        """Forget the fingerprints of the last claim: code may change between claims."""
+        if self.codes:
+            self.codes.clear()
+
+    def key(self, claim: ClaimedJob, parents: Sequence[ParentResult]
+            ) -> tuple[CacheKey, tuple[str, ...]] | None:
         try:
             func = self.loaded(claim)
             if func is None:
                 return None
-            params = loads(claim.params, claim.serializer, what="params")
-            key, unknown = step_key(claim, func, params, parents)
-            found = lookup(key)
+            known = self.codes.get(id(func))
+            if known is None:
+                known = self.codes[id(func)] = (func, code_fingerprint(func))
+            return step_key(claim, func, loads(claim.params, claim.serializer), parents,
+                            known[1])
         except Exception:  # the job runs, and its start reports the problem
             return None
-        if found.result_digest is None:
-            self.misses[claim.execution_id] = (key, unknown, found)
-            return None
-        return key, hit_note(found, unknown)
+
+    @staticmethod
+    def hit_note(found: CacheLookup, unknown: tuple[str, ...]) -> str:
+        return hit_note(found, unknown)
+
+    def missed(self, claim: ClaimedJob, key: CacheKey, unknown: tuple[str, ...],
+               found: CacheLookup) -> None:
+        self.misses[claim.execution_id] = (key, unknown, found)
 
     def plan(self, claim: ClaimedJob, func: Callable[..., Any], params: Mapping[str, Any],
              parents: Sequence[ParentResult] | None) -> StepPlan | None:

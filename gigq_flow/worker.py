@@ -121,8 +121,7 @@ class Worker:
         self._supervisor: threading.Thread | None = None
         self._signals_received = 0
         self._next_lost_check = 0.0
-        self._cache = StepCache(self.store, self._loaded_function)
-        self._probe = self._cache.probe
+        self._cache = StepCache(self.store, self._loaded_function, self._next_attempt)
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -137,8 +136,8 @@ class Worker:
         if now >= self._next_lost_check:  # a cheap read, but not on every job
             self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
             self.store.reclaim_lost()
-        claim = self.store.claim(worker_id, f"{self.instance}-{next(self._attempt_numbers)}",
-                                 self._probe)
+        self._cache.begin_claim()
+        claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
         if claim is None:
             return False
         if claim.cache == REUSED:
@@ -157,6 +156,10 @@ class Worker:
             with self._active_lock:
                 self._active.pop(claim.execution_id, None)
         return True
+
+    def _next_attempt(self) -> str:
+        """A new attempt id: this worker's instance, then its own counter."""
+        return f"{self.instance}-{next(self._attempt_numbers)}"
 
     def _run(self, claim: ClaimedJob) -> None:
         plan = None

@@ -9,7 +9,7 @@ never decodes params or results.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -122,14 +122,26 @@ REUSED = "reused"
 """The ``cache`` of a claim whose job the claim's transaction completed from the cache:
 there is nothing to run."""
 
-CacheProbe = Callable[
-    ["ClaimedJob", Sequence["ParentResult"], Callable[["CacheKey"], "CacheLookup"]],
-    "tuple[CacheKey, str] | None",
-]
-"""The worker's side of a claim that may reuse a result, called inside the claim's
-transaction for a job of a cached run: given the claim, its parents (results only where
-no digest) and a lookup, it returns the key and the note of a hit, else None (the job
-runs). It must not raise and must not touch the queue."""
+class CacheProbe(Protocol):
+    """The worker's side of a claim that may reuse results, called inside the claim's
+    transaction for a job of a cached run (and for the jobs its reuse makes ready: the
+    claim cascades down the reusable part of the DAG). None of these may raise or touch
+    the queue."""
+
+    def key(self, claim: ClaimedJob, parents: Sequence[ParentResult]
+            ) -> tuple[CacheKey, tuple[str, ...]] | None:
+        """The job's key and the callables whose code could not be read; None when it
+        cannot be had without waiting (its function is not loaded: the job then runs)."""
+
+    def hit_note(self, found: CacheLookup, unknown: tuple[str, ...]) -> str:
+        """What ``explain()`` says of a reused job."""
+
+    def missed(self, claim: ClaimedJob, key: CacheKey, unknown: tuple[str, ...],
+               found: CacheLookup) -> None:
+        """The claimed job runs: what the lookup found, for its plan."""
+
+    def next_attempt(self) -> str:
+        """An attempt id (as ``claim``'s ``execution_id``) for a job the cascade reuses."""
 
 
 class Store(Protocol):
@@ -151,7 +163,9 @@ class Store(Protocol):
         """Mark the best ready job running for ``worker_id`` as attempt ``execution_id``
         (``f"{instance}-{n}"``: the registered worker instance, then its own counter).
         With ``probe``, a job of a cached run whose key has an entry is completed from it
-        in the same transaction, and its claim comes back with ``cache == REUSED``."""
+        in the same transaction, and so are the jobs of cached runs that this makes ready
+        and whose keys have entries (at most REUSE_CASCADE_LIMIT); the claim then comes
+        back with ``cache == REUSED``."""
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""

@@ -16,9 +16,12 @@ from typing import Any
 from .clock import now_iso
 from .contract import CacheKey, CacheLookup, CacheProbe, ClaimedJob, ParentResult, Row
 from .sql_base import SQLBase
-from .statements import HELD, PARENT_DIGESTS
+from .statements import HELD, PARENT_DIGESTS, READY_CACHED_CHILDREN, claimed_job
 from .transport import Tx
 
+REUSE_CASCADE_LIMIT = 1000
+"""Jobs one claim's transaction reuses after the claimed one, at most: a long reusable
+DAG is done in transactions of about this size (a few tens of milliseconds each)."""
 INLINE_RESULT_BYTES = 1024
 """Results up to this size are kept with the job and the entry; larger ones as a blob."""
 
@@ -41,6 +44,8 @@ SHARED = f"""SELECT
                 AND parents_digest = ?) AS same_parents"""
 COMPLETE_FROM_CACHE = """status = 'completed', result = ?, error = NULL, completed_at = ?,
     updated_at = ?, result_digest = ?, cache_note = ?"""
+CLAIMED_BY = "worker_id = ?, started_at = ?, attempts = attempts + 1, execution_id = ?"
+"""A pending job's attempt, set with its completion (CLAIM_SET without the status)."""
 ENTRY_COLUMNS = """key, step, name, code_digest, params_digest, parents_digest, settings,
     result_digest, serializer, result, job_id, workflow_id, created_at, used_at"""
 
@@ -79,17 +84,43 @@ class SQLCache(SQLBase):
         return find(fetch, key)[0]
 
     def reuse_at_claim(self, tx: Tx, claim: ClaimedJob, probe: CacheProbe) -> bool:
+        reusable = self._reusable(tx, claim, probe, claimed=True)
+        if reusable is None or not self._complete_from_entry(tx, claim, *reusable):
+            return False
+        self._cascade(tx, claim, probe)
+        return True
+
+    def _reusable(self, tx: Tx, claim: ClaimedJob, probe: CacheProbe, *, claimed: bool
+                  ) -> tuple[CacheKey, str, Sequence[Any]] | None:
+        """The key, note and entry that would complete ``claim`` from the cache; None when
+        it runs (a claimed job's probe is told why)."""
         parents = ([ParentResult(*row) for row in tx.execute(PARENT_DIGESTS, (claim.id,))]
                    if claim.has_dependencies else [])
-        found: list[Sequence[Any] | None] = [None]
+        keyed = probe.key(claim, parents)
+        if keyed is None:
+            return None
+        key, unknown = keyed
+        found, entry = find(lambda sql, args: tx.execute(sql, args).fetchone(), key)
+        if entry is None:
+            if claimed:
+                probe.missed(claim, key, unknown, found)
+            return None
+        return key, probe.hit_note(found, unknown), entry
 
-        def lookup(key: CacheKey) -> CacheLookup:
-            result, found[0] = find(lambda sql, args: tx.execute(sql, args).fetchone(), key)
-            return result
-
-        decision = probe(claim, parents, lookup)
-        return decision is not None and found[0] is not None and self._complete_from_entry(
-            tx, claim, *decision, found[0])
+    def _cascade(self, tx: Tx, reused: ClaimedJob, probe: CacheProbe) -> None:
+        """Reuse, depth first, the jobs of cached runs that ``reused`` made ready and whose
+        keys have entries, each as an attempt of the same worker: a reusable part of a DAG
+        costs one transaction (at most REUSE_CASCADE_LIMIT jobs)."""
+        frontier, budget = [reused.id], REUSE_CASCADE_LIMIT
+        while frontier and budget > 0:
+            for row in tx.execute(READY_CACHED_CHILDREN, (frontier.pop(), now_iso())).fetchall():
+                child = claimed_job(row, probe.next_attempt(), reused.worker_id)
+                reusable = self._reusable(tx, child, probe, claimed=False)
+                if reusable is None:
+                    continue
+                if self._complete_from_entry(tx, child, *reusable, claimed=False):
+                    frontier.append(child.id)
+                    budget -= 1
 
     def reuse(self, claim: ClaimedJob, key: CacheKey, note: str) -> bool:
         def body(tx: Tx) -> bool:
@@ -99,15 +130,21 @@ class SQLCache(SQLBase):
         return self._run_and_wake(body)
 
     def _complete_from_entry(self, tx: Tx, claim: ClaimedJob, key: CacheKey, note: str,
-                             entry: Sequence[Any]) -> bool:
-        """Complete the claimed job with the result of ``key``'s entry (an ENTRY row);
-        False when the claim went stale."""
+                             entry: Sequence[Any], *, claimed: bool = True) -> bool:
+        """Complete the job with the result of ``key``'s entry (an ENTRY row), as the
+        attempt ``claim`` holds (``claimed``), or claiming it for that attempt first if it
+        is still pending; False when the claim went stale or the job is not pending."""
         now = now_iso()
-        if tx.execute(
-            f"UPDATE jobs SET {COMPLETE_FROM_CACHE}, cached_from = ? WHERE {HELD}",
-            (entry[1], now, now, entry[0], note, entry[2], claim.id,
-             claim.execution_id),
-        ).rowcount != 1:
+        fence: tuple[str, ...]
+        if claimed:
+            sql, fence = f"UPDATE jobs SET {COMPLETE_FROM_CACHE}, cached_from = ? WHERE {HELD}", (
+                claim.id, claim.execution_id)
+        else:
+            sql, fence = (f"UPDATE jobs SET {CLAIMED_BY}, {COMPLETE_FROM_CACHE}, cached_from = ? "
+                          "WHERE id = ? AND status = 'pending'", (claim.id,))
+        claiming = () if claimed else (claim.worker_id, now, claim.execution_id)
+        if tx.execute(sql, (*claiming, entry[1], now, now, entry[0], note, entry[2], *fence)
+                      ).rowcount != 1:
             return False
         if entry[4] < (datetime.now() - USED_AT_PRECISION).isoformat():
             tx.execute(f"UPDATE cache_entries SET used_at = ? WHERE {ENTRY_IS}",

@@ -42,6 +42,12 @@ CLAIMED_COLUMNS = """id, name, function_module, function_name, params, {attempts
 a backend selects the job's row key after them. Comparisons rather than ``NOT IN
 (...)``, for which SQLite builds a temporary index on every claim."""
 CLAIM_RETURNING = "RETURNING " + CLAIMED_COLUMNS.format(attempts="attempts")
+READY_CACHED_CHILDREN = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, id
+    FROM jobs WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)
+    AND status = 'pending' AND pending_deps = 0 AND cache = 'use'
+    AND (retry_after IS NULL OR retry_after <= ?)"""
+"""The children of a job, ready and of cached runs: what its reuse may reuse next, as a
+claim would read them (with their id as row key)."""
 
 
 def claimed_job(row: Sequence[Any], execution_id: str, worker_id: str) -> ClaimedJob:
