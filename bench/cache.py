@@ -15,8 +15,9 @@ for the last step and the threads' stop. Building the workflow is timed apart.
 - sleeping DAG: ``--sleep-steps`` steps that sleep ``--sleep-ms`` each, run once with
   cache=False on a fresh SQLite file (for scale: one run, no target), once with
   cache=True on another, then re-run ``--repeat`` times with cache=True on that file,
-  each time in a new process: every step is reused. Target: a reused re-run
-  (the median) under REUSED_BUDGET seconds.
+  each time in a new process: every step is reused. Targets: a reused re-run
+  (the median) under REUSED_BUDGET seconds; the first cached run at most 10% slower
+  than the cache=False run (steps that do some work).
 - no-op DAG: ``--steps`` steps that do nothing, in ``--repeat`` trials. A trial runs,
   back to back, cache=False on a fresh file, cache=True on another fresh file (nothing
   to reuse) and cache=True again on that second file (everything reused), in alternating
@@ -287,9 +288,13 @@ def sleeping_report(shape: Shape, workers: int,
         f"  first run / reused re-run: {first['run'] / median:.1f}x",
     ]
     verdict = "met" if median < REUSED_BUDGET else "NOT met"
+    no_reuse = first["run"] / off["run"]
     return "\n".join(lines), [
         f"{shape.describe()}: fully reused re-run in a fresh process under "
-        f"{REUSED_BUDGET:g} s: {median:.3f} s, {verdict}"]
+        f"{REUSED_BUDGET:g} s: {median:.3f} s, {verdict}",
+        f"{shape.describe()}: cache=True with nothing reused at most 10% slower than "
+        f"cache=False: {no_reuse:.3f}x, "
+        f"{'met' if no_reuse <= NO_REUSE_LIMIT else 'NOT met'}"]
 
 
 def overhead_report(title: str, shape: Shape, workers: int,

@@ -150,11 +150,9 @@ class Worker:
             self._active[claim.execution_id] = (claim, deadline)
         if deadline < self._heartbeat_next_wake:
             self._heartbeat_wake.set()  # the heartbeat thread enforces the timeout
-        try:
-            self._run(claim)
-        finally:
-            with self._active_lock:
-                self._active.pop(claim.execution_id, None)
+        self._run(claim)  # if it raises (a database error), the attempt stays active: the
+        with self._active_lock:  # heartbeat ends it at its deadline, rather than never
+            self._active.pop(claim.execution_id, None)
         return True
 
     def _next_attempt(self) -> str:

@@ -235,3 +235,29 @@ def test_poison_job_fails_after_exactly_max_attempts(queue, db_path, tmp_path, p
         assert (other["status"], other["attempts"], len(other["executions"])) == (
             "completed", 1, 1)
     assert queue.stats()["pending"] == queue.stats()["running"] == 0
+
+
+def test_an_outcome_the_database_refused_ends_at_the_deadline_not_never(queue, db_path,
+                                                                        make_worker):
+    """A completion that fails (a database error) leaves the attempt to the heartbeat,
+    which times it out at its deadline; the retry completes the job."""
+    from gigq_flow.errors import DatabaseError
+
+    job_id = queue.submit(Job("refused once", jobs.identity, params={"value": 7}, timeout=1,
+                              max_attempts=2))
+    worker = make_worker(db_path, polling_interval=0.1)
+    complete, refusals = worker.store.complete, []
+
+    def refuse_once(claim, result):
+        if not refusals:
+            refusals.append(claim.execution_id)
+            raise DatabaseError("disk I/O error (simulated)")
+        return complete(claim, result)
+
+    worker.store.complete = refuse_once
+    worker.start_background()
+    wait_until(lambda: queue.get_status(job_id)["status"] == "completed", timeout=20)
+    executions = queue.get_status(job_id)["executions"]
+    assert [e["status"] for e in executions] == ["timeout", "completed"]
+    assert executions[0]["id"] == refusals[0]
+    assert queue.get_result(job_id) == 7
