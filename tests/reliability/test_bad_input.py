@@ -316,6 +316,25 @@ def missing_directory(tmp: Path) -> Path:
     return tmp / "no" / "such" / "q.db"
 
 
+def cached_pipeline(path: Path, cache: Any) -> Any:
+    wf = Workflow("cached")
+    wf.add_task(jobs.noop)
+    return wf.submit(JobQueue(path), cache=cache)
+
+
+def with_workflow(tmp: Path) -> Path:
+    """The small queue and a submitted workflow."""
+    path = small_queue(tmp)
+    cached_pipeline(path, True)
+    settle(path)
+    return path
+
+
+def rerun_with_unknown_mode(path: Path) -> Any:
+    queue = JobQueue(path)
+    return queue.get_workflow(queue.list_workflows()[0]["id"]).rerun(cache="sometimes")
+
+
 UNJSONABLE = object()
 PICKLED = pickle.dumps({"a": 1, "b": 2})
 
@@ -368,6 +387,25 @@ CASES = {
     "retry-delay-negative": Case(small_queue,
                                  lambda p: submit(p, Job("r", jobs.noop, retry_delay=-1)),
                                  ConfigurationError, ("retry_delay of job 'r'", ">= 0")),
+    # incremental runs
+    "cache-mode-unknown": Case(small_queue, lambda p: cached_pipeline(p, "always"),
+                               ConfigurationError, ("cache must be False, True or 'recompute'",
+                                                    "'always'")),
+    "cache-mode-a-number": Case(small_queue, lambda p: cached_pipeline(p, 1),
+                                ConfigurationError, ("cache must be", "'recompute'")),
+    "step-cache-not-a-bool": Case(small_queue,
+                                  lambda p: submit(p, Job("c", jobs.noop, cache="no")),
+                                  ConfigurationError, ("cache of job 'c'", "True or False")),
+    "cache-version-a-list": Case(
+        small_queue, lambda p: submit(p, Job("v", jobs.noop, cache_version=[2])),
+        ConfigurationError, ("cache_version of job 'v'", "string or an integer")),
+    "clear-cache-negative-age": Case(small_queue, lambda p: JobQueue(p).clear_cache(-1),
+                                     ConfigurationError, ("older_than", "seconds")),
+    "cache-entries-limit-negative": Case(small_queue,
+                                         lambda p: JobQueue(p).cache_entries(limit=-1),
+                                         ConfigurationError, ("limit",)),
+    "rerun-cache-mode-unknown": Case(with_workflow, rerun_with_unknown_mode, ConfigurationError,
+                                     ("cache must be False, True or 'recompute'",)),
     # queries
     "list-unknown-status": Case(small_queue, lambda p: JobQueue(p).list_jobs(status="bogus"),
                                 ConfigurationError, ("'bogus'", "pending")),
