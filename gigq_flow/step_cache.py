@@ -7,7 +7,8 @@ ids), the serializer and ``cache_version``. The store keeps the entries; hashing
 here, so the key is the same on threads, processes and hosts.
 
 A hit is decided inside the claim's transaction when it can be (the step's function is
-already loaded): the step then costs one transaction, less than running it.
+already loaded): the claim completes the step, and the steps of cached runs that this
+makes ready, without a transaction of their own.
 """
 
 from __future__ import annotations
