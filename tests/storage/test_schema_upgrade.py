@@ -195,24 +195,37 @@ def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
     assert upgraded.get_result(retried) == 3
 
 
-def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worker):
+def rewrite_postgres_schema(postgres_url: str, *statements: str) -> tuple[str, str]:
+    """Run ``statements`` in the queue's schema with no pool of ours open; returns the
+    server's conninfo and the schema."""
     import psycopg
 
     from gigq_flow.store.postgres_connection import close_pools, split_url
+
+    close_pools(postgres_url)
+    conninfo, schema, _ = split_url(postgres_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for statement in statements:
+            conn.execute(statement)
+    return conninfo, schema
+
+
+def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worker):
+    import psycopg
 
     queue = JobQueue(postgres_url)
     done = queue.submit(Job("done", jobs.add, params={"a": 1, "b": 1}))
     assert drain(make_worker(postgres_url)) == 1
     queue.close()
-    close_pools(postgres_url)
-    conninfo, schema, _ = split_url(postgres_url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        conn.execute("DROP VIEW job_executions")
-        conn.execute("ALTER TABLE ended_attempts RENAME TO job_executions")
-        conn.execute("ALTER INDEX idx_ended_attempts_job RENAME TO idx_job_executions_job")
-        conn.execute("CREATE VIEW job_attempts AS SELECT id, job_id FROM job_executions")
-        conn.execute("UPDATE gigq_flow_meta SET value = '2' WHERE key = 'schema_version'")
+    conninfo, schema = rewrite_postgres_schema(
+        postgres_url,
+        "DROP VIEW job_executions",
+        "ALTER TABLE ended_attempts RENAME TO job_executions",
+        "ALTER INDEX idx_ended_attempts_job RENAME TO idx_job_executions_job",
+        "CREATE VIEW job_attempts AS SELECT id, job_id FROM job_executions",
+        "UPDATE gigq_flow_meta SET value = '2' WHERE key = 'schema_version'",
+    )
 
     upgraded = JobQueue(postgres_url)
     assert [e["status"] for e in upgraded.get_status(done)["executions"]] == ["completed"]
@@ -274,22 +287,16 @@ def test_a_schema_3_file_gains_incremental_runs_in_place(tmp_path):
 
 
 def test_a_schema_3_postgres_queue_gains_incremental_runs_in_place(postgres_url):
-    import psycopg
-
-    from gigq_flow.store.postgres_connection import close_pools, split_url
-
     JobQueue(postgres_url).close()
-    close_pools(postgres_url)
-    conninfo, schema, _ = split_url(postgres_url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        conn.execute("DROP VIEW job_executions")
-        conn.execute("DROP TABLE cache_entries")
-        conn.execute("DROP TABLE result_blobs")
-        for column in CACHE_COLUMNS:
-            conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
-        conn.execute(SCHEMA_3_VIEW)
-        conn.execute("UPDATE gigq_flow_meta SET value = '3' WHERE key = 'schema_version'")
+    rewrite_postgres_schema(
+        postgres_url,
+        "DROP VIEW job_executions",
+        "DROP TABLE cache_entries",
+        "DROP TABLE result_blobs",
+        *(f"ALTER TABLE jobs DROP COLUMN {column}" for column in CACHE_COLUMNS),
+        SCHEMA_3_VIEW,
+        "UPDATE gigq_flow_meta SET value = '3' WHERE key = 'schema_version'",
+    )
 
     first, second = runs_cached_twice(JobQueue(postgres_url))
     assert first == {"sum": "ran: no earlier result"} and second["sum"].startswith("cached")
