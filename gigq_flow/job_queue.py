@@ -87,6 +87,29 @@ class JobQueue:
             self.store.get_executions(job_id), row.get("serializer"), unpickle=unpickle)
         return status
 
+    def get_logs(self, job_id: str, attempt: int | None = None) -> str:
+        """What the job's latest attempt (or attempt ``attempt``, from 1) printed to
+        stdout and stderr and logged, in order, then its traceback if it failed; stored
+        while it runs, so a running attempt shows what it wrote so far (within a second).
+        JobNotFoundError (a KeyError) for an unknown id."""
+        if attempt is not None:
+            check_int("attempt", attempt, minimum=1)
+        if self.store.get_job(job_id) is None:
+            raise JobNotFoundError(f"no job with id {job_id!r} in {self.db_path}")
+        executions = self.store.get_executions(job_id)
+        if attempt is not None and attempt > len(executions):
+            raise ConfigurationError(
+                f"job {job_id} has {len(executions)} attempt(s); ask for attempt 1 to "
+                f"{len(executions)}, or none for the latest" if executions else
+                f"job {job_id} has not started yet: it has no attempts")
+        if not executions:
+            return ""
+        execution = executions[-1 if attempt is None else attempt - 1]
+        text = self.store.attempt_output(job_id, execution["id"])
+        if execution["traceback"]:
+            text += ("\n" if text and not text.endswith("\n") else "") + execution["traceback"]
+        return text
+
     def status_of(self, job_id: str) -> str | None:
         """The job's status now (one row read, no attempts), or None for an unknown id."""
         row = self.store.get_job(job_id)

@@ -171,6 +171,22 @@ class WorkflowRun:
         self._store.submit(jobs, record)
         return WorkflowRun(self.queue, record.id)
 
+    def logs(self, step: Job | str, attempt: int | None = None) -> str:
+        """What a step of this run printed and logged (and its traceback), as
+        ``JobQueue.get_logs``: ``step`` is a Job, a job id or a task name."""
+        job_id = step.id if isinstance(step, Job) else step
+        jobs = self._store.workflow_jobs(self.id)
+        ids = {job["id"] for job in jobs}
+        if job_id not in ids:
+            named = [job["id"] for job in jobs if job["name"] == job_id]
+            if len(named) != 1:
+                raise JobNotFoundError(
+                    f"{job_id!r} is not a job of workflow {self.name!r}" if not named else
+                    f"{len(named)} steps of workflow {self.name!r} are named {job_id!r}; "
+                    f"pass one of their ids: {', '.join(named)}")
+            job_id = named[0]
+        return self.queue.get_logs(job_id, attempt)
+
     def failed(self) -> list[dict[str, Any]]:
         """The jobs that failed, timed out, were cancelled or upstream_failed, with errors."""
         return [

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any
@@ -19,6 +20,8 @@ from .checks import check_int, check_number
 from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
 from .fingerprint import result_digest
 from .job_queue import JobQueue
+from .output import DEFAULT_OUTPUT_LIMIT, Capturing, Output
+from .output import install as install_output_routing
 from .results import ParentResults
 from .serialization import dumps, loads
 from .step_cache import CACHED_MODES, StepCache
@@ -32,6 +35,8 @@ DEFAULT_GRACE_PERIOD = 30.0
 DATABASE_ERROR_BACKOFF = 1.0
 SUPERVISE_INTERVAL = 0.1
 LOST_WORKER_CHECK_INTERVAL = 0.05
+OUTPUT_STORE_INTERVAL = 1.0
+"""Seconds between two stores of a running step's output (``gigq-flow logs --follow``)."""
 
 
 def accepts_parent_results(func: Callable) -> bool:
@@ -55,6 +60,12 @@ def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> b
 
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def step_traceback(exc: BaseException) -> str:
+    """The traceback of an exception a step raised, from the step's own frame on."""
+    tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
 
 
 class Worker:
@@ -89,6 +100,7 @@ class Worker:
         grace_period: float = DEFAULT_GRACE_PERIOD,
         allowed_modules: Iterable[str] | None = None,
         allow_pickle: bool = False,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
     ) -> None:
         self.concurrency = check_int("concurrency", concurrency, minimum=1)
         self.polling_interval = check_number("polling_interval", polling_interval,
@@ -97,6 +109,7 @@ class Worker:
                                           kind="a number of seconds")
         self.grace_period = check_number("grace_period", grace_period,
                                          kind="a number of seconds")
+        self.output_limit = check_int("output_limit", output_limit, minimum=0)
         if isinstance(allowed_modules, str):
             raise ConfigurationError(
                 f"allowed_modules takes a list of module names, got the string {allowed_modules!r}"
@@ -113,6 +126,7 @@ class Worker:
         self.running = False
         self._attempt_numbers = itertools.count(1)
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
+        self._outputs: dict[str, tuple[ClaimedJob, Output]] = {}  # steps running now
         self._active_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stopping = False
@@ -148,8 +162,8 @@ class Worker:
         deadline = now + claim.timeout
         with self._active_lock:
             self._active[claim.execution_id] = (claim, deadline)
-        if deadline < self._heartbeat_next_wake:
-            self._heartbeat_wake.set()  # the heartbeat thread enforces the timeout
+        if min(deadline, now + OUTPUT_STORE_INTERVAL) < self._heartbeat_next_wake:
+            self._heartbeat_wake.set()  # the heartbeat enforces the timeout, stores output
         self._run(claim)  # if it raises (a database error), the attempt stays active: the
         with self._active_lock:  # heartbeat ends it at its deadline, rather than never
             self._active.pop(claim.execution_id, None)
@@ -175,12 +189,24 @@ class Worker:
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
             return
+        output = Output(self.output_limit)
+        with self._active_lock:
+            self._outputs[claim.execution_id] = (claim, output)
+        failure = None
         try:
-            result = func(**params)
+            with Capturing(output):
+                result = func(**params)
         except Exception as exc:
-            logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, exc)
-            self._finish_failed(claim, describe_error(exc),
-                                retry=claim.attempts < claim.max_attempts)
+            failure = exc
+        finally:
+            with self._active_lock:
+                self._outputs.pop(claim.execution_id, None)
+            self._store_output(claim, output)
+        if failure is not None:
+            logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, failure)
+            self._finish_failed(claim, describe_error(failure),
+                                retry=claim.attempts < claim.max_attempts,
+                                traceback=step_traceback(failure))
             return
         try:
             encoded = None if result is None else dumps(result, claim.serializer)
@@ -196,8 +222,9 @@ class Worker:
         if not completed:
             logger.warning("job %s: result discarded, the job was reclaimed", claim.id)
 
-    def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool) -> None:
-        if not self.store.fail(claim, error, retry=retry):
+    def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool,
+                       traceback: str | None = None) -> None:
+        if not self.store.fail(claim, error, retry=retry, traceback=traceback):
             logger.warning("job %s: failure discarded, the job was reclaimed", claim.id)
 
     def _load_function(self, claim: ClaimedJob) -> Callable:
@@ -230,6 +257,19 @@ class Worker:
             return self._load_function(claim)
         except Exception:
             return None
+
+    def _store_output(self, claim: ClaimedJob, output: Output) -> None:
+        """Store what the attempt wrote since the last time (its pieces in order); a
+        database error is logged: the attempt's outcome matters more than its output."""
+        with output.storing:
+            text = output.take()
+            if not text:
+                return
+            try:
+                self.store.append_output(claim, text)
+            except DatabaseError:
+                logger.exception("job %s: could not store %d characters of its output",
+                                 claim.id, len(text))
 
     def _check_allowed(self, module_name: str, function_name: str) -> None:
         if module_allowed(module_name, self.allowed_modules):
@@ -267,6 +307,7 @@ class Worker:
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat is not None and not self._heartbeat_stopping:
             return  # it beats until _stop_heartbeat (cheaper to ask than Thread.is_alive)
+        install_output_routing()
         self.store.register_worker(self.instance, self.worker_id, self.concurrency,
                                    self.lease_timeout)
         self._heartbeat_stopping = False
@@ -288,6 +329,10 @@ class Worker:
                         self.store.heartbeat(self.instance)
                         renew_at = now + self.lease_timeout / 3
                     self._time_out_overdue(now)
+                    with self._active_lock:
+                        writing = list(self._outputs.values())
+                    for claim, output in writing:
+                        self._store_output(claim, output)
                 except Exception:
                     logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
                     retry_at = now + DATABASE_ERROR_BACKOFF
@@ -296,6 +341,8 @@ class Worker:
                     break
                 with self._active_lock:
                     deadlines = [deadline for _, deadline in self._active.values()]
+                    if self._outputs:  # running steps: their output is stored every second
+                        deadlines.append(time.monotonic() + OUTPUT_STORE_INTERVAL)
                 self._heartbeat_next_wake = retry_at or min([renew_at, *deadlines])
                 self._heartbeat_wake.wait(max(0.0, self._heartbeat_next_wake - time.monotonic()))
             with self._active_lock:

@@ -170,9 +170,14 @@ class Store(Protocol):
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""
 
-    def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
-        """Record a failed attempt: back to pending after ``retry_delay``, or failed for good
-        (descendants become upstream_failed). False when the claim went stale."""
+    def fail(self, claim: ClaimedJob, error: str, *, retry: bool,
+             traceback: str | None = None) -> bool:
+        """Record a failed attempt (its one-line ``error`` and full ``traceback``): back to
+        pending after ``retry_delay``, or failed for good (descendants become
+        upstream_failed). False when the claim went stale."""
+
+    def append_output(self, claim: ClaimedJob, text: str) -> None:
+        """Add ``text`` to what the attempt ``claim`` printed and logged so far."""
 
     def time_out(self, claim: ClaimedJob) -> bool:
         """End an attempt past its timeout (its worker calls this): requeue the job while
@@ -212,6 +217,9 @@ class Store(Protocol):
     def list_workers(self) -> list[Row]: ...
 
     def get_executions(self, job_id: str) -> list[Row]: ...
+
+    def attempt_output(self, job_id: str, attempt_id: str) -> str:
+        """What an attempt printed and logged (empty when nothing, or unknown)."""
 
     def list_jobs(self, status: str | None, limit: int) -> list[Row]: ...
 

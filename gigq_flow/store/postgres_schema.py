@@ -14,11 +14,13 @@ from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
     JOB_INDEXES,
+    OUTPUT_TABLE,
+    TRACEBACK_COLUMNS,
     adopt_running_jobs,
     cache_tables,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
@@ -91,6 +93,9 @@ TABLES = (
         stopped_at TEXT,
         reclaimed_at TEXT
     )""",
+    *(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT"
+      for table, column in TRACEBACK_COLUMNS),
+    OUTPUT_TABLE,
     *JOB_INDEXES,
     "CREATE INDEX IF NOT EXISTS idx_ended_attempts_job ON ended_attempts (job_id, started_at)",
     f"CREATE OR REPLACE VIEW job_executions AS {ATTEMPTS_QUERY}",

@@ -92,12 +92,24 @@ def cache_tables(blob: str, entries_suffix: str = "") -> tuple[str, ...]:
 #: the result of a cached run's job read from ``result_blobs``.
 ATTEMPTS_QUERY = f"""
     SELECT id, job_id, worker_id, status, started_at, completed_at, result, error,
-        0 AS is_current
+        0 AS is_current, traceback
     FROM ended_attempts
     UNION ALL
     SELECT execution_id, id, worker_id, status, started_at, completed_at,
-        {job_result("jobs")}, error, 1
+        {job_result("jobs")}, error, 1, traceback
     FROM jobs WHERE execution_id IS NOT NULL"""
+
+#: What schema 5 adds for step output: the traceback of a failed attempt (on the job row
+#: for its latest attempt, on ``ended_attempts`` for the others), as (table, column).
+TRACEBACK_COLUMNS = (("jobs", "traceback"), ("ended_attempts", "traceback"))
+#: What each attempt printed and logged, in the chunks its worker stored while it ran.
+OUTPUT_TABLE = """CREATE TABLE IF NOT EXISTS attempt_output (
+    job_id TEXT NOT NULL,
+    attempt_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (job_id, attempt_id, seq)
+)"""
 
 
 def adopt_running_jobs(tx: Tx) -> None:

@@ -62,21 +62,22 @@ class SQLAttempts(SQLBase):
 
         return self._run_and_wake(body)
 
-    def fail(self, claim: ClaimedJob, error: str, *, retry: bool) -> bool:
+    def fail(self, claim: ClaimedJob, error: str, *, retry: bool,
+             traceback: str | None = None) -> bool:
         def body(tx: Tx) -> bool:
             now = now_iso()
             if retry:
                 if not self._archive_attempt(tx, claim.id, claim.execution_id, "failed", now,
-                                             error):
+                                             error, traceback):
                     self._note_stale(tx, claim, "failed", now)
                     return False
                 self._back_to_pending(tx, claim.id, error, now, claim.retry_delay)
                 self.announce(tx)
                 return True
             if tx.execute(
-                f"UPDATE jobs SET status = 'failed', error = ?, updated_at = ?, completed_at = ? "
-                f"WHERE {HELD}",
-                (error, now, now, claim.id, claim.execution_id),
+                f"UPDATE jobs SET status = 'failed', error = ?, traceback = ?, updated_at = ?, "
+                f"completed_at = ? WHERE {HELD}",
+                (error, traceback, now, now, claim.id, claim.execution_id),
             ).rowcount != 1:
                 self._note_stale(tx, claim, "failed", now)
                 return False
@@ -86,7 +87,7 @@ class SQLAttempts(SQLBase):
         return self._run_and_wake(body)
 
     def _archive_attempt(self, tx: Tx, job_id: str, execution_id: str, status: str, now: str,
-                         error: str | None) -> bool:
+                         error: str | None, traceback: str | None = None) -> bool:
         """Move the attempt a running job row holds to ``ended_attempts``, ended with
         ``status``; False when the row no longer holds it (the attempt went stale)."""
         held = tx.execute(
@@ -97,8 +98,8 @@ class SQLAttempts(SQLBase):
             return False
         tx.execute(
             "INSERT INTO ended_attempts (id, job_id, worker_id, status, started_at, completed_at, "
-            "result, error) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-            (execution_id, job_id, held[0], status, held[1], now, error),
+            "result, error, traceback) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            (execution_id, job_id, held[0], status, held[1], now, error, traceback),
         )
         return True
 
@@ -217,6 +218,15 @@ class SQLAttempts(SQLBase):
         released = self.db.run(body)
         self.wake.bump()
         return released
+
+    # -- output -------------------------------------------------------------------------------
+    def append_output(self, claim: ClaimedJob, text: str) -> None:
+        self.db.run(lambda tx: tx.execute(
+            """INSERT INTO attempt_output (job_id, attempt_id, seq, text)
+               SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ? FROM attempt_output
+               WHERE job_id = ? AND attempt_id = ?""",
+            (claim.id, claim.execution_id, text, claim.id, claim.execution_id),
+        ))
 
     # -- workers ------------------------------------------------------------------------------
     def register_worker(self, instance: str, worker_id: str, concurrency: int,

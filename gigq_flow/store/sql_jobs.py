@@ -119,15 +119,15 @@ class SQLJobs(SQLBase):
             now = now_iso()
             tx.execute(  # the failed attempt the row holds becomes history
                 f"""INSERT INTO ended_attempts (id, job_id, worker_id, status, started_at,
-                        completed_at, result, error)
+                        completed_at, result, error, traceback)
                     SELECT execution_id, id, worker_id, status, started_at, completed_at,
-                        NULL, error FROM jobs
+                        NULL, error, traceback FROM jobs
                     WHERE id = ? AND execution_id IS NOT NULL AND status IN ({FINAL_MARKS})""",
                 (job_id, *FINAL),
             )
             requeued = tx.execute(
                 f"""UPDATE jobs SET status = 'pending', attempts = 0, error = NULL,
-                        retry_after = NULL, completed_at = NULL, updated_at = ?,
+                        traceback = NULL, retry_after = NULL, completed_at = NULL, updated_at = ?,
                         worker_id = NULL, execution_id = NULL
                     WHERE id = ? AND status IN ({FINAL_MARKS})""",
                 (now, job_id, *FINAL),
@@ -181,6 +181,11 @@ class SQLJobs(SQLBase):
             digests = [row[0] for row in tx.execute(
                 f"SELECT DISTINCT result_digest FROM jobs WHERE {condition} "
                 "AND result_digest IS NOT NULL", args)]
+            tx.execute(
+                f"DELETE FROM attempt_output WHERE job_id IN "
+                f"(SELECT id FROM jobs WHERE {condition})",
+                args,
+            )
             tx.execute(
                 f"DELETE FROM ended_attempts WHERE job_id IN "
                 f"(SELECT id FROM jobs WHERE {condition})",

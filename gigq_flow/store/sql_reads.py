@@ -36,10 +36,16 @@ class SQLReads(SQLBase):
 
     def get_executions(self, job_id: str) -> list[Row]:
         return self.db.read(
-            "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error "
-            "FROM job_executions WHERE job_id = ? ORDER BY started_at, is_current, id",
+            "SELECT id, job_id, worker_id, status, started_at, completed_at, result, error, "
+            "traceback FROM job_executions WHERE job_id = ? ORDER BY started_at, is_current, id",
             (job_id,),
         )
+
+    def attempt_output(self, job_id: str, attempt_id: str) -> str:
+        rows = self.db.read(
+            "SELECT text FROM attempt_output WHERE job_id = ? AND attempt_id = ? ORDER BY seq",
+            (job_id, attempt_id))
+        return "".join(row["text"] for row in rows)
 
     def list_jobs(self, status: str | None, limit: int) -> list[Row]:
         if status:

@@ -17,11 +17,13 @@ from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
     JOB_INDEXES,
+    OUTPUT_TABLE,
+    TRACEBACK_COLUMNS,
     adopt_running_jobs,
     cache_tables,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 GIGQ_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -148,6 +150,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             _upgrade_from_2(conn)
         if version in (1, 2, 3):
             _upgrade_from_3(conn)
+        _upgrade_to_5(conn)
         conn.execute("DROP VIEW IF EXISTS job_executions")
         conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
         if version < 2:  # running jobs without a lease get one; from 2 on they have one
@@ -211,6 +214,14 @@ def _upgrade_from_2(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_job_executions_job'").fetchone():
         conn.execute("DROP INDEX idx_job_executions_job")  # a GigQ file's: same index, new name
         conn.execute("CREATE INDEX idx_ended_attempts_job ON ended_attempts (job_id, started_at)")
+
+
+def _upgrade_to_5(conn: sqlite3.Connection) -> None:
+    """Version 5 keeps each attempt's output and traceback (new files get them here too)."""
+    for table, column in TRACEBACK_COLUMNS:
+        if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+    conn.execute(OUTPUT_TABLE + " WITHOUT ROWID")
 
 
 def _upgrade_from_3(conn: sqlite3.Connection) -> None:

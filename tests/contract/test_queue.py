@@ -21,9 +21,11 @@ GIGQ_JOB_KEYS = {
     "retry_delay", "retry_after",
 }
 GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "serializer", "cache",
-                      "cache_version", "result_digest", "cache_note", "cached_from"}
+                      "cache_version", "result_digest", "cache_note", "cached_from",
+                      "traceback"}
 EXECUTION_KEYS = {
     "id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error",
+    "traceback",
 }
 ALL_STATUSES = {s.value for s in JobStatus}
 

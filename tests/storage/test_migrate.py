@@ -16,7 +16,7 @@ from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
 
 TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers", "result_blobs",
-          "cache_entries")
+          "attempt_output", "cache_entries")
 
 
 def build_source(path, tmp_path) -> dict[str, str]:
@@ -34,6 +34,7 @@ def build_source(path, tmp_path) -> dict[str, str]:
     pickled = done.add_task(jobs.identity, {"value": {1, 2}}, name="pickled",
                             serializer="pickle")
     done.add_task(jobs.identity, {"value": "large " * 500}, name="large")  # a result blob
+    done.add_task(jobs.talk, {"label": "talk"}, name="talk")  # its output
     run = done.submit(queue, cache=True)  # results in result_blobs, entries too
     worker = Worker(path, worker_id="old-worker", allow_pickle=True)
     drain(worker)

@@ -117,7 +117,7 @@ def attempts(queue: JobQueue, job_id: str) -> list[tuple[str, str]]:
 
 def test_each_attempt_is_listed_once_after_the_upgrade(schema_1_file):
     queue = JobQueue(schema_1_file)
-    assert sql(schema_1_file, "PRAGMA user_version") == [(4,)]
+    assert sql(schema_1_file, "PRAGMA user_version") == [(5,)]
     assert attempts(queue, "done") == [("e-done", "completed")]
     assert attempts(queue, "retrying") == [("e-retry", "failed")]
     assert attempts(queue, "broken") == [("e-broken", "failed")]
@@ -147,7 +147,7 @@ def test_upgraded_file_runs_its_jobs_and_reclaims_the_stuck_one(schema_1_file):
 
 
 def test_a_file_of_a_newer_schema_is_refused_untouched(schema_1_file):
-    sql(schema_1_file, "PRAGMA user_version = 5")
+    sql(schema_1_file, "PRAGMA user_version = 6")
     before = schema_1_file.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer gigq_flow"):
         JobQueue(schema_1_file)
@@ -183,7 +183,7 @@ def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
     as_schema_2(path)
 
     upgraded = JobQueue(path)
-    assert sql(path, "PRAGMA user_version") == [(4,)]
+    assert sql(path, "PRAGMA user_version") == [(5,)]
     views = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'view'")}
     assert views == {"job_executions"}
     assert sql(path, "SELECT id, status FROM job_executions ORDER BY is_current") == [
@@ -236,7 +236,7 @@ def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worke
         version = conn.execute(
             f'SELECT value FROM "{schema}".gigq_flow_meta WHERE key = %s',
             ("schema_version",)).fetchone()[0]
-    assert views == {"job_executions"} and version == "4"
+    assert views == {"job_executions"} and version == "5"
 
 
 CACHE_COLUMNS = ("cache", "cache_version", "result_digest", "cache_note",
@@ -278,7 +278,7 @@ def test_a_schema_3_file_gains_incremental_runs_in_place(tmp_path):
     conn.close()
 
     upgraded = JobQueue(path)
-    assert sql(path, "PRAGMA user_version") == [(4,)]
+    assert sql(path, "PRAGMA user_version") == [(5,)]
     assert upgraded.get_result(done) == 2
     assert upgraded.get_status(done)["cached_from"] is None
     first, second = runs_cached_twice(upgraded)

@@ -17,6 +17,7 @@ Jobs coordinate with the test in two ways:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -357,3 +358,48 @@ class Holder:
     @staticmethod
     def static_method():
         return 1
+
+
+# -- output --------------------------------------------------------------------------------
+def talk(label, lines=3):
+    """Print ``lines`` lines to stdout, one to stderr, and log a warning and an error with
+    its traceback; return ``label``."""
+    for i in range(lines):
+        print(f"{label} line {i}")
+    print(f"{label} to stderr", file=sys.stderr)
+    step_log = logging.getLogger(f"steps.{label}")
+    step_log.warning("careful with %s", label)
+    try:
+        raise KeyError(label)
+    except KeyError:
+        step_log.exception("caught one")
+    return label
+
+
+def print_then_fail(label):
+    print(f"{label} is about to fail")
+    raise ValueError(f"deep problem in {label}")
+
+
+def print_lots(n, width=50):
+    """Print ``n`` lines of ``width`` characters."""
+    for i in range(n):
+        print(f"{i:>{width}}")
+    return n
+
+
+def print_until_released(key):
+    """Print a line, signal ``<key>:started``, wait for ``<key>:release``, print another."""
+    print(f"{key} started")
+    event(f"{key}:started").set()
+    if not event(f"{key}:release").wait(30):
+        raise RuntimeError(f"{key}: never released")
+    print(f"{key} released")
+    return key
+
+
+def print_from_a_thread():
+    print("from the step")
+    helper = threading.Thread(target=print, args=("from its thread",))
+    helper.start()
+    helper.join()

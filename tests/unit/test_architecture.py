@@ -22,7 +22,8 @@ LAYERS = (
     ("store", ("store",)),
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
-    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache")),
+    ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache",
+                 "output")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )

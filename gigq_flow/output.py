@@ -1,0 +1,128 @@
+"""A step's own output: what it prints to ``sys.stdout`` and ``sys.stderr`` and the log
+records it makes, kept per attempt while other threads' output goes where it went.
+
+:func:`install` puts a router on ``sys.stdout`` and ``sys.stderr`` and a log record
+factory in place, once per process (loggers, handlers and ``logging.basicConfig`` stay
+the user's). A thread that runs a step holds an :class:`Output` (:class:`Capturing`):
+the router sends that thread's writes to it and passes every other thread's writes to
+the stream it wraps; the factory keeps the thread's log records as they are made
+(``LEVEL logger: message``, with the traceback of ``logger.exception``), and what a
+handler writes to ``sys.stdout``/``sys.stderr`` for that thread is dropped, the record
+being kept already. Writes to file descriptor 1 or 2 that bypass ``sys.stdout`` (C
+extensions, subprocesses) are not captured.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any, TextIO
+
+DEFAULT_OUTPUT_LIMIT = 1024 * 1024
+"""Characters kept per attempt by default; what follows is cut, and the cut is marked."""
+CUT_MARK = "\n[output cut at {limit:,} characters: the step wrote more]\n"
+RECORD_FORMAT = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+_current = threading.local()
+_install_lock = threading.Lock()
+_previous_factory: Any = logging.getLogRecordFactory()
+
+
+class Output:
+    """The output of one attempt: text in the order it was written, at most ``limit``
+    characters, taken away in pieces by ``take()`` (to be stored)."""
+
+    def __init__(self, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
+        self.limit = limit
+        self.size = 0
+        self.cut = False
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self.storing = threading.Lock()
+        """Held while a piece is taken and stored, so that pieces are stored in order."""
+
+    def write(self, text: str) -> int:
+        written = len(text)
+        if not text or self.cut:
+            return written
+        with self._lock:
+            room = self.limit - self.size
+            if len(text) > room:
+                text, self.cut = text[:room] + CUT_MARK.format(limit=self.limit), True
+            self.size += len(text)
+            self._pending.append(text)
+        return written
+
+    def take(self) -> str:
+        """The text written since the last ``take()``."""
+        with self._lock:
+            text, self._pending = "".join(self._pending), []
+        return text
+
+
+class Router:
+    """Stands in for ``sys.stdout`` or ``sys.stderr``: the writes of a thread that runs a
+    step go to its Output, all others to the stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.wrapped = stream
+
+    def write(self, text: str) -> int:
+        output = getattr(_current, "output", None)
+        if output is None:
+            return self.wrapped.write(text)
+        if sys._getframe(1).f_globals.get("__name__") == "logging":
+            return len(text)  # a handler's copy of a record the Output holds
+        return output.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if getattr(_current, "output", None) is None:
+            self.wrapped.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def keep_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """The log record factory: a record made in a thread that runs a step is also kept
+    in its Output."""
+    record: logging.LogRecord = _previous_factory(*args, **kwargs)
+    output = getattr(_current, "output", None)
+    if output is not None:
+        output.write(RECORD_FORMAT.format(record) + "\n")
+    return record
+
+
+def install() -> None:
+    """Route ``sys.stdout``, ``sys.stderr`` and log records (again if something replaced
+    them since)."""
+    global _previous_factory
+    with _install_lock:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is not None and not isinstance(stream, Router):
+                setattr(sys, name, Router(stream))
+        if logging.getLogRecordFactory() is not keep_record:
+            _previous_factory = logging.getLogRecordFactory()
+            logging.setLogRecordFactory(keep_record)
+
+
+class Capturing:
+    """``with Capturing(output):`` sends this thread's output to ``output``."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+
+    def __enter__(self) -> Output:
+        _current.output = self.output
+        return self.output
+
+    def __exit__(self, *exc: object) -> None:
+        _current.output = None
