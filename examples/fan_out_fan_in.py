@@ -76,6 +76,15 @@ def run_worker(db_path: str, index: int) -> None:
     Worker(db_path, worker_id=f"primes-{index}", polling_interval=0.5).start()
 
 
+def wait_for_workers(queue: JobQueue, count: int, timeout: float = 60) -> None:
+    """Until ``count`` workers are alive on the queue (they handle SIGTERM from then on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(worker["state"] == "alive" for worker in queue.list_workers()) >= count:
+            return
+        time.sleep(0.05)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="fan_out.db", help="the queue file")
@@ -93,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for process in workers:
         process.start()
     try:
+        wait_for_workers(queue, len(workers))  # a SIGTERM before a worker starts kills it
         finished = run.wait(timeout=600, progress=True)
     finally:
         for process in workers:
