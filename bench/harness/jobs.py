@@ -27,3 +27,10 @@ def numbered(index: int, seconds: float = 0.0) -> int:
     if seconds:
         time.sleep(seconds)
     return index
+
+
+def print_lines(lines: int, width: int) -> int:
+    """Print ``lines`` lines of ``width`` characters (a step that talks a lot)."""
+    for i in range(lines):
+        print(f"{i:>{width}}")
+    return lines

@@ -140,3 +140,26 @@ def test_cache_profile_times_each_phase_of_the_three_runs() -> None:
     assert float(rows["cache=True, none reused"][4]) > 0  # the cached completion
     assert rows["cache=False"][1:4] == ["-", "-", "-"]  # no key, no lookup
     assert "cProfile of a reused drain, by cumulative:" in stdout
+
+
+def test_output_measures_both_targets_and_says_what_it_neutralised(tmp_path: Path) -> None:
+    out = tmp_path / "output.json"
+    stdout = run_script("output.py", "--quick", "--json", str(out))
+    figures = json.loads(out.read_text())
+    noop = figures["noop"]["trials"]
+    assert figures["noop"]["jobs"] == 40
+    assert [len(noop[which]) for which in ("capture as shipped", "capture neutralised")] == [2, 2]
+    assert all(wall > 0 and cpu > 0 for trials in noop.values() for wall, cpu in trials)
+    printing = figures["printing"]
+    assert (printing["lines"], printing["width"]) == (100, 60)
+    assert all(len(printing["trials"][which]) == 2 and min(printing["trials"][which]) > 0
+               for which in ("worker", "direct"))
+    assert "gigq_flow.worker.Capturing replaced by a context manager that does nothing" in (
+        figures["neutralised"])
+    assert "  neutralised: gigq_flow.worker.Capturing replaced" in stdout
+    verdicts = re.findall(r"^(.+?) \(.+\): (\d+\.\d+)x, (met|NOT met)$", stdout, re.MULTILINE)
+    assert [what for what, _, _ in verdicts] == [
+        "capturing costs the no-op hot path at most 5%",
+        "a step printing 100 lines at most 2x printing to /dev/null",
+    ]
+    assert all(float(ratio) > 0 for _, ratio, _ in verdicts)
