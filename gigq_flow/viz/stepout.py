@@ -39,7 +39,7 @@ PICK_ATTRIBUTE = f' onclick="{html.escape(_PICK_SCRIPT)}"'
 def output_html(job: JobState, text: str) -> str:
     """The output area for ``job``: a title line (name, status, attempt) and its text."""
     attempt = f", attempt {job.attempts}" if job.attempts else ""
-    title = (f'<div style="font-size:12px;margin:6px 0 2px">output of '
+    title = (f'<div style="font-size:12px;line-height:1.35;margin:6px 0 2px">output of '
              f"<b>{html.escape(job.name)}</b> "
              f'<span style="color:#888">({html.escape(job.status.value)}{attempt}; '
              f"{html.escape(job.id)})</span></div>")
@@ -58,5 +58,5 @@ def output_html(job: JobState, text: str) -> str:
     border = "#e4a39b" if failed else "#dddddd"
     return (f'{title}<pre class="{OUTPUT_CLASS}" data-job="{html.escape(job.id)}" '
             f'data-status="{job.status.value}" style="max-height:300px;overflow:auto;'
-            f"margin:0;padding:4px 8px;font-size:12px;background:#fafafa;"
+            f"margin:0;padding:4px 8px;font-size:12px;line-height:1.35;background:#fafafa;"
             f'border:1px solid {border};white-space:pre-wrap">{body}</pre>')
