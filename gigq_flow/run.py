@@ -175,6 +175,10 @@ class WorkflowRun:
         """What a step of this run printed and logged (and its traceback), as
         ``JobQueue.get_logs``: ``step`` is a Job, a job id or a task name."""
         job_id = step.id if isinstance(step, Job) else step
+        row = self._store.get_job(job_id)
+        if row is not None and row["workflow_id"] == self.id:
+            # by id, one row read: the live panel asks for a running step's logs often
+            return self.queue.get_logs(job_id, attempt)
         jobs = self._store.workflow_jobs(self.id)
         ids = {job["id"] for job in jobs}
         if job_id not in ids:

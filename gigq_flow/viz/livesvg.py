@@ -141,7 +141,10 @@ class LiveSvg:
         classes = "not_submitted" if node.status is None else node.status.value
         if look is not None and look != node.status:
             classes += f" {look}"
-        parts = [f'<g id="{html.escape(node.dom_id)}" class="node {classes}">',
+        # a job's node selects it on a click (the panel's handler reads data-job)
+        pick = (f' data-job="{html.escape(node.job_ids[0])}" style="cursor:pointer"'
+                if not node.counts and len(node.job_ids) == 1 else "")
+        parts = [f'<g id="{html.escape(node.dom_id)}" class="node {classes}"{pick}>',
                  f"<title>{html.escape(node.tooltip)}</title>"]
         box = slot.box
         if node.counts:

@@ -11,27 +11,28 @@ from __future__ import annotations
 import html
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Any, Protocol
 
 import ipywidgets as widgets
 
 from ..checks import check_number
+from ..errors import JobNotFoundError
 from ..job_status import JobStatus
 from ..snapshot import Attempt, JobState, RunSnapshot
 from .dot import to_digraph
+from .jobtable import job_row, job_table
 from .livesvg import LiveSvg
 from .render import render
-from .styles import CACHED, DEFAULT_RANKDIR, StyleOverrides, get_styles, look_of, style_key
-from .text import first_line, format_duration
+from .stepout import PANEL_CLASS, PICK_ATTRIBUTE, PICK_CLASS, output_html
+from .styles import CACHED, DEFAULT_RANKDIR, StyleOverrides, get_styles, style_key
 from .view import (
     GROUP_THRESHOLD,
     GraphView,
     build_view,
     group_node,
     job_node,
-    reused,
-    status_label,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,10 @@ DEFAULT_INTERVAL = 0.5
 MAX_GRAPH_NODES = 2000
 """Above this many nodes (after grouping) the panel leaves its graph out."""
 STOP_TIMEOUT = 5.0
-ERROR_TITLE_MAX = 2000
+OUTPUT_READ_INTERVAL = 1.0
+"""Seconds between reads of a running selected step's output: the worker stores it
+about once a second, so reading it more often would read the same text."""
 _FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.UPSTREAM_FAILED)
-_COLUMNS = ("name", "status", "attempts", "started", "duration", "worker", "error")
-_CELL = "padding:2px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap"
 
 
 class LiveRun(Protocol):
@@ -57,24 +58,21 @@ class LiveRun(Protocol):
 
     def attempts(self) -> list[Attempt]: ...
 
+    def logs(self, step: str) -> str:
+        """What the job ``step`` (an id) printed and logged in its latest attempt, then
+        its traceback if that attempt failed."""
+        ...
+
     def close(self) -> None:
         """Close the calling thread's connection to the queue."""
         ...
 
 
-def _clock(iso: str | None) -> str:
-    if not iso:
-        return ""
-    moment = datetime.fromisoformat(iso)
-    if moment.date() == datetime.now().date():
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
 class RunPanel(widgets.VBox):
     """A live view of a run: progress (finished of total), a count per status in its
     colour (and of the completed jobs that reused an earlier result, once there is one),
-    the DAG coloured by status and a table of jobs.
+    the DAG coloured by status, a table of jobs and, once a step is selected (a click on
+    its row or its node, or ``select()``), the selected step's output.
 
     A daemon thread refreshes it every ``interval`` seconds, makes a last refresh
     and stops once every job is terminal; ``refresh()`` refreshes by hand, ``stop()``
@@ -82,6 +80,11 @@ class RunPanel(widgets.VBox):
     Errors while refreshing show in the panel and the thread keeps trying.
     ``graph=False`` leaves out the picture; ``rankdir``, ``styles`` and
     ``group_threshold`` shape it as in ``visualize()``.
+
+    The output area under the table shows what the selected step printed and logged
+    in its latest attempt, then its traceback once it failed. While the step runs the
+    thread reads its output again at most every :data:`OUTPUT_READ_INTERVAL` seconds;
+    it reads nothing of the steps that are not selected.
     """
 
     def __init__(
@@ -118,6 +121,10 @@ class RunPanel(widgets.VBox):
         self._view: GraphView | None = None
         self._live: LiveSvg | None = None
         self._members: dict[str, tuple[str, ...]] = {}
+        self._selected: str | None = None
+        self._output_read = 0.0
+        self.output_text = ""
+        """The selected step's output (and traceback) as last read; "" when none is."""
 
         self.header = widgets.HTML(
             value=f'<b>{html.escape(run.name)}</b> <span style="color:#888">{run.id}</span>')
@@ -134,6 +141,11 @@ class RunPanel(widgets.VBox):
                     layout=widgets.Layout(display="none"))
         self.graph_view = widgets.HTML(layout=widgets.Layout(display="" if graph else "none"))
         self.table = widgets.HTML(layout=widgets.Layout(display="" if table else "none"))
+        self.output = widgets.HTML(layout=widgets.Layout(display="none"))
+        """The selected step's output area (hidden while no step is selected)."""
+        self._pick = widgets.Text(layout=widgets.Layout(display="none"))
+        self._pick.add_class(PICK_CLASS)
+        self._pick.observe(self._on_pick, names="value")
         self.error_box = widgets.HTML(layout=widgets.Layout(display="none"))
         self.status_line = widgets.HTML()
         self._show_graph = graph
@@ -143,8 +155,10 @@ class RunPanel(widgets.VBox):
             widgets.HBox([self.progress, self.progress_text]),
             widgets.HBox(list(self.count_labels.values()),
                          layout=widgets.Layout(flex_flow="row wrap")),
-            self.error_box, self.graph_view, self.table, self.status_line,
+            self.error_box, self.graph_view, self.table, self.output, self._pick,
+            self.status_line,
         ])
+        self.add_class(PANEL_CLASS)
         self._safe_refresh()
         if autostart and not self.done:
             self.start()
@@ -261,6 +275,12 @@ class RunPanel(widgets.VBox):
                     self._update_graph(snapshot, changed)
             if self._show_table and (changed or running or first):
                 self._update_table(snapshot, {job.id for job in changed} | running)
+            selected = self._selected
+            if selected is not None and (
+                    any(job.id == selected for job in changed) or (
+                    selected in running
+                    and time.monotonic() - self._output_read >= OUTPUT_READ_INTERVAL)):
+                self._show_output(self._states[selected])
         except BaseException:
             self._states = previous  # the next refresh redoes these changes
             raise
@@ -342,7 +362,71 @@ class RunPanel(widgets.VBox):
 
     @staticmethod
     def _wrap_svg(svg: str) -> str:
-        return f'<div class="gigq-flow-graph" style="max-height:520px;overflow:auto">{svg}</div>'
+        return (f'<div class="gigq-flow-graph" style="max-height:520px;overflow:auto"'
+                f"{PICK_ATTRIBUTE}>{svg}</div>")
+
+    # -- the selected step's output -----------------------------------------------------
+    @property
+    def selected(self) -> str | None:
+        """The id of the step whose output the panel shows, or None."""
+        return self._selected
+
+    def select(self, step: Any) -> None:
+        """Show the output of ``step`` (a Job, a job id or the name of one task of this run)
+        under the table, kept current while it runs; None hides the output area.
+
+        JobNotFoundError (a KeyError) when the run has no such step, or more than one of
+        that name.
+        """
+        with self._lock:
+            job_id = None if step is None else self._resolve(step)
+            previous, self._selected = self._selected, job_id
+            if job_id is None:
+                self.output_text = ""
+                self.output.value = ""
+                self.output.layout.display = "none"
+            else:
+                self._show_output(self._states[job_id])
+            if self.snapshot is not None and previous != job_id:
+                for changed in (previous, job_id):
+                    if changed is not None:
+                        self._rows.pop(changed, None)
+                if self._show_table:
+                    self._update_table(self.snapshot, set())
+            if self._pick.value != (job_id or ""):
+                self._pick.value = job_id or ""
+
+    def _resolve(self, step: Any) -> str:
+        job_id = getattr(step, "id", step)
+        if isinstance(job_id, str) and job_id in self._states:
+            return job_id
+        named = [job.id for job in self._states.values() if job.name == step]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise JobNotFoundError(f"{len(named)} steps of {self.run.name!r} are named "
+                                   f"{step!r}; select one by its id: {', '.join(named)}")
+        raise JobNotFoundError(f"{step!r} is not a step of {self.run.name!r}; select a Job, "
+                               "a job id or a task name of this run")
+
+    def _show_output(self, job: JobState) -> None:
+        self._output_read = time.monotonic()
+        text = self.run.logs(job.id) if job.attempts else ""
+        self.output_text = text
+        self.output.value = output_html(job, text)
+        self.output.layout.display = ""
+
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        """A click in the page selected a step (its id came through the hidden box)."""
+        job_id = change["new"] or None
+        if job_id == self._selected:
+            return
+        try:
+            self.select(job_id)
+        except Exception as exc:  # a comm callback: show it rather than lose it
+            logger.debug("selecting %r failed", job_id, exc_info=True)
+            with self._lock:
+                self._show_error(exc, "selecting a step")
 
     # -- table --------------------------------------------------------------------------
     def _update_table(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
@@ -350,13 +434,7 @@ class RunPanel(widgets.VBox):
         for job in snapshot.jobs:
             if job.id in dirty or job.id not in self._rows:
                 self._rows[job.id] = self._row(job)
-        header = "".join(f'<th style="{_CELL}">{column}</th>' for column in _COLUMNS)
-        body = "".join(self._rows[job.id] for job in snapshot.jobs)
-        value = (
-            '<div style="max-height:320px;overflow:auto">'
-            '<table class="gigq-flow-jobs" style="border-collapse:collapse;font-size:12px">'
-            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>"
-        )
+        value = job_table(self._rows[job.id] for job in snapshot.jobs)
         if value != self.table.value:
             self.table.value = value
 
@@ -375,34 +453,18 @@ class RunPanel(widgets.VBox):
                     self._workers[attempt.job_id] = attempt.worker
 
     def _row(self, job: JobState) -> str:
-        style = self.styles[look_of(job.status, reused(job))]
-        error = job.error or ""
-        source = job.cached_from if reused(job) else None
-        hint = f' title="result of job {html.escape(source)}"' if source else ""
-        cells = (
-            html.escape(job.name),
-            (f'<span{hint} style="{style.css()};padding:0 4px;border-radius:3px">'
-             f"{html.escape(style.symbol)} {html.escape(status_label(job))}</span>"),
-            f"{job.attempts}/{job.max_attempts}",
-            _clock(job.started_at),
-            format_duration(job.duration),
-            html.escape(self._workers.get(job.id, "")),
-            html.escape(first_line(error, 120)),
-        )
-        tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells[:-1])
-        tds += (f'<td style="{_CELL}" title="{html.escape(error[:ERROR_TITLE_MAX])}">'
-                f"{cells[-1]}</td>")
-        cached = f' data-cached="{html.escape(source)}"' if source else ""
-        return f'<tr data-job="{job.id}" data-status="{job.status.value}"{cached}>{tds}</tr>'
+        return job_row(job, self.styles, self._workers.get(job.id, ""),
+                       job.id == self._selected)
 
     # -- status line and errors ---------------------------------------------------------
-    def _show_error(self, exc: BaseException) -> None:
+    def _show_error(self, exc: BaseException, doing: str = "refresh") -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
         when = datetime.now().strftime("%H:%M:%S")
-        retry = f"; retrying every {self.interval:g} s" if self.running else ""
+        retry = (f"; retrying every {self.interval:g} s"
+                 if self.running and doing == "refresh" else "")
         self.error_box.value = (
             f'<div class="gigq-flow-error" style="color:#8a1c12;background:#fdecea;'
-            f'padding:4px 8px">refresh failed at {when}: {html.escape(self.last_error)}{retry}'
+            f'padding:4px 8px">{doing} failed at {when}: {html.escape(self.last_error)}{retry}'
             "</div>")
         self.error_box.layout.display = ""
 

@@ -13,6 +13,11 @@ assertion cells ran without an error. Screenshots go to tests/artifacts/.
 Chromium comes from Debian's packages (``apt-get install chromium``; .ci/run installs
 it); Playwright drives it through ``executable_path``, so ``playwright install`` is not
 needed. Without Chromium the test skips and says so.
+
+A second check opens tests/docs/pages/step_output.ipynb (two steps: one printing a line
+every quarter second, one failing) and selects steps with the mouse: a click on the
+failed step's row shows its traceback under the table, a click on the running step's
+node in the graph shows its output, which grows while the step runs.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +40,7 @@ from support.processes import alive, descendants
 from gigq_flow.viz.styles import get_styles
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "01_quickstart.ipynb"
+STEP_OUTPUT_PAGE = REPO_ROOT / "tests" / "docs" / "pages" / "step_output.ipynb"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -117,13 +125,27 @@ def wait_for_port(port: int, server: subprocess.Popen, log: Path) -> None:
 @pytest.fixture
 def voila_url(tmp_path: Path):
     """The quickstart notebook served by Voilà on a free localhost port."""
+    with served(NOTEBOOK, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def step_output_url(tmp_path: Path):
+    """The step-output page served by Voilà on a free localhost port."""
+    with served(STEP_OUTPUT_PAGE, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def served(notebook: Path, tmp_path: Path) -> Iterator[str]:
+    """``notebook`` served by Voilà; stopped, its kernel included, at the end."""
     pytest.importorskip("voila", reason="voila is not installed (pip install -e '.[dev]')")
     port = free_port()
     log = tmp_path / "voila.log"
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # the notebook's queue file goes there
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(NOTEBOOK.relative_to(REPO_ROOT)),
+            [sys.executable, "-m", "voila", str(notebook.relative_to(REPO_ROOT)),
              "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
              "--progressive_rendering=True"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -234,3 +256,78 @@ def finished_of(read: dict) -> int:
     match = re.match(r"(\d+) / (\d+) finished", read["progress"] or "")
     assert match, read
     return int(match.group(1))
+
+
+# The panel's output area and the rows' statuses, as rendered in the page.
+READ_OUTPUT = r"""
+() => {
+  const rows = Object.fromEntries(Array.from(
+    document.querySelectorAll('table.gigq-flow-jobs tbody tr'),
+    (tr) => [tr.cells[0].textContent.trim(), {status: tr.dataset.status,
+      error: tr.cells[6].textContent.trim(), selected: tr.getAttribute('aria-selected')}]));
+  const pre = document.querySelector('pre.gigq-flow-output');
+  return {rows, output: pre ? pre.textContent : null,
+          outputStatus: pre ? pre.dataset.status : null};
+}
+"""
+
+
+def test_selecting_a_step_shows_its_output_in_chromium(step_output_url: str):
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    started = time.monotonic()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(step_output_url, wait_until="commit",
+                      timeout=SERVER_START_TIMEOUT * 1000)
+            # the failed step: a click on its row shows its traceback
+            wait_for(page, lambda read: read["rows"].get("breaker", {}).get("status")
+                     == "failed", "the breaker step to fail", PANEL_TIMEOUT)
+            page.locator("table.gigq-flow-jobs tbody tr", has_text="breaker").first \
+                .locator("td").first.click()
+            failed = wait_for(page, lambda read: "Traceback" in (read["output"] or ""),
+                              "the traceback of the failed step", 10)
+            assert failed["rows"]["breaker"]["error"] == "ValueError: broken on purpose"
+            assert failed["rows"]["breaker"]["selected"] == "true"
+            assert failed["output"].startswith("about to break\n"), failed["output"]
+            assert failed["output"].rstrip().endswith("ValueError: broken on purpose")
+            assert failed["outputStatus"] == "failed"
+            page.locator(".widget-vbox", has=page.locator(".gigq-flow-graph")).first \
+                .screenshot(path=str(ARTIFACTS / "browser_step_output_failed.png"))
+            # the running step: a click on its node shows its output, which grows
+            page.locator(".gigq-flow-graph g.node", has_text="talker").first.click()
+            first = wait_for(page, lambda read: read["outputStatus"] == "running"
+                             and "line 0" in (read["output"] or ""),
+                             "the running step's first lines", 10)
+            grown = wait_for(page, lambda read: read["outputStatus"] == "running" and
+                             lines(read["output"]) > lines(first["output"]),
+                             "the running step's output to grow", 10)
+            assert grown["output"].startswith(first["output"])
+            assert grown["rows"]["talker"]["selected"] == "true"
+            assert grown["rows"]["breaker"]["selected"] is None
+            page.locator(".widget-vbox", has=page.locator(".gigq-flow-graph")).first \
+                .screenshot(path=str(ARTIFACTS / "browser_step_output_running.png"))
+        finally:
+            browser.close()
+    print(f"step output check: {time.monotonic() - started:.1f} s; "
+          f"{lines(first['output'])} then {lines(grown['output'])} lines")
+
+
+def lines(text: str | None) -> int:
+    return len((text or "").splitlines())
+
+
+def wait_for(page, predicate, what: str, timeout: float) -> dict:
+    """The first read of the page's panel for which ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        read = page.evaluate(READ_OUTPUT)
+        if predicate(read):
+            return read
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout} s; last read: {read}")
+        page.wait_for_timeout(POLL_SECONDS * 1000)

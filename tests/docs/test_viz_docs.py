@@ -30,3 +30,6 @@ def test_the_examples_in_the_visualization_guide_run(tmp_path):
     assert "3/3 finished; 3 completed (1 cached)" in done.stdout  # the incremental rerun
     assert "j0[\"extract<br/>cached\"]:::cached" in done.stdout
     assert "= cached " in done.stdout  # the text views list the cached look
+    # a step's output in the panel: its print and log record, then a failed step's traceback
+    assert "reading 3 rows\nWARNING etl: row 3 looks odd\n" in done.stdout
+    assert "ZeroDivisionError: division by zero" in done.stdout
