@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections import deque
 from typing import Any, TextIO
 
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
 """Characters kept per attempt by default; what follows is cut, and the cut is marked."""
 CUT_MARK = "\n[output cut at {limit:,} characters: the step wrote more]\n"
 RECORD_FORMAT = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+LOGGING_GLOBALS = vars(logging)
+"""The namespace of the logging module's code: a write from there is a handler's."""
 
 _current = threading.local()
 _install_lock = threading.Lock()
@@ -31,34 +35,34 @@ _previous_factory: Any = logging.getLogRecordFactory()
 
 class Output:
     """The output of one attempt: text in the order it was written, at most ``limit``
-    characters, taken away in pieces by ``take()`` (to be stored)."""
+    characters, taken away in pieces by ``take()`` (to be stored).
+
+    One thread writes (the step's); another may take at the same time (the worker's
+    heartbeat): the pieces wait in a deque, whose appends and pops need no lock."""
 
     def __init__(self, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
         self.limit = limit
         self.size = 0
         self.cut = False
-        self._pending: list[str] = []
-        self._lock = threading.Lock()
+        self._pending: deque[str] = deque()
         self.storing = threading.Lock()
         """Held while a piece is taken and stored, so that pieces are stored in order."""
 
     def write(self, text: str) -> int:
         written = len(text)
-        if not text or self.cut:
-            return written
-        with self._lock:
-            room = self.limit - self.size
-            if len(text) > room:
-                text, self.cut = text[:room] + CUT_MARK.format(limit=self.limit), True
-            self.size += len(text)
+        if self.size + written <= self.limit:
+            self.size += written
             self._pending.append(text)
+        elif not self.cut:
+            room = self.limit - self.size
+            self.size, self.cut = self.limit, True
+            self._pending.append(text[:room] + CUT_MARK.format(limit=self.limit))
         return written
 
     def take(self) -> str:
         """The text written since the last ``take()``."""
-        with self._lock:
-            text, self._pending = "".join(self._pending), []
-        return text
+        pending = self._pending
+        return "".join([pending.popleft() for _ in range(len(pending))])
 
 
 class Router:
@@ -72,7 +76,7 @@ class Router:
         output = getattr(_current, "output", None)
         if output is None:
             return self.wrapped.write(text)
-        if sys._getframe(1).f_globals.get("__name__") == "logging":
+        if sys._getframe(1).f_globals is LOGGING_GLOBALS:
             return len(text)  # a handler's copy of a record the Output holds
         return output.write(text)
 

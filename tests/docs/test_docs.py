@@ -27,8 +27,9 @@ from support.helpers import REPO_ROOT, TESTS_DIR, subprocess_env
 DOCS = REPO_ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 SCRIPT_TIMEOUT = 180
-GUIDE = ("index.md", "caching.md", "output.md", "workers.md", "workflows.md", "visualization.md", "cli.md",
-         "mcp.md", "reliability.md", "scaling-out.md", "migrating-from-gigq.md", "performance.md")
+GUIDE = ("index.md", "caching.md", "output.md", "workers.md", "workflows.md",
+         "visualization.md", "cli.md", "mcp.md", "reliability.md", "scaling-out.md",
+         "migrating-from-gigq.md", "performance.md")
 """The pages the guide's table of contents must link."""
 
 FENCE = re.compile(r"^```python([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
