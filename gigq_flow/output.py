@@ -44,7 +44,7 @@ class Output:
         self.limit = limit
         self.size = 0
         self.cut = False
-        self._pending: deque[str] = deque()
+        self.pending: deque[str] = deque()
         self.storing = threading.Lock()
         """Held while a piece is taken and stored, so that pieces are stored in order."""
 
@@ -52,16 +52,16 @@ class Output:
         written = len(text)
         if self.size + written <= self.limit:
             self.size += written
-            self._pending.append(text)
+            self.pending.append(text)
         elif not self.cut:
             room = self.limit - self.size
             self.size, self.cut = self.limit, True
-            self._pending.append(text[:room] + CUT_MARK.format(limit=self.limit))
+            self.pending.append(text[:room] + CUT_MARK.format(limit=self.limit))
         return written
 
     def take(self) -> str:
         """The text written since the last ``take()``."""
-        pending = self._pending
+        pending = self.pending
         return "".join([pending.popleft() for _ in range(len(pending))])
 
 
@@ -78,7 +78,12 @@ class Router:
             return self.wrapped.write(text)
         if sys._getframe(1).f_globals is LOGGING_GLOBALS:
             return len(text)  # a handler's copy of a record the Output holds
-        return output.write(text)
+        size = output.size + len(text)
+        if size > output.limit:
+            return output.write(text)
+        output.size = size  # Output.write's common case, inline: a print is two writes
+        output.pending.append(text)
+        return len(text)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
