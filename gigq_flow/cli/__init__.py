@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
 from ..workflow import DEFAULT_DB_PATH
-from . import cache, demo, jobs, mcp, migrate, workers, workflows
+from . import cache, demo, jobs, logs, mcp, migrate, workers, workflows
 from .common import (
     DB_ENV_VAR,
     GIGQ_DB_ENV_VAR,
@@ -68,6 +68,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=_with_parent(db_after))
     jobs.register(commands)
+    logs.register(commands)
     workers.register(commands)
     workflows.register(commands)
     cache.register(commands)

@@ -17,14 +17,17 @@ from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.console import RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
+from rich.segment import Segment, SegmentLines
 from rich.table import Table
 from rich.text import Text
 
 from .common import console, status_word
 
 NO_TIME = "-"
+TRACEBACK_INDENT = "    "
+"""Before each line of an attempt's traceback under its row of ``--show-executions``."""
 
 
 def format_time(value: str | None) -> str:
@@ -96,18 +99,69 @@ def job_view(info: dict[str, Any], *, params: bool = False, result: bool = False
         lines += [Text(""), Text("Executions:" if info["executions"] else
                                  "Executions: none yet")]
         if info["executions"]:
-            lines.append(executions_table(info["executions"]))
+            lines.append(executions_view(info["executions"]))
     return lines
+
+
+def execution_cells(execution: dict[str, Any]) -> list[Text]:
+    return [Text(execution["id"]), Text(format_time(execution["started_at"])),
+            Text(format_time(execution["completed_at"])), status_word(execution["status"]),
+            Text(execution["worker_id"] or ""), Text(execution["error"] or "")]
 
 
 def executions_table(executions: list[dict[str, Any]]) -> Table:
     """GigQ's columns (ID, Started, Completed, Status), then Worker and Error."""
     rows = table("ID", "Started", "Completed", "Status", "Worker", "Error")
     for execution in executions:
-        rows.add_row(execution["id"], format_time(execution["started_at"]),
-                     format_time(execution["completed_at"]), status_word(execution["status"]),
-                     execution["worker_id"] or "", execution["error"] or "")
+        rows.add_row(*execution_cells(execution))
     return rows
+
+
+def executions_view(executions: list[dict[str, Any]]) -> Table | ExecutionsView:
+    """GigQ's table; when an attempt has a traceback, the same table with the traceback
+    indented under the attempt's row."""
+    if not any(execution.get("traceback") for execution in executions):
+        return executions_table(executions)
+    return ExecutionsView(executions)
+
+
+class ExecutionsView:
+    """The executions table cut after each row that has a traceback, the traceback's
+    lines in between: the table's lines stay as GigQ draws them."""
+
+    def __init__(self, executions: list[dict[str, Any]]) -> None:
+        self.executions = executions
+        self.table = executions_table(executions)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.parts(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table)
+
+    def parts(self, console: Console,
+              options: ConsoleOptions | None = None) -> list[RenderableType]:
+        """Runs of the table's lines (SegmentLines) and tracebacks (Text), in order."""
+        options = options or console.options
+        drawn = console.render_lines(self.table, options, pad=False)
+        rules = [i for i, line in enumerate(drawn) if Segment.get_line_length(line)
+                 and "".join(segment.text for segment in line).startswith("+")]
+        top = "".join(segment.text for segment in drawn[rules[0]])
+        widths = [len(cell) - 2 for cell in top.strip("+").split("+")]  # padding 1 a side
+        parts: list[RenderableType] = []
+        start, end = 0, rules[1] + 1  # the top rule, the header and the rule below it
+        for execution in self.executions:
+            end += max(len(console.render_lines(
+                cell, options.update(width=max(1, width), overflow="fold", no_wrap=False),
+                pad=False)) for cell, width in zip(execution_cells(execution), widths,
+                                                   strict=True))
+            if execution.get("traceback"):
+                parts.append(SegmentLines(drawn[start:end], new_lines=True))
+                parts.append(Text("\n".join(TRACEBACK_INDENT + line for line in
+                                            execution["traceback"].splitlines())))
+                start = end
+        parts.append(SegmentLines(drawn[start:], new_lines=True))
+        return parts
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
@@ -138,7 +192,9 @@ def show(items: Iterable[RenderableType]) -> None:
     if not out.is_terminal:
         unbounded = out.options.update_width(10**6)
         widest = [Measurement.get(out, unbounded, view).maximum for view in views
-                  if isinstance(view, Table)]
+                  if isinstance(view, (Table, ExecutionsView))]
         out.width = max([out.width, *widest])
     for view in views:
-        out.print(view, soft_wrap=isinstance(view, Text))
+        parts = view.parts(out) if isinstance(view, ExecutionsView) else [view]
+        for part in parts:
+            out.print(part, soft_wrap=isinstance(part, Text))

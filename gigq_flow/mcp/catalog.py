@@ -23,6 +23,7 @@ from .tools import (
     MAX_LIST_LIMIT,
     MAX_PRIORITY,
     cancel_job,
+    get_job_logs,
     get_job_result,
     get_job_status,
     list_jobs,
@@ -153,6 +154,13 @@ TOOLS: tuple[ToolSpec, ...] = (
     )),
     ToolSpec("gigq_get_job_status", get_job_status, (JOB_ID, DB_PATH), read_only=True),
     ToolSpec("gigq_get_job_result", get_job_result, (JOB_ID, DB_PATH), read_only=True),
+    ToolSpec("gigq_get_job_logs", get_job_logs, (
+        JOB_ID,
+        Param("attempt", {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ATTEMPTS},
+              "The attempt, from 1 (executions of gigq_get_job_status lists them); "
+              "default: the latest."),
+        DB_PATH,
+    ), read_only=True),
     ToolSpec("gigq_list_jobs", list_jobs, (
         Param("status_filter", {"type": ["string", "null"],
                                 "enum": ["pending", "running", "completed", "failed",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cli.jobs import REQUEUEABLE
+from ..cli.records import attempt_count_problem, logs_record
 from ..decorators import TaskWrapper
 from ..errors import TaskDefinitionError
 from ..job import Job
@@ -132,6 +133,33 @@ def get_job_status(job_id: str, db_path: str | None = None, *,
     with queue_at(location, create=False) as queue:
         record = find_job(queue, job_id, location)
     return ok(status=record, db_path=describe_location(location))
+
+
+@tool
+def get_job_logs(job_id: str, attempt: int | None = None, db_path: str | None = None, *,
+                 settings: ServerSettings | None = None) -> Response:
+    """What an attempt of the job printed to stdout and stderr and logged, in order,
+    then its traceback if it failed (``logs``), with ``traceback`` alone, the attempt's
+    ``status`` and its number (``attempt``, from 1; null while the job has not started).
+    ``attempt`` picks one (default: the latest); a running attempt shows what it wrote so
+    far (stored every second). An attempt past the job's is ``invalid_argument``; an
+    unknown id is ``not_found``."""
+    job_id = check_job_id(job_id)
+    if attempt is not None:
+        attempt = check_integer("attempt", attempt, minimum=1, maximum=MAX_ATTEMPTS,
+                                example=1)
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        record = find_job(queue, job_id, location)
+        assert queue is not None
+        count = len(record["executions"])
+        if attempt is not None and attempt > count:
+            raise ToolFailure("invalid_argument",
+                              f"attempt {attempt}: "
+                              f"{attempt_count_problem(job_id, count, flag='attempt')}",
+                              {"argument": "attempt", "attempts": count})
+        logs = logs_record(queue, record, attempt if attempt is not None else count or None)
+    return ok(**logs, db_path=describe_location(location))
 
 
 @tool

@@ -51,6 +51,7 @@ def test_db_after_the_command_works_for_every_command(tmp_path, make_worker):
         "submit": (["submit", "support.jobs.noop"], lambda out: out.startswith("Job submitted")),
         "status": (["status", task.id], lambda out: out.startswith(f"Job: add ({task.id})")),
         "list": (["list"], lambda out: task.id in out and waiting in out),
+        "logs": (["logs", task.id, "--json"], lambda out: '"status": "completed"' in out),
         "stats": (["stats", "--json"], lambda out: '"total": 3' in out),
         "cancel": (["cancel", waiting], lambda out: out == f"Job {waiting} cancelled.\n"),
         "requeue": (["requeue", waiting], lambda out: out == f"Job {waiting} requeued.\n"),

@@ -41,7 +41,7 @@ def job_status(db: Path, job_id: str) -> str:
 # -- the command itself -------------------------------------------------------------------
 def test_help_lists_every_command(tmp_path):
     out = ok(run_cli("--help", cwd=tmp_path))
-    for command in ("submit", "status", "list", "stats", "cancel", "requeue", "clear",
+    for command in ("submit", "status", "logs", "list", "stats", "cancel", "requeue", "clear",
                     "worker", "workflows", "workflow", "demo"):
         assert command in out
     assert "--db" in out

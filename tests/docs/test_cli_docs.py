@@ -50,6 +50,11 @@ def test_the_shell_blocks_run_as_one_script(tmp_path: Path):
     assert len(json.loads((work / "cache.json").read_text())) == 3
     assert "Cleared 0 cache entries not used for 7d." in result.stdout
     assert '"cleared": 8' in result.stdout
+    # logs: --follow streamed the counting step, the failure came with its traceback
+    assert "step 4 of 5\nWARNING noisy: counted to 5\n" in result.stdout
+    assert "dividing 1 by 0\nTraceback (most recent call last):" in result.stdout
+    assert "exit status 1: the attempt failed" in result.stdout
+    assert "\n    ZeroDivisionError: division by zero\n| " in result.stdout  # under its row
 
 
 def test_every_command_and_option_is_documented():

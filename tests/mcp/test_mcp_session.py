@@ -34,6 +34,7 @@ MORE_TOOLS = {
     "gigq_explain_workflow": (["workflow_id"], {"db_path": None}),
     "gigq_rerun_workflow": (["workflow_id"], {"cache": True, "db_path": None}),
     "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None}),
+    "gigq_get_job_logs": (["job_id"], {"attempt": None, "db_path": None}),
 }
 
 
@@ -63,6 +64,7 @@ def test_the_server_introduces_itself_and_offers_gigqs_tools_and_more(server):
     step = tools["gigq_submit_workflow"].inputSchema["properties"]["steps"]["items"]
     assert {"cache", "cache_version"} <= set(step["properties"])
     assert tools["gigq_cancel_job"].annotations.destructiveHint is True
+    assert tools["gigq_get_job_logs"].annotations.readOnlyHint is True
 
 
 def test_a_job_goes_from_submission_to_its_result(server):
@@ -168,7 +170,7 @@ def test_cancel_and_requeue_answer_gigqs_codes(server):
     requeued = server.call("gigq_requeue_job", job_id=job_id, db_path=db)
     assert requeued["requeued"] is True and requeued["worker_required"] is True
     for tool in ("gigq_cancel_job", "gigq_requeue_job", "gigq_get_job_status",
-                 "gigq_get_job_result"):
+                 "gigq_get_job_result", "gigq_get_job_logs"):
         assert server.call(tool, job_id="no-such-job", db_path=db)["error"]["code"] == \
             "not_found"
 
@@ -181,8 +183,30 @@ def test_jobs_that_print_and_read_stdin_leave_the_protocol_alone(server):
     result = server.call("gigq_get_job_result", job_id=job_id, db_path=db)["result"]
     assert result == {"value": "hello", "stdin": ""}
     assert server.call("gigq_queue_stats", db_path=db)["success"]  # the session goes on
+    log = server.stderr()  # a print is the step's output, kept with its attempt; a write
+    assert "chatty writes hello to fd 1" in log  # to fd 1 goes round it, to stderr
+    assert "chatty prints hello" not in log
+    logs = server.call("gigq_get_job_logs", job_id=job_id, db_path=db)["logs"]
+    assert logs == "chatty prints hello\n"
+
+
+def test_a_failed_jobs_logs_and_traceback_come_back_per_attempt(server):
+    db = str(server.cwd / "logs.db")
+    job_id = server.call("gigq_submit_job", function_path="support.jobs.print_then_fail",
+                         name="f", params={"label": "s"}, max_attempts=2,
+                         db_path=db)["job_id"]
+    assert server.call("gigq_run_worker", seconds=30, db_path=db)["stats_after"]["failed"] == 1
+    latest = server.call("gigq_get_job_logs", job_id=job_id, db_path=db)
+    assert (latest["attempt"], latest["status"]) == (2, "failed")
+    assert latest["logs"].startswith("s is about to fail\nTraceback (most recent call last):")
+    assert latest["traceback"].rstrip().endswith("ValueError: deep problem in s")
+    first = server.call("gigq_get_job_logs", job_id=job_id, attempt=1, db_path=db)
+    assert first["attempt"] == 1 and first["logs"] == latest["logs"]
+    beyond = server.call("gigq_get_job_logs", job_id=job_id, attempt=3, db_path=db)
+    assert beyond["error"]["code"] == "invalid_argument"
+    assert "has 2 attempt(s); pass attempt 1 to 2" in beyond["error"]["message"]
     log = server.stderr()
-    assert "chatty prints hello" in log and "chatty writes hello to fd 1" in log
+    assert "s is about to fail" not in log  # kept with the attempt, not on the server's stderr
 
 
 def test_without_db_path_the_server_uses_gigq_flow_db_in_its_directory(server):

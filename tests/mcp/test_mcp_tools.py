@@ -56,6 +56,38 @@ def test_a_failed_job_reports_its_error_and_requeues(db_path):
     assert tools.get_job_status(job_id, db_path=db)["status"]["status"] == "pending"
 
 
+def test_job_logs_come_per_attempt_with_the_traceback(db_path):
+    db = str(db_path)
+    job_id = tools.submit_job("support.jobs.print_then_fail", "f", params={"label": "m"},
+                              max_attempts=2, db_path=db)["job_id"]
+    assert tools.get_job_logs(job_id, db_path=db) == {
+        "success": True, "job_id": job_id, "attempt": None, "status": "pending", "logs": "",
+        "traceback": None, "db_path": tools.get_job_status(job_id, db_path=db)["db_path"]}
+    not_yet = tools.get_job_logs(job_id, attempt=1, db_path=db)["error"]
+    assert not_yet["code"] == "invalid_argument" and "has not started yet" in not_yet["message"]
+    worker_tool.run_worker(seconds=30, db_path=db)
+    latest = tools.get_job_logs(job_id, db_path=db)
+    assert (latest["attempt"], latest["status"]) == (2, "failed")
+    assert latest["logs"] == "m is about to fail\n" + latest["traceback"]
+    assert "in print_then_fail" in latest["traceback"]
+    assert latest["traceback"].rstrip().endswith("ValueError: deep problem in m")
+    first = tools.get_job_logs(job_id, attempt=1, db_path=db)
+    assert first["attempt"] == 1 and first["logs"].startswith("m is about to fail\n")
+    beyond = tools.get_job_logs(job_id, attempt=3, db_path=db)["error"]
+    assert beyond["code"] == "invalid_argument"
+    assert beyond["details"] == {"argument": "attempt", "attempts": 2}
+    assert "pass attempt 1 to 2" in beyond["message"]
+    missing = tools.get_job_logs("nope", db_path=db)["error"]
+    assert missing["code"] == "not_found" and "gigq_list_jobs" in missing["message"]
+
+    done = tools.submit_job("support.jobs.talk", "t", params={"label": "k", "lines": 1},
+                            db_path=db)["job_id"]
+    worker_tool.run_worker(seconds=30, db_path=db)
+    talked = tools.get_job_logs(done, db_path=db)
+    assert (talked["attempt"], talked["status"], talked["traceback"]) == (1, "completed", None)
+    assert talked["logs"].startswith("k line 0\nk to stderr\nWARNING steps.k: careful with k")
+
+
 def test_a_workflow_through_every_workflow_tool(db_path):
     db = str(db_path)
     steps = [
