@@ -45,6 +45,9 @@ class Output:
         self.size = 0
         self.cut = False
         self.pending: deque[str] = deque()
+        self.after_record = False
+        """A log record was kept and no other write came since: a write may be a
+        handler's copy of it."""
         self.storing = threading.Lock()
         """Held while a piece is taken and stored, so that pieces are stored in order."""
 
@@ -76,8 +79,10 @@ class Router:
         output = getattr(_current, "output", None)
         if output is None:
             return self.wrapped.write(text)
-        if sys._getframe(1).f_globals is LOGGING_GLOBALS:
-            return len(text)  # a handler's copy of a record the Output holds
+        if output.after_record:  # a handler may be writing its copy of a kept record
+            if sys._getframe(1).f_globals is LOGGING_GLOBALS:
+                return len(text)
+            output.after_record = False
         size = output.size + len(text)
         if size > output.limit:
             return output.write(text)
@@ -104,6 +109,7 @@ def keep_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     output = getattr(_current, "output", None)
     if output is not None:
         output.write(RECORD_FORMAT.format(record) + "\n")
+        output.after_record = True
     return record
 
 
