@@ -2,12 +2,14 @@
 
 import logging
 
+from .current import check_cancelled, current_job
 from .db_utils import close_connections
 from .decorators import task
 from .errors import (
     CycleError,
     DatabaseError,
     GigqFlowError,
+    JobCancelled,
     JobNotFoundError,
     UnknownDependencyError,
     WorkflowError,
@@ -31,6 +33,7 @@ __all__ = [
     "DatabaseError",
     "GigqFlowError",
     "Job",
+    "JobCancelled",
     "JobNotFoundError",
     "JobQueue",
     "JobState",
@@ -42,7 +45,9 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowRun",
+    "check_cancelled",
     "close_connections",
+    "current_job",
     "setup_logging",
     "task",
 ]

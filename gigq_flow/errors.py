@@ -86,3 +86,8 @@ class RenderError(GigqFlowError, RuntimeError):
 
 class RendererNotFoundError(RenderError):
     """No Graphviz renderer is available for the requested format."""
+
+
+class JobCancelled(GigqFlowError):
+    """Raised in a running step by ``check_cancelled()`` once its attempt was cancelled or
+    timed out: the step should stop; its outcome is discarded."""

@@ -47,9 +47,12 @@ class JobQueue:
         logger.info("submitted job %s (%s)", job.id, job.name)
         return job.id
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a pending job; its pending descendants become upstream_failed."""
-        return self.store.cancel(job_id)
+    def cancel(self, job_id: str, running: bool = False) -> bool:
+        """Cancel a pending job (GigQ's meaning: False for any other); with
+        ``running=True`` a running one too: its attempt ends ``cancelled`` at once, the
+        step's ``check_cancelled()`` raises from then on and whatever it returns is
+        discarded. Its pending descendants become upstream_failed."""
+        return self.store.cancel(job_id, running=running)
 
     def requeue_job(self, job_id: str) -> bool:
         """Put a failed, timed-out or cancelled job back to pending, attempts reset,

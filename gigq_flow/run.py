@@ -171,6 +171,11 @@ class WorkflowRun:
         self._store.submit(jobs, record)
         return WorkflowRun(self.queue, record.id)
 
+    def cancel(self) -> int:
+        """End every unfinished step of the run, running ones included (as
+        ``JobQueue.cancel(id, running=True)``); returns how many."""
+        return self._store.cancel_workflow(self.id)
+
     def logs(self, step: Job | str, attempt: int | None = None) -> str:
         """What a step of this run printed and logged (and its traceback), as
         ``JobQueue.get_logs``: ``step`` is a Job, a job id or a task name."""

@@ -17,6 +17,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .checks import check_int, check_number
+from .current import Attempt, CurrentJob, Running
 from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
 from .fingerprint import result_digest
 from .job_queue import JobQueue
@@ -126,7 +127,7 @@ class Worker:
         self.running = False
         self._attempt_numbers = itertools.count(1)
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
-        self._outputs: dict[str, tuple[ClaimedJob, Output]] = {}  # steps running now
+        self._running: dict[str, tuple[ClaimedJob, Output, Attempt]] = {}  # steps running now
         self._active_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stopping = False
@@ -190,18 +191,23 @@ class Worker:
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
             return
         output = Output(self.output_limit)
+        attempt = Attempt(CurrentJob(claim.id, claim.name, claim.attempts))
         with self._active_lock:
-            self._outputs[claim.execution_id] = (claim, output)
+            self._running[claim.execution_id] = (claim, output, attempt)
         failure = None
         try:
-            with Capturing(output):
+            with Capturing(output), Running(attempt):
                 result = func(**params)
         except Exception as exc:
             failure = exc
         finally:
             with self._active_lock:
-                self._outputs.pop(claim.execution_id, None)
+                self._running.pop(claim.execution_id, None)
             self._store_output(claim, output)
+        if attempt.ended is not None:  # cancelled, timed out or reclaimed while it ran
+            logger.info("job %s: attempt %s ended %s while it ran; its outcome is discarded",
+                        claim.id, claim.execution_id, attempt.ended)
+            return
         if failure is not None:
             logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, failure)
             self._finish_failed(claim, describe_error(failure),
@@ -330,8 +336,10 @@ class Worker:
                         renew_at = now + self.lease_timeout / 3
                     self._time_out_overdue(now)
                     with self._active_lock:
-                        writing = list(self._outputs.values())
-                    for claim, output in writing:
+                        running = list(self._running.values())
+                    if running:
+                        self._notice_ended(running)
+                    for claim, output, _ in running:
                         self._store_output(claim, output)
                 except Exception:
                     logger.exception("worker %s: heartbeat failed; retrying", self.worker_id)
@@ -341,7 +349,7 @@ class Worker:
                     break
                 with self._active_lock:
                     deadlines = [deadline for _, deadline in self._active.values()]
-                    if self._outputs:  # running steps: their output is stored every second
+                    if self._running:  # steps run: output stored, cancels seen every second
                         deadlines.append(time.monotonic() + OUTPUT_STORE_INTERVAL)
                 self._heartbeat_next_wake = retry_at or min([renew_at, *deadlines])
                 self._heartbeat_wake.wait(max(0.0, self._heartbeat_next_wake - time.monotonic()))
@@ -359,8 +367,25 @@ class Worker:
             overdue = [claim for claim, deadline in self._active.values() if deadline <= now]
         for claim in overdue:  # the job's thread runs on; what it writes later is fenced off
             self.store.time_out(claim)
-            with self._active_lock:
-                self._active.pop(claim.execution_id, None)
+            self._end_attempt(claim.execution_id, "timeout")
+
+    def _notice_ended(self, running: list[tuple[ClaimedJob, Output, Attempt]]) -> None:
+        """Mark the attempts that ended without this worker (cancelled while they ran,
+        or reclaimed): their steps' ``check_cancelled()`` raises from now on."""
+        states = self.store.attempt_states(claim.id for claim, _, _ in running)
+        for claim, _, attempt in running:
+            held, status = states.get(claim.id, (None, "deleted"))
+            if attempt.ended is None and (held != claim.execution_id or status != "running"):
+                self._end_attempt(claim.execution_id,
+                                  status if held == claim.execution_id else "reclaimed")
+
+    def _end_attempt(self, execution_id: str, how: str) -> None:
+        """The attempt is over (``how``): no deadline to watch, its step is told."""
+        with self._active_lock:
+            self._active.pop(execution_id, None)
+            running = self._running.get(execution_id)
+        if running is not None:
+            running[2].ended = how
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat_stopping = True

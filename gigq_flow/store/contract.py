@@ -200,8 +200,13 @@ class Store(Protocol):
     def unregister_worker(self, instance: str) -> None:
         """Mark a worker stopped."""
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a pending job; its pending descendants become upstream_failed."""
+    def cancel(self, job_id: str, *, running: bool = False) -> bool:
+        """Cancel a pending job (and a running one with ``running``: its attempt ends
+        cancelled); its pending descendants become upstream_failed."""
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        """Cancel every pending and running job of a workflow; returns how many. Pending
+        jobs of other workflows that depend on them become upstream_failed."""
 
     def requeue(self, job_id: str) -> bool:
         """Failed, timed-out or cancelled back to pending, with its upstream_failed
@@ -217,6 +222,10 @@ class Store(Protocol):
     def list_workers(self) -> list[Row]: ...
 
     def get_executions(self, job_id: str) -> list[Row]: ...
+
+    def attempt_states(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+        """Job id -> (the attempt its row holds, its status): a worker sees from them
+        which of its attempts ended without it (cancelled, reclaimed)."""
 
     def attempt_output(self, job_id: str, attempt_id: str) -> str:
         """What an attempt printed and logged (empty when nothing, or unknown)."""

@@ -98,20 +98,48 @@ class SQLJobs(SQLBase):
                 edges,
             )
 
-    def cancel(self, job_id: str) -> bool:
+    def cancel(self, job_id: str, *, running: bool = False) -> bool:
+        statuses = "'pending', 'running'" if running else "'pending'"
 
         def body(tx: Tx) -> bool:
             now = now_iso()
+            # A running job keeps its attempt in its row, ended; the worker's outcome is
+            # fenced off, and its heartbeat tells the step (check_cancelled).
             cancelled = tx.execute(
-                "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
-                "WHERE id = ? AND status = 'pending'",
+                f"""UPDATE jobs SET error = CASE WHEN status = 'running'
+                        THEN 'cancelled while it ran' ELSE error END,
+                    status = 'cancelled', updated_at = ?, completed_at = ?
+                    WHERE id = ? AND status IN ({statuses})""",
                 (now, now, job_id),
             ).rowcount == 1
             if cancelled:
                 self._propagate_failure(tx, job_id, now)
             return cancelled
 
-        return self.db.run(body)
+        return self._run_and_wake(body)
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        def body(tx: Tx) -> int:
+            now = now_iso()
+            cancelled = [row[0] for row in tx.execute(
+                f"SELECT id FROM jobs WHERE workflow_id = ? AND status IN ('pending', 'running') "
+                f"ORDER BY id {self.lock_update}", (workflow_id,))]
+            for chunk in chunks(cancelled):
+                tx.execute(
+                    f"""UPDATE jobs SET error = CASE WHEN status = 'running'
+                            THEN 'cancelled while it ran' ELSE error END,
+                        status = 'cancelled', updated_at = ?, completed_at = ?
+                        WHERE id IN ({marks(chunk)}) AND status IN ('pending', 'running')""",
+                    (now, now, *chunk))
+            outside = sorted({row[0] for chunk in chunks(cancelled) for row in tx.execute(
+                f"""SELECT DISTINCT d.depends_on FROM job_dependencies d
+                    JOIN jobs c ON c.id = d.job_id
+                    WHERE d.depends_on IN ({marks(chunk)}) AND c.status = 'pending'""", chunk)})
+            for parent in outside:  # jobs of other runs that wait for this one
+                self._propagate_failure(tx, parent, now)
+            return len(cancelled)
+
+        return self._run_and_wake(body)
 
     def requeue(self, job_id: str) -> bool:
 

@@ -41,6 +41,13 @@ class SQLReads(SQLBase):
             (job_id,),
         )
 
+    def attempt_states(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+        found: dict[str, tuple[str | None, str]] = {}
+        for chunk in chunks(sorted(job_ids)):
+            found.update((row["id"], (row["execution_id"], row["status"])) for row in self.db.read(
+                f"SELECT id, execution_id, status FROM jobs WHERE id IN ({marks(chunk)})", chunk))
+        return found
+
     def attempt_output(self, job_id: str, attempt_id: str) -> str:
         rows = self.db.read(
             "SELECT text FROM attempt_output WHERE job_id = ? AND attempt_id = ? ORDER BY seq",

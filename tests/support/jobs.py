@@ -403,3 +403,30 @@ def print_from_a_thread():
     helper = threading.Thread(target=print, args=("from its thread",))
     helper.start()
     helper.join()
+
+
+def work_until_cancelled(key, limit=30.0):
+    """Report ``current_job()`` under ``<key>:started``, then loop calling
+    check_cancelled() until it raises (or ``limit`` seconds pass: then it returns)."""
+    from gigq_flow import check_cancelled, current_job
+
+    _reports[key] = current_job()
+    event(f"{key}:started").set()
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            check_cancelled()
+            time.sleep(0.01)
+    except Exception as exc:
+        _reports[f"{key}:raised"] = exc
+        event(f"{key}:stopped").set()
+        raise
+    return "never cancelled"
+
+
+_reports: dict[str, Any] = {}
+
+
+def report(key):
+    """What a job left under ``key`` in this process (see work_until_cancelled)."""
+    return _reports.get(key)

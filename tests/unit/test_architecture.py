@@ -23,7 +23,7 @@ LAYERS = (
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
     ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache",
-                 "output")),
+                 "output", "current")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )
