@@ -1,5 +1,6 @@
-"""A step's own output: what it prints to ``sys.stdout`` and ``sys.stderr`` and the log
-records it makes, kept per attempt while other threads' output goes where it went.
+"""A step's own output: what it prints to ``sys.stdout`` and ``sys.stderr``, the log
+records it makes and the traceback of its failure, kept per attempt while other threads'
+output goes where it went.
 
 :func:`install` puts a router on ``sys.stdout`` and ``sys.stderr`` and a log record
 factory in place, once per process (loggers, handlers and ``logging.basicConfig`` stay
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import traceback
 from collections import deque
 from typing import Any, TextIO
 
@@ -141,3 +143,14 @@ class Capturing:
 
     def __exit__(self, *exc: object) -> None:
         _current.output = None
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line GigQ stores as a failed job's ``error``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def step_traceback(exc: BaseException) -> str:
+    """The traceback of an exception a step raised, from the step's own frame on."""
+    tb = exc.__traceback__
+    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))

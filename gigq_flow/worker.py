@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any
@@ -21,7 +20,7 @@ from .current import Attempt, CurrentJob, Running
 from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
 from .fingerprint import result_digest
 from .job_queue import JobQueue
-from .output import DEFAULT_OUTPUT_LIMIT, Capturing, Output
+from .output import DEFAULT_OUTPUT_LIMIT, Capturing, Output, describe_error, step_traceback
 from .output import install as install_output_routing
 from .results import ParentResults
 from .serialization import dumps, loads
@@ -59,14 +58,6 @@ def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> b
     )
 
 
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def step_traceback(exc: BaseException) -> str:
-    """The traceback of an exception a step raised, from the step's own frame on."""
-    tb = exc.__traceback__
-    return "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
 
 
 class Worker:
@@ -204,9 +195,9 @@ class Worker:
             with self._active_lock:
                 self._running.pop(claim.execution_id, None)
             self._store_output(claim, output)
-        if attempt.ended is not None:  # cancelled, timed out or reclaimed while it ran
-            logger.info("job %s: attempt %s ended %s while it ran; its outcome is discarded",
-                        claim.id, claim.execution_id, attempt.ended)
+        if attempt.ended == "cancelled":  # its row holds the attempt, ended: nothing to add
+            logger.info("job %s: attempt %s was cancelled while it ran; its outcome is "
+                        "discarded", claim.id, claim.execution_id)
             return
         if failure is not None:
             logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, failure)
