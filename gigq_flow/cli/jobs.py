@@ -80,6 +80,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("cancel", help="cancel a pending job (its dependents become "
                                            "upstream_failed)")
     p.add_argument("job_id")
+    p.add_argument("--running", action="store_true",
+                   help="a running job too: its attempt ends cancelled at once, the step's "
+                        "check_cancelled() raises and its outcome is discarded")
     p.set_defaults(handler=cmd_cancel)
 
     p = commands.add_parser("requeue", help="put a failed, timed-out or cancelled job back to "
@@ -221,10 +224,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     find_job(queue, args.job_id)
-    if not queue.cancel(args.job_id):
+    if not queue.cancel(args.job_id, running=args.running):
         status = queue.status_of(args.job_id) or "gone"
+        if args.running:
+            raise RefusedError(f"Could not cancel job {args.job_id}: it is {status}, and only "
+                               "pending and running jobs can be cancelled")
+        hint = "; add --running to end a running one" if status == "running" else ""
         raise RefusedError(f"Could not cancel job {args.job_id}: it is {status}, and only "
-                           "pending jobs can be cancelled")
+                           f"pending jobs can be cancelled{hint}")
     print(f"Job {args.job_id} cancelled.")
     return 0
 

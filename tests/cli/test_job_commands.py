@@ -300,6 +300,25 @@ def test_bad_input_on_a_new_file(tmp_path, db, args, fragments):
     assert not db.exists()  # nothing written when a check fails
 
 
+def test_cancel_running_ends_a_running_steps_attempt(db):
+    key = f"cli-cancel-{db.parent.name}"
+    queue = gigq_flow.JobQueue(db)
+    job_id = queue.submit(gigq_flow.Job("long", jobs.work_until_cancelled,
+                                        params={"key": key}))
+    with gigq_flow.Worker(db, polling_interval=0.1):
+        assert jobs.event(f"{key}:started").wait(20)
+        refused = cli(db, "cancel", job_id)
+        assert refused.returncode == 1
+        assert_one_error_line(refused, f"Could not cancel job {job_id}: it is running",
+                              "add --running to end a running one")
+        assert ok(cli(db, "cancel", job_id, "--running")) == f"Job {job_id} cancelled.\n"
+        assert jobs.event(f"{key}:stopped").wait(5)  # the step was told
+    assert queue.get_status(job_id)["status"] == "cancelled"
+    again = cli(db, "cancel", job_id, "--running")
+    assert_one_error_line(again, f"Could not cancel job {job_id}: it is cancelled",
+                          "only pending and running jobs")
+
+
 @pytest.fixture
 def queue_with_a_job(db):
     submitted_id(cli(db, "submit", "support.jobs.add", "-p", "a=1", "-p", "b=1"))
