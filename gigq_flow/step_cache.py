@@ -122,9 +122,7 @@ class StepCache:
         except Exception:  # the job runs, and its start reports the problem
             return None
 
-    @staticmethod
-    def hit_note(found: CacheLookup, unknown: tuple[str, ...]) -> str:
-        return hit_note(found, unknown)
+    hit_note = staticmethod(hit_note)
 
     def missed(self, claim: ClaimedJob, key: CacheKey, unknown: tuple[str, ...],
                found: CacheLookup) -> None:

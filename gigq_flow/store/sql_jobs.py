@@ -14,6 +14,11 @@ from .sql_base import SQLBase
 from .statements import DESCENDANTS, FINAL, FINAL_MARKS, chunks, marks
 from .transport import Tx
 
+CANCEL_SET = """error = CASE WHEN status = 'running' THEN 'cancelled while it ran'
+        ELSE error END,
+    status = 'cancelled', updated_at = ?, completed_at = ?"""
+"""A pending or running job cancelled (a running one keeps its attempt in its row, ended)."""
+
 
 class SQLJobs(SQLBase):
     """Jobs and their edges: inserted atomically, cancelled, requeued, cleared."""
@@ -106,10 +111,7 @@ class SQLJobs(SQLBase):
             # A running job keeps its attempt in its row, ended; the worker's outcome is
             # fenced off, and its heartbeat tells the step (check_cancelled).
             cancelled = tx.execute(
-                f"""UPDATE jobs SET error = CASE WHEN status = 'running'
-                        THEN 'cancelled while it ran' ELSE error END,
-                    status = 'cancelled', updated_at = ?, completed_at = ?
-                    WHERE id = ? AND status IN ({statuses})""",
+                f"UPDATE jobs SET {CANCEL_SET} WHERE id = ? AND status IN ({statuses})",
                 (now, now, job_id),
             ).rowcount == 1
             if cancelled:
@@ -126,10 +128,8 @@ class SQLJobs(SQLBase):
                 f"ORDER BY id {self.lock_update}", (workflow_id,))]
             for chunk in chunks(cancelled):
                 tx.execute(
-                    f"""UPDATE jobs SET error = CASE WHEN status = 'running'
-                            THEN 'cancelled while it ran' ELSE error END,
-                        status = 'cancelled', updated_at = ?, completed_at = ?
-                        WHERE id IN ({marks(chunk)}) AND status IN ('pending', 'running')""",
+                    f"UPDATE jobs SET {CANCEL_SET} WHERE id IN ({marks(chunk)}) "
+                    "AND status IN ('pending', 'running')",
                     (now, now, *chunk))
             outside = sorted({row[0] for chunk in chunks(cancelled) for row in tx.execute(
                 f"""SELECT DISTINCT d.depends_on FROM job_dependencies d
