@@ -9,18 +9,24 @@ named in ``decode_errors``, so one bad row never hides the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigurationError, SelfDependencyError, SerializationError
 from .job import CACHE_NEVER, Job
 from .job_status import JobStatus
 from .serialization import dumps_params, loads
+from .shipping import Shipped, local_only, ship
 from .store import NewJob, Row
 
 
-def to_new_job(job: Job, cache: str | None = None) -> NewJob:
+def to_new_job(job: Job, cache: str | None = None,
+               shipped: dict[Callable, Shipped | None] | None = None) -> NewJob:
     """Check and encode a Job for the store, its run using the cache as ``cache`` says
-    (a stored mode: see ``gigq_flow.job.cache_mode``); raises before anything is written."""
+    (a stored mode: see ``gigq_flow.job.cache_mode``); raises before anything is written.
+
+    A function only this process can find is shipped by value (:mod:`.shipping`), once
+    per function in ``shipped``, the memo of one submission."""
     if not isinstance(job, Job):
         raise ConfigurationError(f"expected a Job, got {type(job).__name__}")
     for dep in job.dependencies:
@@ -32,6 +38,14 @@ def to_new_job(job: Job, cache: str | None = None) -> NewJob:
         raise SelfDependencyError(
             f"job {job.name!r} depends on itself; remove its own id from its dependencies"
         )
+    code = None
+    function = job.function
+    if not isinstance(function, str) and local_only(function):
+        if shipped is None:
+            shipped = {}
+        if function not in shipped:
+            shipped[function] = ship(function)
+        code = shipped[function]
     return NewJob(
         id=job.id,
         name=job.name,
@@ -49,6 +63,8 @@ def to_new_job(job: Job, cache: str | None = None) -> NewJob:
         serializer=job.serializer,
         cache=cache if job.cache else CACHE_NEVER,
         cache_version=job.cache_version,
+        code_digest=None if code is None else code.digest,
+        code=None if code is None else code.code,
     )
 
 

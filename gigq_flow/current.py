@@ -10,6 +10,7 @@ the step returns after that is discarded anyway).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import JobCancelled
@@ -28,12 +29,14 @@ class CurrentJob(NamedTuple):
 class Attempt:
     """An attempt as its thread and its worker's heartbeat share it."""
 
-    __slots__ = ("job", "ended")
+    __slots__ = ("job", "ended", "stop")
 
     def __init__(self, job: CurrentJob) -> None:
         self.job = job
         self.ended: str | None = None
         """How the attempt ended while its step ran (``cancelled``, ``timeout``), if it did."""
+        self.stop: Callable[[], None] | None = None
+        """Stops the step's work for real, where it can be (a step on a process)."""
 
 
 class Running:

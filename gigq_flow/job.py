@@ -12,6 +12,7 @@ from typing import Any
 from .checks import check_int, check_number
 from .errors import ConfigurationError, TaskDefinitionError
 from .serialization import SERIALIZERS
+from .shipping import by_value_only
 
 DEFAULT_PRIORITY = 0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -41,7 +42,8 @@ def cache_mode(cache: bool | str) -> str | None:
 
 
 def check_importable(function: Callable) -> None:
-    """Refuse functions a worker could not import by module and name."""
+    """Refuse what a worker could neither import by module and name nor receive by value
+    (see :mod:`.shipping`): methods and objects without a name."""
     if not callable(function):
         raise TaskDefinitionError(
             f"expected a callable (a module-level function), got {type(function).__name__}; "
@@ -53,17 +55,7 @@ def check_importable(function: Callable) -> None:
         raise TaskDefinitionError(
             f"{function!r} has no __module__/__name__; pass a module-level function"
         )
-    if name == "<lambda>":
-        raise TaskDefinitionError(
-            "lambdas cannot be jobs: a worker imports functions by module and name; "
-            "define a named function at module level"
-        )
-    if "<locals>" in qualname:
-        raise TaskDefinitionError(
-            f"{qualname} is one of the closures or nested functions, which a worker cannot "
-            "import. Define it at module level"
-        )
-    if "." in qualname or inspect.ismethod(function):
+    if inspect.ismethod(function) or ("." in qualname and not by_value_only(function)):
         raise TaskDefinitionError(
             f"{qualname} is a method; a worker imports plain functions. "
             "Define a module-level function that calls it"
@@ -169,6 +161,8 @@ class Job:
     def function_name(self) -> str:
         if isinstance(self.function, str):
             return self.function.rpartition(".")[2]
+        if by_value_only(self.function):  # found by its code, never by name: say where
+            return self.function.__qualname__
         return self.function.__name__
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import sys
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TextIO
 
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
@@ -52,6 +53,9 @@ class Output:
         handler's copy of it."""
         self.storing = threading.Lock()
         """Held while a piece is taken and stored, so that pieces are stored in order."""
+        self.on_flush: Callable[[], None] | None = None
+        """Called when the step flushes ``sys.stdout`` or ``sys.stderr`` (a step's process
+        then sends what it wrote: a crash right after loses nothing flushed)."""
 
     def write(self, text: str) -> int:
         written = len(text)
@@ -97,8 +101,11 @@ class Router:
             self.write(line)
 
     def flush(self) -> None:
-        if getattr(_current, "output", None) is None:
+        output = getattr(_current, "output", None)
+        if output is None:
             self.wrapped.flush()
+        elif output.on_flush is not None:
+            output.on_flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)

@@ -163,7 +163,7 @@ class WorkflowRun:
                                      else bool(job["pass_parent_results"])),
                 retry_delay=job["retry_delay"] or 0, serializer=job["serializer"] or "json",
                 cache=CACHE_NEVER if job["cache"] == CACHE_NEVER else mode,
-                cache_version=job["cache_version"],
+                cache_version=job["cache_version"], code_digest=job["code_digest"],
             )
             for job in definitions
         ]

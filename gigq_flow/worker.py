@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import itertools
 import logging
 import os
@@ -16,15 +14,17 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .checks import check_int, check_number
-from .current import Attempt, CurrentJob, Running
-from .errors import ConfigurationError, DatabaseError, NotAllowedError, SerializationError
+from .current import Attempt, CurrentJob
+from .errors import ConfigurationError, DatabaseError
 from .fingerprint import result_digest
 from .job_queue import JobQueue
-from .output import DEFAULT_OUTPUT_LIMIT, Capturing, Output, describe_error, step_traceback
+from .loader import FunctionLoader, accepts_parent_results
+from .output import DEFAULT_OUTPUT_LIMIT, Output, describe_error
 from .output import install as install_output_routing
 from .results import ParentResults
-from .serialization import dumps, loads
+from .serialization import loads
 from .step_cache import CACHED_MODES, StepCache
+from .step_process import Call, StepProcess, call_step
 from .store import REUSED, ClaimedJob, ParentResult, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
@@ -37,27 +37,8 @@ SUPERVISE_INTERVAL = 0.1
 LOST_WORKER_CHECK_INTERVAL = 0.05
 OUTPUT_STORE_INTERVAL = 1.0
 """Seconds between two stores of a running step's output (``gigq-flow logs --follow``)."""
-
-
-def accepts_parent_results(func: Callable) -> bool:
-    """True when ``func`` takes a ``parent_results`` parameter or ``**kwargs``."""
-    try:
-        parameters = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(
-        p.name == "parent_results" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
-    )
-
-
-def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> bool:
-    """``module_name`` is one of ``allowed_modules`` or a submodule of one (None: any)."""
-    return allowed_modules is None or any(
-        module_name == allowed or module_name.startswith(allowed + ".")
-        for allowed in allowed_modules
-    )
-
-
+EXECUTORS = ("threads", "processes")
+"""Where a worker calls steps: on its threads, or each thread's child process."""
 
 
 class Worker:
@@ -74,8 +55,12 @@ class Worker:
     A heartbeat thread renews the worker's lease every third of ``lease_timeout`` and
     ends its own jobs that run past their ``timeout``: if this process dies, other
     workers reclaim its jobs once the lease expires. ``allowed_modules`` limits which
-    functions may run (a module and its submodules); pickled payloads run only with
-    ``allow_pickle=True``.
+    functions may run (a module and its submodules); pickled payloads, and steps another
+    process shipped by value, run only with ``allow_pickle=True``.
+
+    ``executor="processes"`` calls each step in a child process of its thread (reused
+    between jobs, replaced when it dies): a timeout or a cancel then ends the step's work
+    for real, and a crash fails only its attempt (see :mod:`.step_process`).
 
     ``db_path`` is the queue's file or URL (GigQ's form), or a ``JobQueue``, whose
     connections the worker then shares.
@@ -93,7 +78,14 @@ class Worker:
         allowed_modules: Iterable[str] | None = None,
         allow_pickle: bool = False,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        executor: str = "threads",
     ) -> None:
+        if executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"executor must be 'threads' or 'processes', got {executor!r}: threads share "
+                "this process, processes run each step in a child process"
+            )
+        self.executor = executor
         self.concurrency = check_int("concurrency", concurrency, minimum=1)
         self.polling_interval = check_number("polling_interval", polling_interval,
                                              inclusive=False, kind="a number of seconds")
@@ -113,8 +105,8 @@ class Worker:
             self.db_path, self.store = os.fspath(db_path), open_store(db_path)
         self.instance = new_instance()  # this worker's lease, and the prefix of its attempts
         self.worker_id = worker_id or f"worker-{self.instance}"
-        self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
-        self.allow_pickle = allow_pickle
+        self._loader = FunctionLoader(self.store, allowed_modules, allow_pickle)
+        self.allowed_modules, self.allow_pickle = self._loader.allowed_modules, allow_pickle
         self.running = False
         self._attempt_numbers = itertools.count(1)
         self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
@@ -127,7 +119,9 @@ class Worker:
         self._supervisor: threading.Thread | None = None
         self._signals_received = 0
         self._next_lost_check = 0.0
-        self._cache = StepCache(self.store, self._loaded_function, self._next_attempt)
+        self._cache = StepCache(self.store, self._loader.loaded, self._next_attempt)
+        self._thread_state = threading.local()  # a thread's StepProcess
+        self._step_processes: list[StepProcess] = []
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -154,8 +148,8 @@ class Worker:
         deadline = now + claim.timeout
         with self._active_lock:
             self._active[claim.execution_id] = (claim, deadline)
-        if min(deadline, now + OUTPUT_STORE_INTERVAL) < self._heartbeat_next_wake:
-            self._heartbeat_wake.set()  # the heartbeat enforces the timeout, stores output
+        if deadline < self._heartbeat_next_wake:
+            self._heartbeat_wake.set()  # the heartbeat enforces the timeout
         self._run(claim)  # if it raises (a database error), the attempt stays active: the
         with self._active_lock:  # heartbeat ends it at its deadline, rather than never
             self._active.pop(claim.execution_id, None)
@@ -166,9 +160,9 @@ class Worker:
         return f"{self.instance}-{next(self._attempt_numbers)}"
 
     def _run(self, claim: ClaimedJob) -> None:
-        plan = None
+        plan = step = code = None
         try:
-            func = self._load_function(claim)
+            func = self._loader.load(claim)
             params = loads(claim.params, claim.serializer, what="params")  # recorded on the job
             wants_parents = claim.has_dependencies and self._wants_parent_results(claim, func)
             parents = self.store.parent_results(claim.id) if wants_parents else None
@@ -178,82 +172,71 @@ class Worker:
                     return
             if parents is not None:
                 params["parent_results"] = self._parent_results(parents)
+            if self.executor == "processes":
+                step = self._step_process()
+                code = self._loader.code_ref(claim, step.start())
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
             return
-        output = Output(self.output_limit)
+        # On a process the child keeps to the limit: the worker stores what it sends.
+        output = Output(self.output_limit if step is None else sys.maxsize)
         attempt = Attempt(CurrentJob(claim.id, claim.name, claim.attempts))
+        if step is not None:
+            attempt.stop = step.stop
         with self._active_lock:
             self._running[claim.execution_id] = (claim, output, attempt)
-        failure = None
+        if time.monotonic() + OUTPUT_STORE_INTERVAL < self._heartbeat_next_wake:
+            self._heartbeat_wake.set()  # it stores the output and sees cancels every second
         try:
-            with Capturing(output), Running(attempt):
-                result = func(**params)
-        except Exception as exc:
-            failure = exc
+            if step is None or code is None:
+                outcome = call_step(func, params, claim.serializer, output, attempt)
+            else:
+                outcome = step.run(Call(attempt.job, code, params, claim.serializer,
+                                        self.output_limit), output)
         finally:
             with self._active_lock:
                 self._running.pop(claim.execution_id, None)
             self._store_output(claim, output)
-        if attempt.ended == "cancelled":  # its row holds the attempt, ended: nothing to add
-            logger.info("job %s: attempt %s was cancelled while it ran; its outcome is "
-                        "discarded", claim.id, claim.execution_id)
+        if attempt.ended == "cancelled" or (attempt.ended and step is not None):
+            # Its row holds the attempt, ended (a stopped process's exit says nothing more).
+            logger.info("job %s: attempt %s ended %s while it ran; its outcome is discarded",
+                        claim.id, claim.execution_id, attempt.ended)
             return
-        if failure is not None:
-            logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts, failure)
-            self._finish_failed(claim, describe_error(failure),
-                                retry=claim.attempts < claim.max_attempts,
-                                traceback=step_traceback(failure))
-            return
-        try:
-            encoded = None if result is None else dumps(result, claim.serializer)
-        except SerializationError as exc:
-            self._finish_failed(claim, f"cannot store the result: {exc}", retry=False)
+        if outcome.error is not None:
+            logger.info("job %s failed on attempt %d: %s", claim.id, claim.attempts,
+                        outcome.error)
+            self._finish_failed(claim, outcome.error,
+                                retry=outcome.retry and claim.attempts < claim.max_attempts,
+                                traceback=outcome.traceback)
             return
         if plan is None:
-            completed = self.store.complete(claim, encoded)
+            completed = self.store.complete(claim, outcome.result)
         else:
             completed = self.store.complete_cached(
-                claim, encoded, result_digest(encoded, claim.serializer), plan.key, plan.note,
-                refresh=plan.refresh)
+                claim, outcome.result, result_digest(outcome.result, claim.serializer),
+                plan.key, plan.note, refresh=plan.refresh)
         if not completed:
             logger.warning("job %s: result discarded, the job was reclaimed", claim.id)
+
+    def _step_process(self) -> StepProcess:
+        """This thread's child process (one per worker thread, reused between jobs)."""
+        step = getattr(self._thread_state, "step", None)
+        if step is None:
+            step = self._thread_state.step = StepProcess()
+            with self._active_lock:
+                self._step_processes.append(step)
+        return step
+
+    def _close_step_processes(self) -> None:
+        with self._active_lock:
+            steps, self._step_processes = self._step_processes, []
+        for step in steps:
+            step.close()
 
     def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool,
                        traceback: str | None = None) -> None:
         if not self.store.fail(claim, error, retry=retry, traceback=traceback):
             logger.warning("job %s: failure discarded, the job was reclaimed", claim.id)
-
-    def _load_function(self, claim: ClaimedJob) -> Callable:
-        """Check the allow-list and the serializer before importing anything. Looked up
-        for every job, not cached: a notebook may redefine a function between runs."""
-        module_name, function_name = claim.function_module, claim.function_name
-        self._check_allowed(module_name, function_name)
-        if claim.serializer == "pickle":
-            self._check_pickle_allowed()
-        module = sys.modules.get(module_name)  # imported already: skip importlib's locks
-        if module is None or getattr(module.__spec__, "_initializing", False):
-            module = importlib.import_module(module_name)  # waits for another thread's import
-        try:
-            func = getattr(module, function_name)
-        except AttributeError:
-            raise ImportError(f"module {module_name!r} has no function {function_name!r}") from None
-        if self.allowed_modules is not None:
-            # A name an allowed module merely imports (e.g. shutil.copyfile) is not allowed.
-            defined_in = getattr(inspect.unwrap(func), "__module__", None) or module_name
-            self._check_allowed(defined_in, function_name)
-        return func
-
-    def _loaded_function(self, claim: ClaimedJob) -> Callable | None:
-        """``_load_function`` when the module is imported already (nothing to wait for),
-        else None; None too when this worker may not run it."""
-        module = sys.modules.get(claim.function_module)
-        if module is None or getattr(module.__spec__, "_initializing", False):
-            return None
-        try:
-            return self._load_function(claim)
-        except Exception:
-            return None
 
     def _store_output(self, claim: ClaimedJob, output: Output) -> None:
         """Store what the attempt wrote since the last time (its pieces in order); a
@@ -268,23 +251,6 @@ class Worker:
                 logger.exception("job %s: could not store %d characters of its output",
                                  claim.id, len(text))
 
-    def _check_allowed(self, module_name: str, function_name: str) -> None:
-        if module_allowed(module_name, self.allowed_modules):
-            return
-        raise NotAllowedError(
-            f"{module_name}.{function_name} is outside this worker's allowed modules "
-            f"({', '.join(self.allowed_modules or ()) or 'none'}); add {module_name!r} to "
-            "allowed_modules to run it"
-        )
-
-    def _check_pickle_allowed(self) -> None:
-        if not self.allow_pickle:
-            raise NotAllowedError(
-                "the job's payload is pickled and this worker refuses pickle (unpickling runs "
-                "code chosen by whoever wrote the database); start the worker with "
-                "allow_pickle=True if you trust the database file"
-            )
-
     @staticmethod
     def _wants_parent_results(claim: ClaimedJob, func: Callable) -> bool:
         if claim.pass_parent_results is not None:
@@ -293,7 +259,7 @@ class Worker:
 
     def _parent_results(self, parents: list[ParentResult]) -> ParentResults:
         if any(parent.serializer == "pickle" for parent in parents):
-            self._check_pickle_allowed()
+            self._loader.check_pickle_allowed()
         return ParentResults([
             (parent.id, parent.name,
              loads(parent.result, parent.serializer, what=f"result of parent job {parent.id}"))
@@ -376,7 +342,10 @@ class Worker:
             self._active.pop(execution_id, None)
             running = self._running.get(execution_id)
         if running is not None:
-            running[2].ended = how
+            attempt = running[2]
+            attempt.ended = how
+            if attempt.stop is not None:
+                attempt.stop()
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat_stopping = True
@@ -429,6 +398,10 @@ class Worker:
         with self._active_lock:
             unfinished = [claim for claim, _ in self._active.values()]
             self._active.clear()
+            stopping = [attempt for _, _, attempt in self._running.values() if attempt.stop]
+        for attempt in stopping:  # released below: their processes end now
+            attempt.stop()  # type: ignore[misc]
+        self._close_step_processes()
         if unfinished:
             released = self.store.release(unfinished)
             logger.warning("worker %s: grace period over; %d unfinished job(s) returned to the "
@@ -480,7 +453,8 @@ class Worker:
             self._supervisor.join(timeout)
 
     def close(self) -> None:
-        """Stop the heartbeat and close this thread's connection."""
+        """Stop the heartbeat and the step processes; close this thread's connection."""
+        self._close_step_processes()
         self._stop_heartbeat()
         self.store.close()
 
@@ -495,5 +469,6 @@ class Worker:
         self.stop(wait=True)
 
     def __repr__(self) -> str:
+        executor = "" if self.executor == "threads" else f", executor={self.executor!r}"
         return (f"Worker({self.db_path!r}, worker_id={self.worker_id!r}, "
-                f"concurrency={self.concurrency})")
+                f"concurrency={self.concurrency}{executor})")

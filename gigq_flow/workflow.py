@@ -187,10 +187,16 @@ class Workflow:
         timeout: float | None = None,
         *,
         cache: bool | str = False,
+        executor: str = "threads",
     ) -> WorkflowRun:
         """Submit and run on ``workers`` background threads of this process (they accept
         pickle when the workflow's own jobs use it: this process wrote them). ``cache``
         as in :meth:`submit`.
+
+        ``executor="processes"`` runs each step in one of ``workers`` child processes
+        instead: CPU-bound Python runs in parallel, timeouts and cancels stop the work,
+        a crash fails one attempt. Steps defined in this notebook or script go to them
+        by value (docs/workers.md).
 
         With ``wait=True`` it returns when every job is terminal (or ``timeout``
         passes) and stops the threads; with ``wait=False`` it returns at once and the
@@ -201,6 +207,7 @@ class Workflow:
             queue, worker_id=f"run-{uuid.uuid4().hex[:8]}", polling_interval=1,
             concurrency=workers,
             allow_pickle=any(job.serializer == "pickle" for job in self.jobs),
+            executor=executor,
         )
         run = self.submit(queue, cache=cache)
         worker.start_background()

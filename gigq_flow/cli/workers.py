@@ -15,6 +15,7 @@ from ..worker import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_LEASE_TIMEOUT,
     DEFAULT_POLLING_INTERVAL,
+    EXECUTORS,
     Worker,
 )
 from .common import (
@@ -42,7 +43,9 @@ def add_allow_options(p: argparse.ArgumentParser) -> None:
                    help="run only functions of this module or its submodules; repeatable "
                         "(default: any importable function)")
     p.add_argument("--allow-pickle", action="store_true",
-                   help="run jobs whose payload is pickled (only for database files you trust)")
+                   help="run jobs whose payload is pickled, and steps another process "
+                        "shipped by value (a notebook's cells, closures); only for database "
+                        "files you trust")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -57,6 +60,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_POLLING_INTERVAL:g})")
     p.add_argument("--concurrency", type=positive_int, metavar="N", default=1,
                    help="threads claiming and running jobs (default: 1)")
+    p.add_argument("--executor", choices=EXECUTORS, default="threads",
+                   help="where steps run: on the worker's threads, or each in a child process "
+                        "of its thread (CPU-bound steps in parallel; timeouts and cancels "
+                        "stop the work; a crash fails one attempt). Default: threads")
     p.add_argument("--once", action="store_true", help="run at most one ready job, then exit")
     p.add_argument("--lease-timeout", type=positive_float, metavar="SECONDS",
                    default=DEFAULT_LEASE_TIMEOUT,
@@ -94,7 +101,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(args.db, worker_id=worker_id, polling_interval=polling_interval,
                     concurrency=args.concurrency, lease_timeout=args.lease_timeout,
                     grace_period=args.grace_period, allowed_modules=args.allowed_modules,
-                    allow_pickle=args.allow_pickle)
+                    allow_pickle=args.allow_pickle, executor=args.executor)
     if args.once:
         try:
             ran = worker.process_one()

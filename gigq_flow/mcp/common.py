@@ -30,8 +30,8 @@ from ..errors import (
     WorkflowError,
 )
 from ..job_queue import JobQueue
+from ..loader import module_allowed
 from ..locations import describe_location, is_postgres_url
-from ..worker import module_allowed
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from ..cli.workflows import snapshot_json, summarize
 from ..errors import TaskDefinitionError, WorkflowNotFoundError
 from ..job import CACHE_RECOMPUTE, Job
 from ..job_queue import JobQueue
+from ..loader import module_allowed
 from ..locations import describe_location
 from ..run import WorkflowRun
-from ..worker import module_allowed
 from ..workflow import Workflow
 from .common import (
     DEFAULT_SETTINGS,

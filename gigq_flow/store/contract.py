@@ -45,6 +45,8 @@ class NewJob:
     serializer: str
     cache: str | None = None
     cache_version: str | None = None
+    code_digest: str | None = None  # a function shipped by value: the digest of its code
+    code: bytes | None = None  # that code, when this submission stores it
 
 
 class ClaimedJob(NamedTuple):
@@ -66,6 +68,7 @@ class ClaimedJob(NamedTuple):
     timeout: float
     cache: str | None  # how the job's run uses the cache (see CacheMode), None: off
     cache_version: str | None
+    code_digest: str | None  # set when the function is shipped by value (see step_code)
     row_key: Any  # where the backend finds the job's row fastest (SQLite: its rowid)
     execution_id: str
     worker_id: str
@@ -226,6 +229,10 @@ class Store(Protocol):
     def attempt_states(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
         """Job id -> (the attempt its row holds, its status): a worker sees from them
         which of its attempts ended without it (cancelled, reclaimed)."""
+
+    def step_code(self, digest: str) -> bytes | None:
+        """The code of a function shipped by value (see ``NewJob.code``), None if gone."""
+        ...
 
     def attempt_output(self, job_id: str, attempt_id: str) -> str:
         """What an attempt printed and logged (empty when nothing, or unknown)."""

@@ -13,14 +13,16 @@ from .clock import now_iso
 from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
+    CODE_COLUMN,
     JOB_INDEXES,
     OUTPUT_TABLE,
     TRACEBACK_COLUMNS,
     adopt_running_jobs,
     cache_tables,
+    code_table,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS gigq_flow_meta (
@@ -96,6 +98,8 @@ TABLES = (
     *(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT"
       for table, column in TRACEBACK_COLUMNS),
     OUTPUT_TABLE,
+    f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {CODE_COLUMN[0]} {CODE_COLUMN[1]}",
+    code_table("BYTEA"),
     *JOB_INDEXES,
     "CREATE INDEX IF NOT EXISTS idx_ended_attempts_job ON ended_attempts (job_id, started_at)",
     f"CREATE OR REPLACE VIEW job_executions AS {ATTEMPTS_QUERY}",

@@ -112,6 +112,22 @@ OUTPUT_TABLE = """CREATE TABLE IF NOT EXISTS attempt_output (
 )"""
 
 
+#: What schema 6 adds for steps shipped by value (functions defined in ``__main__``, a
+#: notebook's cells or a closure): each job names its function's code by digest, and the
+#: code is stored once, as long as a job references it.
+CODE_COLUMN = ("code_digest", "TEXT")
+
+
+def code_table(blob: str) -> str:
+    """The table of shipped functions, ``blob`` being the backend's type for payloads."""
+    return f"""CREATE TABLE IF NOT EXISTS step_code (
+        digest TEXT PRIMARY KEY,
+        data {blob} NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    )"""
+
+
 def adopt_running_jobs(tx: Tx) -> None:
     """Jobs an older worker left running get a stand-in worker whose lease ends when the
     last of their timeouts does: then any worker reclaims them as lost."""

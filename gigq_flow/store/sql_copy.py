@@ -19,7 +19,7 @@ COPIED_COLUMNS = {
              "updated_at", "attempts", "result", "error", "started_at", "completed_at",
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
              "pending_deps", "execution_id", "serializer", "cache", "cache_version",
-             "result_digest", "cache_note", "cached_from", "traceback"),
+             "result_digest", "cache_note", "cached_from", "traceback", "code_digest"),
     "job_dependencies": ("job_id", "depends_on", "position"),
     "ended_attempts": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error", "traceback"),
@@ -27,6 +27,7 @@ COPIED_COLUMNS = {
                 "last_heartbeat", "stopped_at", "reclaimed_at"),
     "result_blobs": ("digest", "serializer", "data", "size", "created_at"),
     "attempt_output": ("job_id", "attempt_id", "seq", "text"),
+    "step_code": ("digest", "data", "size", "created_at"),
     "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
                       "settings", "result_digest", "serializer", "result", "job_id",
                       "workflow_id",
@@ -37,13 +38,17 @@ COPY_ORDER = {
     "job_dependencies": "job_id, position", "ended_attempts": "started_at, {execution_order}",
     "workers": "started_at, instance", "result_blobs": "created_at, digest",
     "cache_entries": "created_at, key", "attempt_output": "job_id, attempt_id, seq",
+    "step_code": "created_at, digest",
 }
 PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",),
-            "result_blobs": ("data",), "cache_entries": ("result",)}
+            "result_blobs": ("data",), "cache_entries": ("result",), "step_code": ("data",)}
+BINARY_TABLES = frozenset({"step_code"})
+"""Tables whose payloads are always bytes (pickled code), whatever a job's serializer."""
 #: What it takes to submit a workflow's jobs again (``NewJob``'s fields).
 DEFINITION_COLUMNS = ("id", "name", "function_module", "function_name", "params", "priority",
                       "max_attempts", "timeout", "description", "pass_parent_results",
-                      "retry_delay", "serializer", "cache", "cache_version", "created_at")
+                      "retry_delay", "serializer", "cache", "cache_version", "created_at",
+                      "code_digest")
 
 
 def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
@@ -74,7 +79,8 @@ class SQLCopy(SQLBase):
                 cursor = tx.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
                 rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
                 for row in rows:
-                    serializer = row.get("serializer") or serializers.get(row.get("job_id"))
+                    serializer = ("pickle" if table in BINARY_TABLES else
+                                  row.get("serializer") or serializers.get(row.get("job_id")))
                     for column in PAYLOADS.get(table, ()):
                         row[column] = portable_payload(row[column], serializer)
                 exported[table] = rows

@@ -81,8 +81,8 @@ class SQLJobs(SQLBase):
             """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                    dependencies, max_attempts, timeout, description, status, created_at,
                    updated_at, attempts, pass_parent_results, retry_delay, workflow_id,
-                   pending_deps, serializer, cache, cache_version)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)""",
+                   pending_deps, serializer, cache, cache_version, code_digest)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 (
                     job.id, job.name, job.function_name, job.function_module,
@@ -91,11 +91,18 @@ class SQLJobs(SQLBase):
                     None if job.pass_parent_results is None else int(job.pass_parent_results),
                     job.retry_delay, workflow.id if workflow else None,
                     sum(parent_status.get(dep) != completed for dep in job.dependencies),
-                    job.serializer, job.cache, job.cache_version,
+                    job.serializer, job.cache, job.cache_version, job.code_digest,
                 )
                 for job in jobs
             ],
         )
+        code = {job.code_digest: job.code for job in jobs if job.code is not None}
+        if code:
+            tx.executemany(
+                "INSERT INTO step_code (digest, data, size, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING",
+                [(digest, self.blob(data), len(data), now) for digest, data in code.items()],
+            )
         edges = [(job.id, dep, i) for job in jobs for i, dep in enumerate(job.dependencies)]
         if edges:
             tx.executemany(
@@ -209,6 +216,9 @@ class SQLJobs(SQLBase):
             digests = [row[0] for row in tx.execute(
                 f"SELECT DISTINCT result_digest FROM jobs WHERE {condition} "
                 "AND result_digest IS NOT NULL", args)]
+            code = [row[0] for row in tx.execute(
+                f"SELECT DISTINCT code_digest FROM jobs WHERE {condition} "
+                "AND code_digest IS NOT NULL", args)]
             tx.execute(
                 f"DELETE FROM attempt_output WHERE job_id IN "
                 f"(SELECT id FROM jobs WHERE {condition})",
@@ -226,6 +236,10 @@ class SQLJobs(SQLBase):
             )
             cleared = tx.execute(f"DELETE FROM jobs WHERE {condition}", args).rowcount
             self._drop_unreferenced_blobs(tx, digests)
+            for chunk in chunks(code):  # code is kept while a job references it
+                tx.execute(
+                    f"DELETE FROM step_code WHERE digest IN ({marks(chunk)}) AND NOT EXISTS "
+                    "(SELECT 1 FROM jobs WHERE jobs.code_digest = step_code.digest)", chunk)
             return cleared
 
         return self.db.run(body)

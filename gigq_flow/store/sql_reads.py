@@ -48,6 +48,10 @@ class SQLReads(SQLBase):
                 f"SELECT id, execution_id, status FROM jobs WHERE id IN ({marks(chunk)})", chunk))
         return found
 
+    def step_code(self, digest: str) -> bytes | None:
+        rows = self.db.read("SELECT data FROM step_code WHERE digest = ?", (digest,))
+        return bytes(rows[0]["data"]) if rows else None
+
     def attempt_output(self, job_id: str, attempt_id: str) -> str:
         rows = self.db.read(
             "SELECT text FROM attempt_output WHERE job_id = ? AND attempt_id = ? ORDER BY seq",

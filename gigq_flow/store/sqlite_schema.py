@@ -16,14 +16,16 @@ from .clock import now_iso
 from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
+    CODE_COLUMN,
     JOB_INDEXES,
     OUTPUT_TABLE,
     TRACEBACK_COLUMNS,
     adopt_running_jobs,
     cache_tables,
+    code_table,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 GIGQ_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -151,6 +153,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         if version in (1, 2, 3):
             _upgrade_from_3(conn)
         _upgrade_to_5(conn)
+        _upgrade_to_6(conn)
         conn.execute("DROP VIEW IF EXISTS job_executions")
         conn.execute(f"CREATE VIEW job_executions AS {ATTEMPTS_QUERY}")
         if version < 2:  # running jobs without a lease get one; from 2 on they have one
@@ -222,6 +225,14 @@ def _upgrade_to_5(conn: sqlite3.Connection) -> None:
         if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
     conn.execute(OUTPUT_TABLE + " WITHOUT ROWID")
+
+
+def _upgrade_to_6(conn: sqlite3.Connection) -> None:
+    """Version 6 stores the code of steps shipped by value (new files get it here too)."""
+    name, declaration = CODE_COLUMN
+    if name not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+    conn.execute(code_table("BLOB"))
 
 
 def _upgrade_from_3(conn: sqlite3.Connection) -> None:

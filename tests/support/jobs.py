@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -430,3 +431,35 @@ _reports: dict[str, Any] = {}
 def report(key):
     """What a job left under ``key`` in this process (see work_until_cancelled)."""
     return _reports.get(key)
+
+
+# -- steps on processes ----------------------------------------------------------------------
+def whoami(value=None, parent_results=None):
+    """This process's id, ``value`` and the parents' results by name, printed and logged."""
+    print(f"whoami {value} in {os.getpid()}")
+    logging.getLogger("steps.whoami").warning("logged %s", value)
+    parents = {} if parent_results is None else dict(parent_results.by_name)
+    return {"pid": os.getpid(), "value": value, "parents": parents}
+
+
+def hang(pid_file, ignore_sigterm=False):
+    """Append this pid to ``pid_file``, then sleep until killed (not cooperative: it never
+    calls check_cancelled); with ``ignore_sigterm`` only SIGKILL ends it."""
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    record_call(pid_file, str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+
+
+def exit_now(code):
+    """End the process at once with ``code``, as a crashing extension would."""
+    print("about to exit", flush=True)
+    os._exit(code)
+
+
+def segfault():
+    """Crash the process with SIGSEGV."""
+    import ctypes
+
+    ctypes.string_at(0)

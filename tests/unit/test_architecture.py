@@ -18,17 +18,19 @@ MAX_LINES = 500
 
 # Bottom to top: a module imports modules of its own layer (without cycles) or below.
 LAYERS = (
-    ("base", ("errors", "checks", "locations", "logs", "serialization", "job_status", "job")),
+    ("base", ("errors", "checks", "locations", "logs", "serialization", "shipping", "job_status",
+              "job")),
     ("store", ("store",)),
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
     ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache",
-                 "output", "current")),
+                 "output", "current", "loader", "step_process")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )
 # The modules that may import the store: those that hold one, and the codec of its rows.
-STORE_USERS = {"codec", "run", "job_queue", "worker", "step_cache", "migrate", "db_utils"}
+STORE_USERS = {"codec", "run", "job_queue", "worker", "step_cache", "migrate", "db_utils",
+               "loader"}
 
 
 def module_names() -> dict[str, Path]:

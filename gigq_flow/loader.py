@@ -1,0 +1,165 @@
+"""Which function a claimed job runs, and whether this worker may run it.
+
+A job names its function by module and name (GigQ's way), or, for a step shipped by
+value (:mod:`.shipping`), by the digest of its code as well. The allow-list and the
+pickle rule are checked before anything is imported or unpickled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+
+from . import shipping
+from .errors import NotAllowedError
+from .store import ClaimedJob, Store
+
+CodeRef = tuple[str, str, bytes | None]
+"""What a child process needs to find a function: ``("path", "module:name", None)``, or
+``("code", digest, code)``, the code sent once (None when the child has it already)."""
+
+
+def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> bool:
+    """``module_name`` is one of ``allowed_modules`` or a submodule of one (None: any)."""
+    return allowed_modules is None or any(
+        module_name == allowed or module_name.startswith(allowed + ".")
+        for allowed in allowed_modules
+    )
+
+
+def accepts_parent_results(func: Callable) -> bool:
+    """True when ``func`` takes a ``parent_results`` parameter or ``**kwargs``."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == "parent_results" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
+
+
+def import_function(module_name: str, function_name: str) -> Callable:
+    """``module_name.function_name``, imported (a module being imported by another thread
+    is waited for)."""
+    module = sys.modules.get(module_name)  # imported already: skip importlib's locks
+    if module is None or getattr(module.__spec__, "_initializing", False):
+        module = importlib.import_module(module_name)
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise ImportError(f"module {module_name!r} has no function {function_name!r}") from None
+
+
+class FunctionLoader:
+    """A worker's rules for loading functions: ``allowed_modules`` (None: any) and
+    ``allow_pickle`` (pickled payloads and code shipped by other processes)."""
+
+    def __init__(self, store: Store, allowed_modules: Iterable[str] | None,
+                 allow_pickle: bool) -> None:
+        self.store = store
+        self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
+        self.allow_pickle = allow_pickle
+        self._unpickled: dict[str, Callable] = {}
+
+    def load(self, claim: ClaimedJob) -> Callable:
+        """The job's function. Looked up for every job, not cached: a notebook may
+        redefine a function between runs."""
+        module_name, function_name = claim.function_module, claim.function_name
+        self.check_allowed(module_name, function_name)
+        if claim.serializer == "pickle":
+            self.check_pickle_allowed()
+        if claim.code_digest is not None:
+            func = shipping.shipped_here(claim.code_digest)
+            if func is not None:  # this process shipped it: the very function submitted
+                return func
+            if "<" not in function_name:  # GigQ's way first: a script's own worker
+                try:
+                    return self._import(module_name, function_name)
+                except ImportError:
+                    pass
+            return self._unpickle(claim)
+        return self._import(module_name, function_name)
+
+    def loaded(self, claim: ClaimedJob) -> Callable | None:
+        """``load`` when nothing needs importing or unpickling (nothing to wait for),
+        else None; None too when this worker may not run it."""
+        if claim.code_digest is not None:
+            func = shipping.shipped_here(claim.code_digest)
+        else:
+            module = sys.modules.get(claim.function_module)
+            func = None if module is None or getattr(module.__spec__, "_initializing", False) \
+                else getattr(module, claim.function_name, None)
+        if func is None:
+            return None
+        try:
+            return self.load(claim)
+        except Exception:
+            return None
+
+    def code_ref(self, claim: ClaimedJob, known: set[str]) -> CodeRef:
+        """How a child process finds the job's function (``known``: the digests it has;
+        the one sent is added). Code shipped by value goes by value: the child's
+        ``__main__`` is not the one that defined it."""
+        if claim.code_digest is None:
+            return ("path", f"{claim.function_module}:{claim.function_name}", None)
+        digest = claim.code_digest
+        if digest in known:
+            return ("code", digest, None)
+        code = shipping.shipped_code(digest)
+        if code is None:
+            self.check_pickle_allowed(shipped=True)
+            code = self._stored_code(claim)
+        known.add(digest)
+        return ("code", digest, code)
+
+    def _import(self, module_name: str, function_name: str) -> Callable:
+        func = import_function(module_name, function_name)
+        if self.allowed_modules is not None:
+            # A name an allowed module merely imports (e.g. shutil.copyfile) is not allowed.
+            defined_in = getattr(inspect.unwrap(func), "__module__", None) or module_name
+            self.check_allowed(defined_in, function_name)
+        return func
+
+    def _unpickle(self, claim: ClaimedJob) -> Callable:
+        digest = claim.code_digest
+        assert digest is not None
+        self.check_pickle_allowed(shipped=True)
+        func = self._unpickled.get(digest)
+        if func is None:
+            func = self._unpickled[digest] = shipping.load(self._stored_code(claim))
+        return func
+
+    def _stored_code(self, claim: ClaimedJob) -> bytes:
+        code = self.store.step_code(claim.code_digest or "")
+        if code is None:
+            raise LookupError(f"the code of {claim.function_module}.{claim.function_name} "
+                              "is no longer in the queue (cleared); submit the step again")
+        return code
+
+    def check_allowed(self, module_name: str, function_name: str) -> None:
+        if module_allowed(module_name, self.allowed_modules):
+            return
+        raise NotAllowedError(
+            f"{module_name}.{function_name} is outside this worker's allowed modules "
+            f"({', '.join(self.allowed_modules or ()) or 'none'}); add {module_name!r} to "
+            "allowed_modules to run it"
+        )
+
+    def check_pickle_allowed(self, *, shipped: bool = False) -> None:
+        if self.allow_pickle:
+            return
+        if shipped:
+            raise NotAllowedError(
+                "the job's function was defined in another process (a notebook, a script's "
+                "__main__ or a closure) and is stored by value; unpickling it runs code "
+                "chosen by whoever wrote the database, and this worker refuses pickle: "
+                "start it with allow_pickle=True (gigq-flow worker --allow-pickle) if you "
+                "trust the database file"
+            )
+        raise NotAllowedError(
+            "the job's payload is pickled and this worker refuses pickle (unpickling runs "
+            "code chosen by whoever wrote the database); start the worker with "
+            "allow_pickle=True if you trust the database file"
+        )
