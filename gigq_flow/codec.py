@@ -41,11 +41,12 @@ def to_new_job(job: Job, cache: str | None = None,
     code = None
     function = job.function
     if not isinstance(function, str) and local_only(function):
-        if shipped is None:
-            shipped = {}
-        if function not in shipped:
-            shipped[function] = ship(function)
-        code = shipped[function]
+        if shipped is not None and function in shipped:
+            code = shipped[function]
+        else:
+            code = ship(function)
+            if shipped is not None:
+                shipped[function] = code
     return NewJob(
         id=job.id,
         name=job.name,

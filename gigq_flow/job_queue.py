@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from .errors import ConfigurationError, JobNotFoundError
 from .job import Job, cache_mode
 from .job_status import JobStatus
 from .run import WorkflowRun
+from .shipping import Shipped
 from .store import Store, WorkflowRecord, open_store
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class JobQueue:
         record = WorkflowRecord(
             id=str(uuid.uuid4()), name=name, created_at=datetime.now().isoformat()
         )
-        self.store.submit([to_new_job(job, mode) for job in jobs], record)
+        shipped: dict[Callable, Shipped | None] = {}  # shipped by value once per submission
+        self.store.submit([to_new_job(job, mode, shipped) for job in jobs], record)
         logger.info("submitted workflow %s (%s): %d jobs", record.id, name, len(jobs))
         return record.id
 

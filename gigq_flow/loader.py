@@ -61,53 +61,57 @@ class FunctionLoader:
         self.store = store
         self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self.allow_pickle = allow_pickle
-        self._unpickled: dict[str, Callable] = {}
+        self._unpickled: dict[str, Callable] = {}  # stored code this worker loaded
+        self._reshipped: dict[Callable, shipping.Shipped] = {}  # redefined since submitted
 
     def load(self, claim: ClaimedJob) -> Callable:
         """The job's function. Looked up for every job, not cached: a notebook may
-        redefine a function between runs."""
+        redefine a function between runs, and a requeued step then runs the new one."""
         module_name, function_name = claim.function_module, claim.function_name
         self.check_allowed(module_name, function_name)
         if claim.serializer == "pickle":
             self.check_pickle_allowed()
-        if claim.code_digest is not None:
-            func = shipping.shipped_here(claim.code_digest)
-            if func is not None:  # this process shipped it: the very function submitted
-                return func
-            if "<" not in function_name:  # GigQ's way first: a script's own worker
-                try:
-                    return self._import(module_name, function_name)
-                except ImportError:
-                    pass
-            return self._unpickle(claim)
-        return self._import(module_name, function_name)
+        if claim.code_digest is None:
+            return self._import(module_name, function_name)
+        if "<" not in function_name:  # by name first: this process's current definition
+            try:
+                return self._import(module_name, function_name)
+            except ImportError:
+                pass
+        func = shipping.shipped_here(claim.code_digest)  # a closure this process shipped
+        return func if func is not None else self._unpickle(claim)
 
     def loaded(self, claim: ClaimedJob) -> Callable | None:
         """``load`` when nothing needs importing or unpickling (nothing to wait for),
         else None; None too when this worker may not run it."""
-        if claim.code_digest is not None:
-            func = shipping.shipped_here(claim.code_digest)
-        else:
-            module = sys.modules.get(claim.function_module)
-            func = None if module is None or getattr(module.__spec__, "_initializing", False) \
-                else getattr(module, claim.function_name, None)
-        if func is None:
+        module = sys.modules.get(claim.function_module)
+        if module is None or getattr(module.__spec__, "_initializing", False):
+            return None
+        if getattr(module, claim.function_name, None) is None and (
+                claim.code_digest is None or shipping.shipped_here(claim.code_digest) is None):
             return None
         try:
             return self.load(claim)
         except Exception:
             return None
 
-    def code_ref(self, claim: ClaimedJob, known: set[str]) -> CodeRef:
-        """How a child process finds the job's function (``known``: the digests it has;
-        the one sent is added). Code shipped by value goes by value: the child's
-        ``__main__`` is not the one that defined it."""
+    def code_ref(self, claim: ClaimedJob, func: Callable, known: set[str]) -> CodeRef:
+        """How a child process finds ``func``, the job's function as :meth:`load` found it
+        (``known``: the digests the child has; the one sent is added). A function shipped
+        by value goes by value, the one this process defines now if it redefined it: the
+        child's ``__main__`` is not the one that defined it."""
         if claim.code_digest is None:
             return ("path", f"{claim.function_module}:{claim.function_name}", None)
-        digest = claim.code_digest
+        digest, code = claim.code_digest, None
+        if func is not shipping.shipped_here(digest) and func is not self._unpickled.get(digest):
+            current = self._reshipped.get(func) or shipping.ship(func)  # redefined here
+            if current is not None:
+                self._reshipped[func] = current
+                digest, code = current
         if digest in known:
             return ("code", digest, None)
-        code = shipping.shipped_code(digest)
+        if code is None:
+            code = shipping.shipped_code(digest)
         if code is None:
             self.check_pickle_allowed(shipped=True)
             code = self._stored_code(claim)

@@ -171,7 +171,7 @@ class StepProcess:
         fd = child_end.fileno()
         self._process = subprocess.Popen(
             [sys.executable, "-c", CHILD_COMMAND.format(fd=fd)], pass_fds=(fd,),
-            close_fds=True,
+            close_fds=True, stdin=subprocess.DEVNULL,  # a step never reads its worker's input
         )
         child_end.close()
         parent_end.send((list(sys.path), os.getpid()))

@@ -174,7 +174,7 @@ class Worker:
                 params["parent_results"] = self._parent_results(parents)
             if self.executor == "processes":
                 step = self._step_process()
-                code = self._loader.code_ref(claim, step.start())
+                code = self._loader.code_ref(claim, func, step.start())
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
             return

@@ -201,6 +201,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         Param("concurrency", {"type": "integer", "minimum": 1, "maximum": MAX_RUN_CONCURRENCY},
               "Worker threads running jobs in parallel."),
         DB_PATH,
+        Param("executor", {"type": "string", "enum": ["threads", "processes"]},
+              "Where steps run: on the threads (default), or each thread's steps in a child "
+              "process (CPU-bound steps in parallel; timeouts stop the work)."),
     )),
 )
 TOOLS_BY_NAME = {spec.name: spec for spec in TOOLS}

@@ -18,13 +18,15 @@ from typing import Any
 from ..job_queue import JobQueue
 from ..job_status import JobStatus
 from ..locations import describe_location
-from ..worker import Worker
+from ..worker import EXECUTORS, Worker
 from .common import (
     DEFAULT_SETTINGS,
     Response,
     ServerSettings,
     check_integer,
     check_seconds,
+    described,
+    invalid,
     no_queue_message,
     ok,
     queue_at,
@@ -46,9 +48,10 @@ STOP_TIMEOUT = 10.0
 
 @tool
 def run_worker(seconds: float = DEFAULT_RUN_SECONDS, concurrency: int = 1,
-               db_path: str | None = None, *,
+               db_path: str | None = None, executor: str = "threads", *,
                settings: ServerSettings | None = None) -> Response:
-    """Run the queue's ready jobs on ``concurrency`` worker threads inside this server,
+    """Run the queue's ready jobs on ``concurrency`` worker threads inside this server
+    (``executor="processes"``: each thread's steps in a child process of the server),
     for at most ``seconds`` (above 0, at most 300), then return. It returns sooner when
     nothing is left to run: ``stopped_because`` is ``no_pending_jobs``,
     ``pending_jobs_not_ready`` (they wait for a retry delay or for parents no worker
@@ -61,22 +64,25 @@ def run_worker(seconds: float = DEFAULT_RUN_SECONDS, concurrency: int = 1,
     seconds = check_seconds("seconds", seconds, maximum=MAX_RUN_SECONDS, example=30)
     concurrency = check_integer("concurrency", concurrency, minimum=1,
                                 maximum=MAX_RUN_CONCURRENCY, example=2)
+    if executor not in EXECUTORS:
+        raise invalid("executor", f"must be 'threads' or 'processes', got {described(executor)}",
+                      "pass \"processes\" to run each step in a child process")
     location = resolve_db(db_path, settings)
     with queue_at(location, create=False) as queue:
         if queue is None:
             return ok(stopped_because="no_pending_jobs", elapsed_seconds=0.0,
                       returned_to_queue=[], message=no_queue_message(location),
                       db_path=describe_location(location))
-        return _run(queue, seconds, concurrency, location, settings)
+        return _run(queue, seconds, concurrency, executor, location, settings)
 
 
-def _run(queue: JobQueue, seconds: float, concurrency: int, location: str,
+def _run(queue: JobQueue, seconds: float, concurrency: int, executor: str, location: str,
          settings: ServerSettings) -> Response:
     before = queue.stats()
     worker = Worker(queue, worker_id=f"mcp-{uuid.uuid4().hex[:8]}",
                     polling_interval=POLLING_INTERVAL, concurrency=concurrency,
                     grace_period=0, allowed_modules=settings.allowed_modules,
-                    allow_pickle=settings.allow_pickle)
+                    allow_pickle=settings.allow_pickle, executor=executor)
     started = time.monotonic()
     worker.start_background()
     running: list[str] = []
@@ -92,7 +98,7 @@ def _run(queue: JobQueue, seconds: float, concurrency: int, location: str,
     elapsed = round(time.monotonic() - started, 3)
     after = queue.stats()
     response = ok(
-        worker_id=worker.worker_id, seconds=seconds, concurrency=concurrency,
+        worker_id=worker.worker_id, seconds=seconds, concurrency=concurrency, executor=executor,
         elapsed_seconds=elapsed, stopped_because=reason, returned_to_queue=unfinished,
         stats_before=before, stats_after=after, message=_message(reason, after, unfinished),
         db_path=describe_location(location),

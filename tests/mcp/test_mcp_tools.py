@@ -4,6 +4,7 @@ which queue a call uses."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -243,6 +244,20 @@ def test_run_worker_returns_a_job_still_running_at_the_time_limit(db_path, reque
                                for thread in threading.enumerate()),
                what="the abandoned attempt's thread ended")
     assert tools.get_job_status(job_id, db_path=db)["status"]["status"] == "pending"
+
+
+def test_run_worker_runs_steps_on_processes(db_path):
+    db = str(db_path)
+    ids = [tools.submit_job("support.jobs.whoami", f"step {i}", params={"value": i},
+                            db_path=db)["job_id"] for i in range(3)]
+    ran = worker_tool.run_worker(seconds=60, concurrency=2, executor="processes", db_path=db)
+    assert ran["stopped_because"] == "no_pending_jobs" and ran["executor"] == "processes", ran
+    pids = {tools.get_job_status(job_id, db_path=db)["status"]["result"]["pid"]
+            for job_id in ids}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    refused = worker_tool.run_worker(seconds=1, executor="forks", db_path=db)
+    assert refused["error"]["code"] == "invalid_argument"
+    assert "'threads' or 'processes'" in refused["error"]["message"]
 
 
 def test_pickled_payloads_are_never_unpickled(db_path, tmp_path):
