@@ -33,6 +33,7 @@ from .tools import (
 )
 from .worker_tool import MAX_RUN_CONCURRENCY, MAX_RUN_SECONDS, run_worker
 from .workflow_tools import (
+    cancel_workflow,
     explain_workflow,
     get_workflow_results,
     get_workflow_status,
@@ -169,7 +170,12 @@ TOOLS: tuple[ToolSpec, ...] = (
         LIMIT, DB_PATH,
     ), read_only=True),
     ToolSpec("gigq_queue_stats", queue_stats, (DB_PATH,), read_only=True),
-    ToolSpec("gigq_cancel_job", cancel_job, (JOB_ID, DB_PATH), destructive=True),
+    ToolSpec("gigq_cancel_job", cancel_job, (
+        JOB_ID, DB_PATH,
+        Param("running", {"type": "boolean"},
+              "true: cancel a running job too (its attempt ends cancelled at once); "
+              "false (GigQ's meaning): pending jobs only."),
+    ), destructive=True),
     ToolSpec("gigq_requeue_job", requeue_job, (JOB_ID, DB_PATH)),
     ToolSpec("gigq_submit_workflow", submit_workflow, (
         Param("name", {"type": "string", "minLength": 1}, "The workflow's name."),
@@ -187,6 +193,8 @@ TOOLS: tuple[ToolSpec, ...] = (
              read_only=True),
     ToolSpec("gigq_explain_workflow", explain_workflow, (WORKFLOW_ID, DB_PATH),
              read_only=True),
+    ToolSpec("gigq_cancel_workflow", cancel_workflow, (WORKFLOW_ID, DB_PATH),
+             destructive=True),
     ToolSpec("gigq_rerun_workflow", rerun_workflow, (
         WORKFLOW_ID,
         cache_param("true: reuse the results of steps whose step, code, params and parents' "

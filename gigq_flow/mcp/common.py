@@ -170,6 +170,14 @@ def check_integer(name: str, value: Any, *, minimum: int | None = None,
     return int(value)
 
 
+def check_flag(name: str, value: Any, *, meaning: str) -> bool:
+    """A boolean; ``meaning`` says what true does, for the fix."""
+    if not isinstance(value, bool):
+        raise invalid(name, f"must be true or false, got {described(value)}",
+                      f"pass {name}=true to {meaning}, or leave it out")
+    return value
+
+
 def check_seconds(name: str, value: Any, *, maximum: float, example: float) -> float:
     """A number of seconds above 0 and at most ``maximum``."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)

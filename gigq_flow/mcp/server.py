@@ -46,9 +46,10 @@ INSTRUCTIONS = (
     "jobs inside this server for a bounded time. A workflow submitted with cache=true "
     "reuses the results of earlier runs whose steps did not change; gigq_rerun_workflow runs "
     "a workflow again (after a failure, only what failed and its dependents run) and "
-    "gigq_explain_workflow says why each step ran or was reused. Params and results are "
-    "JSON. Every response has 'success'; an error has a 'code' and a 'message' that names "
-    "the fix."
+    "gigq_explain_workflow says why each step ran or was reused. gigq_cancel_job cancels a "
+    "pending job (a running one too with running=true); gigq_cancel_workflow ends every "
+    "unfinished step of a run. Params and results are JSON. Every response has 'success'; "
+    "an error has a 'code' and a 'message' that names the fix."
 )
 
 

@@ -24,6 +24,7 @@ from .common import (
     Response,
     ServerSettings,
     ToolFailure,
+    check_flag,
     check_integer,
     check_object,
     check_optional_text,
@@ -258,21 +259,30 @@ def _interpretation(pending: int, running: int, live: int, location: str,
 
 
 @tool
-def cancel_job(job_id: str, db_path: str | None = None, *,
+def cancel_job(job_id: str, db_path: str | None = None, running: bool = False, *,
                settings: ServerSettings | None = None) -> Response:
     """Cancel a pending job; the pending jobs that depend on it become upstream_failed.
-    A job that is not pending is ``cancel_failed`` (with its status); an unknown id is
-    ``not_found``."""
+    With ``running`` true a running job is cancelled too: its attempt ends cancelled at
+    once, its step's ``check_cancelled()`` raises within a second and whatever it returns
+    is discarded. Another status (or a running job without ``running``) is
+    ``cancel_failed`` (with its status); an unknown id is ``not_found``."""
     job_id = check_job_id(job_id)
+    running = check_flag("running", running, meaning="cancel a running job too")
     location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
     with queue_at(location, create=False) as queue:
         find_job(queue, job_id, location)
         assert queue is not None
-        if queue.cancel(job_id):
+        if queue.cancel(job_id, running=running):
             return ok(job_id=job_id, cancelled=True, db_path=describe_location(location))
         status = queue.status_of(job_id) or "gone"
-    raise ToolFailure("cancel_failed",
-                      f"job {job_id} is {status}; only pending jobs can be cancelled",
+    if running:
+        message = f"job {job_id} is {status}; only pending and running jobs can be cancelled"
+    elif status == JobStatus.RUNNING.value:
+        message = (f"job {job_id} is running, and without running=true only pending jobs "
+                   "can be cancelled: pass running=true to stop it")
+    else:
+        message = f"job {job_id} is {status}; only pending jobs can be cancelled"
+    raise ToolFailure("cancel_failed", message,
                       {"db_path": describe_location(location), "job_status": status})
 
 

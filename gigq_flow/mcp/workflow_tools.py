@@ -1,6 +1,6 @@
 """Workflow tools: GigQ's ``gigq_submit_workflow``, and listing workflows, a workflow's
-status and its results, why each step ran or was reused, and a rerun, which gigq-mcp
-does not have.
+status and its results, why each step ran or was reused, a rerun and cancelling a run,
+which gigq-mcp does not have.
 
 A submission is checked whole before anything is written: the ``cache`` argument, the
 steps' shape, duplicate ids, unknown dependencies, cycles (``invalid_workflow``, naming
@@ -286,6 +286,25 @@ def explain_workflow(workflow_id: str, db_path: str | None = None, *,
         snapshot = run.snapshot()
     return ok(workflow_id=run.id, name=run.name, reasons=reasons, cached=snapshot.cached,
               done=snapshot.done, db_path=describe_location(location))
+
+
+@tool
+def cancel_workflow(workflow_id: str, db_path: str | None = None, *,
+                    settings: ServerSettings | None = None) -> Response:
+    """End every unfinished step of a workflow run (``WorkflowRun.cancel()``): pending
+    steps are cancelled, and running ones too: their attempt ends cancelled at once, a
+    step that calls ``check_cancelled()`` stops within a second, and whatever a step
+    returns afterwards is discarded. Returns ``cancelled`` (how many steps it ended; 0
+    when the run had finished), and the run's ``counts`` and ``done`` afterwards. Jobs
+    outside the run that depend on its steps become upstream_failed. Unknown ids are
+    ``not_found``."""
+    location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
+    with queue_at(location, create=False) as queue:
+        run = find_workflow(queue, workflow_id, location)
+        cancelled = run.cancel()
+        snapshot = run.snapshot()
+    return ok(workflow_id=run.id, name=run.name, cancelled=cancelled, counts=snapshot.counts,
+              total=snapshot.total, done=snapshot.done, db_path=describe_location(location))
 
 
 @tool

@@ -26,7 +26,8 @@ from .jobtable import job_row, job_table
 from .livesvg import LiveSvg
 from .render import render
 from .stepout import PANEL_CLASS, PICK_ATTRIBUTE, PICK_CLASS, output_html
-from .styles import CACHED, DEFAULT_RANKDIR, StyleOverrides, get_styles, style_key
+from .styles import DEFAULT_RANKDIR, StyleOverrides, get_styles
+from .summary import RunSummary
 from .view import (
     GROUP_THRESHOLD,
     GraphView,
@@ -45,7 +46,6 @@ STOP_TIMEOUT = 5.0
 OUTPUT_READ_INTERVAL = 1.0
 """Seconds between reads of a running selected step's output: the worker stores it
 about once a second, so reading it more often would read the same text."""
-_FAILURES = (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.UPSTREAM_FAILED)
 
 
 class LiveRun(Protocol):
@@ -63,6 +63,10 @@ class LiveRun(Protocol):
         its traceback if that attempt failed."""
         ...
 
+    def cancel(self) -> int:
+        """End every unfinished step of the run, running ones included; how many."""
+        ...
+
     def close(self) -> None:
         """Close the calling thread's connection to the queue."""
         ...
@@ -72,7 +76,9 @@ class RunPanel(widgets.VBox):
     """A live view of a run: progress (finished of total), a count per status in its
     colour (and of the completed jobs that reused an earlier result, once there is one),
     the DAG coloured by status, a table of jobs and, once a step is selected (a click on
-    its row or its node, or ``select()``), the selected step's output.
+    its row or its node, or ``select()``), the selected step's output. The "Cancel run"
+    button (``cancel_button``) ends every unfinished step (``run.cancel()``), running
+    ones included; it is disabled once the run is done.
 
     A daemon thread refreshes it every ``interval`` seconds, makes a last refresh
     and stops once every job is terminal; ``refresh()`` refreshes by hand, ``stop()``
@@ -125,20 +131,20 @@ class RunPanel(widgets.VBox):
         self._output_read = 0.0
         self.output_text = ""
         """The selected step's output (and traceback) as last read; "" when none is."""
+        self._cancelling = False
+        self._cancel_note = ""
 
         self.header = widgets.HTML(
             value=f'<b>{html.escape(run.name)}</b> <span style="color:#888">{run.id}</span>')
-        self.progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
-                                            layout=widgets.Layout(width="60%"))
-        self.progress_text = widgets.HTML()
-        self.count_labels: dict[str, widgets.HTML] = {}
-        """A chip per status, and one for reused results after ``completed`` (shown
-        once the run has one: they are counted in ``completed`` too)."""
-        for status in JobStatus:
-            self.count_labels[status.value] = widgets.HTML()
-            if status is JobStatus.COMPLETED:
-                self.count_labels[CACHED.value] = widgets.HTML(
-                    layout=widgets.Layout(display="none"))
+        self.cancel_button = widgets.Button(
+            description="Cancel run", icon="stop", button_style="danger",
+            tooltip="End every unfinished step of this run, running ones included",
+            layout=widgets.Layout(width="auto", margin="0 0 0 12px"))
+        self.cancel_button.on_click(self._on_cancel)
+        self._summary = RunSummary(self.styles)
+        self.progress = self._summary.progress
+        self.progress_text = self._summary.progress_text
+        self.count_labels = self._summary.count_labels
         self.graph_view = widgets.HTML(layout=widgets.Layout(display="" if graph else "none"))
         self.table = widgets.HTML(layout=widgets.Layout(display="" if table else "none"))
         self.output = widgets.HTML(layout=widgets.Layout(display="none"))
@@ -151,7 +157,8 @@ class RunPanel(widgets.VBox):
         self._show_graph = graph
         self._show_table = table
         super().__init__(children=[
-            self.header,
+            widgets.HBox([self.header, self.cancel_button],
+                         layout=widgets.Layout(align_items="center")),
             widgets.HBox([self.progress, self.progress_text]),
             widgets.HBox(list(self.count_labels.values()),
                          layout=widgets.Layout(flex_flow="row wrap")),
@@ -258,6 +265,7 @@ class RunPanel(widgets.VBox):
                 self.error_box.layout.display = "none"
             self.refreshes += 1
             self.last_refresh = datetime.now()
+            self.cancel_button.disabled = done or self._cancelling
             self._set_status_line()
             return done
 
@@ -270,7 +278,7 @@ class RunPanel(widgets.VBox):
         first = self.snapshot is None
         try:
             if changed or first:
-                self._update_summary(snapshot)
+                self._summary.update(snapshot)
                 if self._show_graph:
                     self._update_graph(snapshot, changed)
             if self._show_table and (changed or running or first):
@@ -286,35 +294,6 @@ class RunPanel(widgets.VBox):
             raise
         self.snapshot = snapshot
         return snapshot.done
-
-    def _update_summary(self, snapshot: RunSnapshot) -> None:
-        counts = snapshot.counts
-        self.progress.max = max(snapshot.total, 1)
-        self.progress.value = snapshot.finished
-        if any(counts[s.value] for s in _FAILURES):
-            self.progress.bar_style = "danger"
-        elif counts[JobStatus.CANCELLED.value]:
-            self.progress.bar_style = "warning"
-        elif snapshot.done:
-            self.progress.bar_style = "success"
-        else:
-            self.progress.bar_style = "info"
-        self.progress_text.value = f"{snapshot.finished} / {snapshot.total} finished"
-        for status in JobStatus:
-            self.count_labels[status.value].value = self._chip(status.value,
-                                                               counts[status.value])
-        cached = snapshot.cached
-        self.count_labels[CACHED.value].value = self._chip(
-            CACHED.value, cached, "completed jobs that reused an earlier result (also counted in "
-            "completed)")
-        self.count_labels[CACHED.value].layout.display = "" if cached else "none"
-
-    def _chip(self, key: str, count: int, title: str = "") -> str:
-        style = self.styles[style_key(key)]
-        hint = f' title="{html.escape(title)}"' if title else ""
-        return (f'<span class="gigq-flow-count {key}"{hint} style="{style.css()};'
-                f'padding:1px 6px;margin-right:4px;border-radius:3px;font-size:12px">'
-                f"{html.escape(style.symbol)} {key} <b>{count}</b></span>")
 
     # -- graph --------------------------------------------------------------------------
     def _update_graph(self, snapshot: RunSnapshot, changed: list[JobState]) -> None:
@@ -428,6 +407,31 @@ class RunPanel(widgets.VBox):
             with self._lock:
                 self._show_error(exc, "selecting a step")
 
+    # -- cancelling ---------------------------------------------------------------------
+    def _on_cancel(self, _button: widgets.Button) -> None:
+        """The "Cancel run" button: end every unfinished step, then refresh. A failure
+        shows in the panel (and stays in the status line); nothing reaches the notebook."""
+        with self._lock:
+            if self._cancelling or self.done:
+                return
+            self._cancelling = True
+            self.cancel_button.disabled = True
+        try:
+            count = self.run.cancel()
+        except Exception as exc:
+            logger.debug("cancelling run %s failed", self.run.id, exc_info=True)
+            with self._lock:
+                self._show_error(exc, "cancelling the run")
+                self._cancel_note = f"cancel failed: {self.last_error}"
+        else:
+            self._cancel_note = f"cancelled {count} step{'' if count == 1 else 's'}"
+            self._cancelling = False
+            self._safe_refresh()
+        with self._lock:  # also when cancel() or the refresh failed
+            self._cancelling = False
+            self.cancel_button.disabled = self.done
+            self._set_status_line()
+
     # -- table --------------------------------------------------------------------------
     def _update_table(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
         self._learn_workers(snapshot, dirty)
@@ -476,8 +480,10 @@ class RunPanel(widgets.VBox):
             state = f"refreshing every {self.interval:g} s"
         else:
             state = "not refreshing (call refresh() or start())"
+        note = f" · {html.escape(self._cancel_note)}" if self._cancel_note else ""
         self.status_line.value = (
-            f'<span style="color:#666;font-size:11px">last update {when} · {state}</span>')
+            f'<span style="color:#666;font-size:11px">last update {when} · {state}{note}'
+            "</span>")
 
     def __repr__(self) -> str:
         summary = self.snapshot.summary() if self.snapshot else self.run.id

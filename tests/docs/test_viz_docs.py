@@ -33,3 +33,5 @@ def test_the_examples_in_the_visualization_guide_run(tmp_path):
     # a step's output in the panel: its print and log record, then a failed step's traceback
     assert "reading 3 rows\nWARNING etl: row 3 looks odd\n" in done.stdout
     assert "ZeroDivisionError: division by zero" in done.stdout
+    # the panel's Cancel run button ends a running run, then is disabled
+    assert "2 cancelled; button disabled: True" in done.stdout

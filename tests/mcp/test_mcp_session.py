@@ -25,13 +25,14 @@ GIGQ_TOOLS = {
     "gigq_requeue_job": (["job_id"], {"db_path": None}),
     "gigq_submit_workflow": (["name", "steps"], {"db_path": None}),
 }
-MORE_ARGUMENTS = {"gigq_submit_workflow": {"cache": False}}
+MORE_ARGUMENTS = {"gigq_submit_workflow": {"cache": False}, "gigq_cancel_job": {"running": False}}
 """Arguments gigq-flow adds to GigQ's tools, with their defaults."""
 MORE_TOOLS = {
     "gigq_list_workflows": ([], {"limit": 100, "db_path": None}),
     "gigq_get_workflow_status": (["workflow_id"], {"db_path": None}),
     "gigq_get_workflow_results": (["workflow_id"], {"db_path": None}),
     "gigq_explain_workflow": (["workflow_id"], {"db_path": None}),
+    "gigq_cancel_workflow": (["workflow_id"], {"db_path": None}),
     "gigq_rerun_workflow": (["workflow_id"], {"cache": True, "db_path": None}),
     "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None}),
     "gigq_get_job_logs": (["job_id"], {"attempt": None, "db_path": None}),
@@ -64,6 +65,7 @@ def test_the_server_introduces_itself_and_offers_gigqs_tools_and_more(server):
     step = tools["gigq_submit_workflow"].inputSchema["properties"]["steps"]["items"]
     assert {"cache", "cache_version"} <= set(step["properties"])
     assert tools["gigq_cancel_job"].annotations.destructiveHint is True
+    assert tools["gigq_cancel_workflow"].annotations.destructiveHint is True
     assert tools["gigq_get_job_logs"].annotations.readOnlyHint is True
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -208,6 +209,71 @@ def test_rerun_refuses_a_function_outside_the_allowed_modules(db_path):
     assert workflow_tools.list_workflows(db_path=db)["total"] == 2
 
 
+def long_step_running(db_path, make_worker, steps, concurrency=1):
+    """Submit ``steps`` plus a step ``long`` that loops on check_cancelled(), start a
+    background worker, and wait until ``long`` runs; returns the submission."""
+    key = f"mcp-cancel-{uuid.uuid4().hex[:8]}"
+    long = {"id": "long", "function": "support.jobs.work_until_cancelled",
+            "params": {"key": key}, "name": "long"}
+    submitted = workflow_tools.submit_workflow("cancel me", [long, *steps], db_path=str(db_path))
+    assert submitted["success"], submitted
+    make_worker(db_path, concurrency=concurrency, polling_interval=0.1).start_background()
+    assert jobs.event(f"{key}:started").wait(20)
+    return submitted, key
+
+
+def test_a_running_job_is_cancelled_only_with_running(db_path, make_worker):
+    db = str(db_path)
+    after = {"id": "after", "function": "support.jobs.noop", "depends_on": ["long"]}
+    submitted, key = long_step_running(db_path, make_worker, [after])
+    long_id, after_id = (submitted["step_id_to_job_id"][step] for step in ("long", "after"))
+
+    refused = tools.cancel_job(long_id, db_path=db)
+    assert refused["error"]["code"] == "cancel_failed"
+    assert refused["error"]["details"]["job_status"] == "running"
+    assert "pass running=true to stop it" in refused["error"]["message"]
+    assert tools.get_job_status(long_id, db_path=db)["status"]["status"] == "running"
+    assert not jobs.event(f"{key}:stopped").is_set()
+
+    cancelled = tools.cancel_job(long_id, db_path=db, running=True)
+    assert (cancelled["success"], cancelled["cancelled"]) == (True, True), cancelled
+    record = tools.get_job_status(long_id, db_path=db)["status"]
+    assert (record["status"], record["error"]) == ("cancelled", "cancelled while it ran")
+    assert [attempt["status"] for attempt in record["executions"]] == ["cancelled"]
+    assert tools.get_job_status(after_id, db_path=db)["status"]["status"] == "upstream_failed"
+    assert jobs.event(f"{key}:stopped").wait(5)  # the step was told, through its heartbeat
+
+    again = tools.cancel_job(long_id, db_path=db, running=True)["error"]
+    assert again["code"] == "cancel_failed" and again["details"]["job_status"] == "cancelled"
+    assert "only pending and running jobs can be cancelled" in again["message"]
+    bad = tools.cancel_job(long_id, db_path=db, running="yes")["error"]
+    assert bad["code"] == "invalid_argument" and "pass running=true" in bad["message"]
+
+
+def test_cancelling_a_workflow_ends_its_pending_and_running_steps(db_path, make_worker):
+    db = str(db_path)
+    steps = [{"id": "after", "function": "support.jobs.noop", "depends_on": ["long"]},
+             {"id": "quick", "function": "support.jobs.identity", "params": {"value": 1}}]
+    submitted, key = long_step_running(db_path, make_worker, steps, concurrency=2)
+    workflow_id, ids = submitted["workflow_id"], submitted["step_id_to_job_id"]
+    wait_until(lambda: tools.get_job_status(ids["quick"], db_path=db)["status"]["status"]
+               == "completed", what="the quick step completed")
+
+    ended = workflow_tools.cancel_workflow(workflow_id, db_path=db)
+    assert ended["success"], ended
+    assert (ended["workflow_id"], ended["name"], ended["cancelled"], ended["done"]) == \
+        (workflow_id, "cancel me", 2, True)
+    assert (ended["counts"]["cancelled"], ended["counts"]["completed"], ended["total"]) == \
+        (2, 1, 3)
+    status = workflow_tools.get_workflow_status(workflow_id, db_path=db)
+    assert {job["name"]: job["status"] for job in status["jobs"]} == {
+        "long": "cancelled", "noop": "cancelled", "identity": "completed"}
+    assert jobs.event(f"{key}:stopped").wait(5)
+    assert workflow_tools.cancel_workflow(workflow_id, db_path=db)["cancelled"] == 0
+    missing = workflow_tools.cancel_workflow("nope", db_path=db)["error"]
+    assert missing["code"] == "not_found" and "gigq_list_workflows" in missing["message"]
+
+
 def test_refused_workflows_write_nothing(db_path):
     db = str(db_path)
     for steps in ([{"id": "a", "function": "support.jobs.noop", "depends_on": ["a"]}],
@@ -283,6 +349,7 @@ def test_reading_a_missing_file_creates_nothing(db_path):
     assert workflow_tools.get_workflow_status("w", db_path=db)["error"]["code"] == "not_found"
     assert workflow_tools.explain_workflow("w", db_path=db)["error"]["code"] == "not_found"
     assert workflow_tools.rerun_workflow("w", db_path=db)["error"]["code"] == "not_found"
+    assert workflow_tools.cancel_workflow("w", db_path=db)["error"]["code"] == "not_found"
     assert not Path(db).exists()
 
 
