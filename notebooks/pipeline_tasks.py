@@ -2,7 +2,8 @@
 
 A worker process runs a job by importing its function by module and name; functions
 defined in a notebook live in the kernel's ``__main__``, which another process cannot
-import. Start workers with this directory as the working directory (or on PYTHONPATH).
+import (it could run them by value only if started with ``--allow-pickle``). Start
+workers with this directory as the working directory (or on PYTHONPATH).
 """
 
 from __future__ import annotations
