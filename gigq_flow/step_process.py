@@ -15,7 +15,6 @@ worker disappears exits by itself.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -207,61 +206,71 @@ def child_main(fd: int) -> None:
     sys.path[:] = sys_path
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     install_output_routing()
-    functions: dict[str, Callable] = {}
-    sending = threading.Lock()
-    while True:
+    _Child(conn).serve()
+
+
+class _Child:
+    """The child's end: runs calls one at a time; one thread sends the running step's
+    output every OUTPUT_SEND_INTERVAL (and the step's flushes send it at once)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sending = threading.Lock()  # one message at a time, pieces in order
+        self.output: Output | None = None  # the running step's
+        self.functions: dict[str, Callable] = {}  # shipped code, by digest
+
+    def serve(self) -> None:
+        threading.Thread(target=self._send_output, daemon=True).start()
+        while True:
+            try:
+                call = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if call is None:
+                return
+            self._run(call)
+
+    def _run(self, call: Call) -> None:
         try:
-            call = conn.recv()
-        except (EOFError, OSError):
+            func = self._function(call.code)
+        except Exception as exc:  # deterministic: retrying cannot help
+            self._send("outcome", "",
+                       tuple(Outcome(error=f"cannot start job: {describe_error(exc)}",
+                                     retry=False)))
             return
-        if call is None:
-            return
-        _run_call(call, conn, sending, functions)
+        output = Output(call.output_limit)
+        output.on_flush = self.send_pending
+        self.output = output
+        outcome = call_step(func, call.params, call.serializer, output, Attempt(call.job))
+        with self.sending:
+            self.output = None
+            self.conn.send(("outcome", output.take(), tuple(outcome)))
 
+    def _function(self, code: CodeRef) -> Callable:
+        kind, name, data = code
+        if kind == "path":
+            module_name, _, function_name = name.partition(":")
+            return import_function(module_name, function_name)
+        if data is not None:
+            self.functions[name] = shipping.load(data)
+        return self.functions[name]
 
-def _run_call(call: Call, conn: Connection, sending: threading.Lock,
-              functions: dict[str, Callable]) -> None:
-    try:
-        func = _function(call.code, functions)
-    except Exception as exc:  # deterministic: retrying cannot help
-        outcome = Outcome(error=f"cannot start job: {describe_error(exc)}", retry=False)
-        with sending:
-            conn.send(("outcome", "", tuple(outcome)))
-        return
-    output = Output(call.output_limit)
-    output.on_flush = functools.partial(_send_pending, output, conn, sending)
-    done = threading.Event()
-    sender = threading.Thread(target=_send_output, args=(output, conn, sending, done),
-                              daemon=True)
-    sender.start()
-    outcome = call_step(func, call.params, call.serializer, output, Attempt(call.job))
-    done.set()
-    sender.join()
-    with sending:
-        conn.send(("outcome", output.take(), tuple(outcome)))
+    def send_pending(self) -> None:
+        """Send what the running step wrote since the last send."""
+        with self.sending:
+            if self.output is not None:
+                text = self.output.take()
+                if text:
+                    self.conn.send(("output", text))
 
+    def _send(self, *message: Any) -> None:
+        with self.sending:
+            self.conn.send(message)
 
-def _function(code: CodeRef, functions: dict[str, Callable]) -> Callable:
-    kind, name, data = code
-    if kind == "path":
-        module_name, _, function_name = name.partition(":")
-        return import_function(module_name, function_name)
-    if data is not None:
-        functions[name] = shipping.load(data)
-    return functions[name]
-
-
-def _send_output(output: Output, conn: Connection, sending: threading.Lock,
-                 done: threading.Event) -> None:
-    while not done.wait(OUTPUT_SEND_INTERVAL):
-        _send_pending(output, conn, sending)
-
-
-def _send_pending(output: Output, conn: Connection, sending: threading.Lock) -> None:
-    with sending:  # taken under the lock: pieces reach the worker in order
-        text = output.take()
-        if text:
-            conn.send(("output", text))
+    def _send_output(self) -> None:
+        while True:
+            time.sleep(OUTPUT_SEND_INTERVAL)
+            self.send_pending()
 
 
 def _exit_with_parent(parent: int) -> None:

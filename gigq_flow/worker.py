@@ -230,8 +230,11 @@ class Worker:
     def _close_step_processes(self) -> None:
         with self._active_lock:
             steps, self._step_processes = self._step_processes, []
-        for step in steps:
-            step.close()
+        closing = [threading.Thread(target=step.close, daemon=True) for step in steps]
+        for thread in closing:  # at once: each waits up to CLOSE_WAIT for its child
+            thread.start()
+        for thread in closing:
+            thread.join()
 
     def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool,
                        traceback: str | None = None) -> None:
@@ -358,6 +361,8 @@ class Worker:
         worker_id = self.worker_id if self.concurrency == 1 else f"{self.worker_id}-{index}"
         logger.info("worker thread %s started", worker_id)
         try:
+            if self.executor == "processes":
+                self._step_process().start()  # its start-up overlaps the first claim's
             while True:
                 try:
                     since = self.store.watch()  # before the checks: no wake-up is missed

@@ -209,8 +209,12 @@ class Workflow:
             allow_pickle=any(job.serializer == "pickle" for job in self.jobs),
             executor=executor,
         )
-        run = self.submit(queue, cache=cache)
-        worker.start_background()
+        worker.start_background()  # processes start while the workflow is checked and sent
+        try:
+            run = self.submit(queue, cache=cache)
+        except BaseException:
+            worker.stop(wait=True)
+            raise
         if wait:
             try:
                 run.wait(timeout=timeout, progress=progress)

@@ -21,6 +21,7 @@ from ..decorators import TaskWrapper
 from ..job import Job
 from ..job_status import FINAL_FAILURES, JobStatus
 from ..locations import describe_location, is_postgres_url
+from ..shipping import by_value_only
 from .common import (
     RefusedError,
     UsageError,
@@ -128,6 +129,13 @@ def import_function(spec: str) -> Callable[..., Any]:
     return function
 
 
+def named_function(spec: str, function: Callable[..., Any]) -> Callable[..., Any] | str:
+    """What a job named by its path ``spec`` runs: the function, or the path itself when
+    the object is a lambda bound to that name (its path is how workers find it; as an
+    object it would be shipped by value)."""
+    return spec if by_value_only(function) else function
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -175,7 +183,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     }
     options.update({key: value for key, value in given.items() if value is not None})
     options.setdefault("name", getattr(function, "__name__", args.function))
-    job = Job(function=function, params=params, dependencies=args.depends_on, **options)
+    job = Job(function=named_function(args.function, function), params=params,
+              dependencies=args.depends_on, **options)
     if args.depends_on and not is_postgres_url(args.db) and not os.path.exists(args.db):
         raise UsageError(f"--depends-on {args.depends_on[0]}: no such job, "
                          f"{describe_location(args.db)} does not exist yet")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cli.jobs import REQUEUEABLE
+from ..cli.jobs import REQUEUEABLE, named_function
 from ..cli.records import attempt_count_problem, logs_record
 from ..decorators import TaskWrapper
 from ..errors import TaskDefinitionError
@@ -113,7 +113,8 @@ def submit_job(
     if isinstance(function, TaskWrapper):
         function = function.__wrapped__
     try:
-        job = Job(name=name, function=function, params=params, **options)
+        job = Job(name=name, function=named_function(function_path, function), params=params,
+                  **options)
     except TaskDefinitionError as exc:
         raise ToolFailure("import_error",
                           f"function_path: {function_path} cannot be a job: {exc}") from None

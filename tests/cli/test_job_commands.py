@@ -146,6 +146,14 @@ def test_submit_a_task_keeps_its_options_unless_overridden(db):
     assert ok_json(cli(db, "status", second["id"], "--json"))["result"] == 40
 
 
+def test_a_lambda_named_by_its_path_runs_by_that_path(db):
+    status = ok_json(cli(db, "status", submitted_id(cli(db, "submit", "support.jobs.lambda_fn")),
+                         "--json"))
+    assert (status["function_module"], status["function_name"]) == ("support.jobs", "lambda_fn")
+    ok(cli(db, "worker", "--once"))  # no --allow-pickle: nothing was shipped by value
+    assert ok_json(cli(db, "status", status["id"], "--json"))["result"] == "from a lambda"
+
+
 def test_submit_imports_modules_of_the_working_directory(tmp_path, db):
     (tmp_path / "localjobs.py").write_text("def hello(who):\n    return 'hello ' + who\n")
     env = cli_env(PYTHONPATH=str(REPO_ROOT))  # this checkout, and nothing else, on the path
@@ -280,7 +288,6 @@ def test_a_gigq_file_is_read_and_run_in_place(db):
         (["submit", "support.jobs.missing"], ["has no attribute 'missing'"]),
         (["submit", "support.jobs.NOT_A_FUNCTION"], ["is a int, not a function"]),
         (["submit", "support"], ["module.function"]),
-        (["submit", "support.jobs.lambda_fn"], ["lambda"]),
         (["submit", "brokenmodule.run"], ["cannot import", "ZeroDivisionError"]),
         (["submit", "support.jobs.add", "-p", "a"], ["--param 'a' is not KEY=VALUE"]),
         (["submit", "support.jobs.add", "-p", "=3"], ["is not KEY=VALUE"]),

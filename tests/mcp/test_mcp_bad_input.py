@@ -30,8 +30,6 @@ CASES = [
      "import_error", "no attribute 'missing'"),
     ("gigq_submit_job", {"function_path": "support.jobs.NOT_A_FUNCTION", "name": "x"},
      "import_error", "not a function"),
-    ("gigq_submit_job", {"function_path": "support.jobs.lambda_fn", "name": "x"},
-     "import_error", "lambda"),
     ("gigq_submit_job", {"function_path": ADD, "name": ""}, "invalid_argument", "name"),
     ("gigq_submit_job", {"function_path": ADD, "name": "x", "params": [1, 2]},
      "invalid_argument", "params must be an object"),

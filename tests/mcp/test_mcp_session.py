@@ -34,7 +34,8 @@ MORE_TOOLS = {
     "gigq_explain_workflow": (["workflow_id"], {"db_path": None}),
     "gigq_cancel_workflow": (["workflow_id"], {"db_path": None}),
     "gigq_rerun_workflow": (["workflow_id"], {"cache": True, "db_path": None}),
-    "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None}),
+    "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None,
+                            "executor": "threads"}),
     "gigq_get_job_logs": (["job_id"], {"attempt": None, "db_path": None}),
 }
 
