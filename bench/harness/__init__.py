@@ -1,7 +1,7 @@
 """What the benchmark scripts in ``bench/`` share; none of it runs on its own.
 
-- ``jobs``:               the job functions the systems run (no-op, nap, spin, numbered,
-                          print_lines),
+- ``jobs``:               the job functions the systems run (no-op, nap, spin, crunch,
+                          numbered, print_lines),
                           importable by module and name in every worker process.
 - ``postgres_jobs``:      the PostgreSQL benchmark's no-op, which notes its completion time,
                           and procrastinate's app with it as its task.

@@ -19,6 +19,15 @@ def spin(seconds: float) -> None:
         pass
 
 
+def crunch(loops: int) -> int:
+    """Pure-Python CPU work: ``loops`` turns of an integer loop that holds the GIL
+    throughout (no sleep, no C call that releases it); returns what it computed."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
 def numbered(index: int, seconds: float = 0.0) -> int:
     """One step of a DAG, told apart from every other by ``index``: its params, hence its
     cache key, are its own (steps with the same function, params and parents share a key,

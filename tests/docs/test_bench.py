@@ -6,7 +6,9 @@ checked is that the evidence behind BENCHMARKS.md can still be produced.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -163,3 +165,42 @@ def test_output_measures_both_targets_and_says_what_it_neutralised(tmp_path: Pat
         "a step printing 100 lines at most 2x printing to /dev/null",
     ]
     assert all(float(ratio) > 0 for _, ratio, _ in verdicts)
+
+
+PROCESSES_VERDICTS = [
+    "2 CPU-bound steps of 0.05 s on {cores} processes within 1.2 x (steps / cores) x one step",
+    "2 CPU-bound steps: processes at least 1.6x faster than threads",
+    "20 no-op steps on 4 processes within 2x of ProcessPoolExecutor(4).map (start included "
+    "for both)",
+]
+DASK_VERDICT = ("20 no-op steps on 4 processes at least as fast as Dask LocalCluster "
+                "(time / Dask's, start included for both)")
+
+
+def test_processes_reports_every_system_and_each_target(tmp_path: Path) -> None:
+    out = tmp_path / "processes.json"
+    stdout = run_script("processes.py", "--cpu-steps", "2", "--cpu-seconds", "0.05",
+                        "--steps", "20", "--repeat", "1", "--start-runs", "1", "--json",
+                        str(out))
+    figures = json.loads(out.read_text())
+    dask = importlib.util.find_spec("distributed") is not None
+    assert set(figures["cpu"]["trials"]) == {"one step alone", "processes", "threads",
+                                            "ProcessPoolExecutor.map (for scale)"}
+    systems = {"gigq_flow, processes", "gigq_flow, processes, step in __main__",
+               "gigq_flow, threads (for scale)", "ProcessPoolExecutor.map"}
+    if dask:
+        systems |= {"Dask LocalCluster", "Dask, cluster already started",
+                    "Dask, its close (not in any figure)"}
+    assert set(figures["noop"]["trials"]) == systems
+    assert all(len(values) == 1 and values[0] > 0
+               for part in ("cpu", "noop") for values in figures[part]["trials"].values())
+    for row in ("one step alone", "processes, Workflow.run(", "threads, Workflow.run(",
+                f"ProcessPoolExecutor({os.cpu_count()}).map (for scale)",
+                "gigq_flow, processes ", "gigq_flow, processes, step in __main__",
+                "gigq_flow, threads (for scale)", "ProcessPoolExecutor(4).map"):
+        assert re.search(rf"^  {re.escape(row)}", stdout, re.MULTILINE), (row, stdout)
+    verdicts = re.findall(r"^(.+): \d+\.\d\dx, (?:met|NOT met)$", stdout, re.MULTILINE)
+    expected = [line.format(cores=os.cpu_count()) for line in PROCESSES_VERDICTS]
+    assert verdicts == expected + ([DASK_VERDICT] if dask else [])
+    if not dask:
+        assert "Dask LocalCluster: skipped (dask[distributed] is not installed" in stdout
