@@ -66,6 +66,9 @@ def to_new_job(job: Job, cache: str | None = None,
         cache_version=job.cache_version,
         code_digest=None if code is None else code.digest,
         code=None if code is None else code.code,
+        map_param=job.map_param,
+        map_limit=job.map_limit,
+        tags=job.tags,
     )
 
 

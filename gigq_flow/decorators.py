@@ -29,9 +29,9 @@ TASK_DEFAULTS: dict[str, Any] = {
     "retry_delay": DEFAULT_RETRY_DELAY,
     "serializer": "json",
 }
-TASK_OPTIONS = frozenset({"name", "cache", "cache_version", *TASK_DEFAULTS})
-"""GigQ's options (with defaults: ``_options`` holds them all, as GigQ's does) and the
-cache options, kept only when given."""
+TASK_OPTIONS = frozenset({"name", "cache", "cache_version", "tags", *TASK_DEFAULTS})
+"""GigQ's options (with defaults: ``_options`` holds them all, as GigQ's does) and ours
+(the cache's, tags), kept only when given."""
 
 
 class TaskWrapper:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +62,17 @@ def check_importable(function: Callable) -> None:
         )
 
 
+def check_tags(job_name: str, tags: Sequence[str]) -> tuple[str, ...]:
+    """A job's tags as stored: a tuple of distinct, non-empty, one-line strings."""
+    if isinstance(tags, str) or not all(
+            isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in tags):
+        raise ConfigurationError(
+            f"tags of job {job_name!r} must be a list of non-empty, one-line strings, "
+            f"got {tags!r}"
+        )
+    return tuple(dict.fromkeys(tags))
+
+
 class Job:
     """A unit of work: a module-level function and the keyword arguments to call it with.
 
@@ -71,6 +82,9 @@ class Job:
     Dependencies are ids of jobs that must complete first. ``pass_parent_results``:
     None injects ``parent_results`` when the function accepts it (or ``**kwargs``),
     True always, False never. ``serializer`` is ``"json"`` (default) or ``"pickle"``.
+
+    ``tags`` name kinds of work: ``JobQueue.set_limit(tag, n)`` lets at most n jobs
+    carrying a tag run at once, across every worker of the queue.
 
     ``cache=False`` marks a step that always runs (side effects, randomness) even in a
     run with ``cache=True``; ``cache_version`` is part of the step's cache key: change it
@@ -93,6 +107,7 @@ class Job:
         serializer: str = "json",
         cache: bool = True,
         cache_version: str | int | None = None,
+        tags: Sequence[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"job name must be a non-empty string, got {name!r}")
@@ -135,6 +150,7 @@ class Job:
                 f"cache_version of job {name!r} must be a string or an integer, "
                 f"got {cache_version!r}"
             )
+        self.tags = check_tags(name, tags)
         self.id = str(uuid.uuid4())
         self.name = name
         self.function = function
@@ -149,6 +165,10 @@ class Job:
         self.serializer = serializer
         self.cache = cache
         self.cache_version = None if cache_version is None else str(cache_version)
+        self.map_param: str | None = None
+        """Set by ``Workflow.map``: the job is a map, its items receive this parameter."""
+        self.map_limit: int | None = None
+        """A map's ``max_active``: how many of its items may run at once."""
         self.created_at = datetime.now().isoformat()
 
     @property

@@ -74,6 +74,20 @@ class JobQueue:
         logger.info("submitted workflow %s (%s): %d jobs", record.id, name, len(jobs))
         return record.id
 
+    def set_limit(self, tag: str, max_running: int | None) -> None:
+        """Let at most ``max_running`` jobs tagged ``tag`` run at once, across every
+        worker thread, process and host of this queue (None removes the limit). Jobs
+        already running stay running; the limit holds for the next claims."""
+        if not isinstance(tag, str) or not tag.strip() or "\n" in tag:
+            raise ConfigurationError(f"a tag is a non-empty, one-line string, got {tag!r}")
+        if max_running is not None:
+            check_int(f"the limit of tag {tag!r}", max_running, minimum=1)
+        self.store.set_limit(tag, max_running)
+
+    def limits(self) -> dict[str, int]:
+        """Each limited tag and how many of its jobs may run at once."""
+        return self.store.limits()
+
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` are jobs of this queue."""
         return self.store.existing_ids(job_ids)

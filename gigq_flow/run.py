@@ -3,6 +3,7 @@ every view draws (:mod:`.snapshot`)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import datetime
@@ -164,6 +165,8 @@ class WorkflowRun:
                 retry_delay=job["retry_delay"] or 0, serializer=job["serializer"] or "json",
                 cache=CACHE_NEVER if job["cache"] == CACHE_NEVER else mode,
                 cache_version=job["cache_version"], code_digest=job["code_digest"],
+                map_param=job["map_param"], map_limit=job["map_limit"],
+                tags=tuple(json.loads(job["tags"] or "[]")),
             )
             for job in definitions
         ]

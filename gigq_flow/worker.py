@@ -19,6 +19,7 @@ from .errors import ConfigurationError, DatabaseError
 from .fingerprint import result_digest
 from .job_queue import JobQueue
 from .loader import FunctionLoader, accepts_parent_results
+from .mapping import run_map
 from .output import DEFAULT_OUTPUT_LIMIT, Output, describe_error
 from .output import install as install_output_routing
 from .results import ParentResults
@@ -143,6 +144,9 @@ class Worker:
         if claim.cache == REUSED:
             logger.info("%s: job %s (%s) reused an earlier result", worker_id, claim.id,
                         claim.name)
+            return True
+        if claim.map_param is not None:  # expanded or collected: no function to call
+            run_map(self.store, self._loader, claim)
             return True
         logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
         deadline = now + claim.timeout

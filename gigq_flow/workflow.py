@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .checks import check_int
 from .decorators import TaskWrapper
 from .errors import (
     ConfigurationError,
@@ -87,7 +88,8 @@ class Workflow:
         """Add a ``@task`` or a plain module-level function, called with ``params``.
 
         ``job_options`` (name, priority, max_attempts, timeout, description,
-        retry_delay, serializer, cache, cache_version) override the task's own options.
+        retry_delay, serializer, cache, cache_version, tags) override the task's own
+        options.
         """
         if isinstance(fn, TaskWrapper):
             options = {**fn.options, **job_options}
@@ -99,6 +101,42 @@ class Workflow:
             function=function, params=params, pass_parent_results=pass_parent_results, **options
         )
         return self.add_job(job, depends_on=depends_on)
+
+    def map(
+        self,
+        fn: Callable,
+        over: Job | str,
+        params: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        item_param: str = "item",
+        max_active: int | None = None,
+        **job_options: Any,
+    ) -> Job:
+        """Run ``fn`` once per element of ``over``'s result (a list), decided when
+        ``over`` completes: item ``i`` is a job named ``f"{name}[{i}]"`` called with
+        ``item=<element>`` (or ``item_param``) and ``params``; ``job_options`` apply to
+        each item. The returned Job stands for the whole map: it completes once every
+        item did, with their results in input order, and can be depended on or mapped
+        over again. An empty list completes it with ``[]``; a result that is not a list
+        fails it. ``max_active`` caps how many of its items run at once, across every
+        worker (a limit on a tag of the map's own, see ``JobQueue.set_limit``)."""
+        if not isinstance(item_param, str) or not item_param.isidentifier():
+            raise ConfigurationError(
+                f"item_param must be a parameter name, got {item_param!r}"
+            )
+        if max_active is not None:
+            check_int("max_active", max_active, minimum=1)
+        if item_param in (params or {}) or item_param == "parent_results":
+            raise ConfigurationError(
+                f"item_param {item_param!r} is also given in params (or is "
+                "parent_results); choose another item_param"
+            )
+        job = self.add_task(fn, params, depends_on=[over], pass_parent_results=False,
+                            **({} if name is None else {"name": name}), **job_options)
+        job.map_param = item_param
+        job.map_limit = max_active
+        return job
 
     # -- checking ---------------------------------------------------------------------------
     @property

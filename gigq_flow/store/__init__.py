@@ -18,6 +18,7 @@ from .contract import (
     Row,
     Store,
     WorkflowRecord,
+    map_tag,
     new_instance,
 )
 from .sqlite import SQLiteStore
@@ -67,6 +68,7 @@ __all__ = [
     "Store",
     "WorkflowRecord",
     "close_thread_connections",
+    "map_tag",
     "new_instance",
     "open_store",
     "queue_identity",

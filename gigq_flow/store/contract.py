@@ -47,6 +47,14 @@ class NewJob:
     cache_version: str | None = None
     code_digest: str | None = None  # a function shipped by value: the digest of its code
     code: bytes | None = None  # that code, when this submission stores it
+    map_param: str | None = None  # a map (Workflow.map): the parameter its items receive
+    map_limit: int | None = None  # a map's max_active: a limit on its items
+    tags: tuple[str, ...] = ()
+
+
+def map_tag(map_id: str) -> str:
+    """The tag a map's ``max_active`` limits, carried by its items."""
+    return f"map:{map_id}"
 
 
 class ClaimedJob(NamedTuple):
@@ -69,6 +77,8 @@ class ClaimedJob(NamedTuple):
     cache: str | None  # how the job's run uses the cache (see CacheMode), None: off
     cache_version: str | None
     code_digest: str | None  # set when the function is shipped by value (see step_code)
+    map_param: str | None  # set on a map: the parameter its items receive
+    map_size: int | None  # a map's item count once expanded (None: to expand)
     row_key: Any  # where the backend finds the job's row fastest (SQLite: its rowid)
     execution_id: str
     worker_id: str
@@ -229,6 +239,20 @@ class Store(Protocol):
     def attempt_states(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
         """Job id -> (the attempt its row holds, its status): a worker sees from them
         which of its attempts ended without it (cancelled, reclaimed)."""
+
+    def expand_map(self, claim: ClaimedJob, item_params: Sequence[str | bytes]) -> bool:
+        """Turn the claimed map into its items (one job per encoded params, named
+        ``f"{name}[{i}]"``, the map's options) and send the map back to pending until they
+        complete, in one transaction; False if the attempt no longer holds the map."""
+        ...
+
+    def set_limit(self, tag: str, max_running: int | None) -> None:
+        """At most ``max_running`` jobs tagged ``tag`` run at once (None: no limit)."""
+        ...
+
+    def limits(self) -> dict[str, int]:
+        """Every tag's limit."""
+        ...
 
     def step_code(self, digest: str) -> bytes | None:
         """The code of a function shipped by value (see ``NewJob.code``), None if gone."""

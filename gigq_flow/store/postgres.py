@@ -61,15 +61,17 @@ class PostgresStore(SQLStore):
         see, the row lock does."""
 
         def body(tx: Tx) -> ClaimedJob | None:
+            now = now_iso()
             picked = tx.execute(
-                f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now_iso(),)
+                f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now,)
             ).fetchone()
-            if picked is None:
+            job_id = self.gated_choice(tx, now, None if picked is None else picked[0])
+            if job_id is None and picked is None:
                 return None
             now = now_iso()
             row: Sequence[Any] = tx.execute(
                 f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
-                (worker_id, now, now, execution_id, picked[0]),
+                (worker_id, now, now, execution_id, job_id or picked[0]),
             ).fetchone()
             return settle(tx, row)
 

@@ -14,7 +14,11 @@ from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
     CODE_COLUMN,
+    GATE_INDEXES,
     JOB_INDEXES,
+    LIMIT_COLUMNS,
+    LIMIT_TABLES,
+    MAP_COLUMNS,
     OUTPUT_TABLE,
     TRACEBACK_COLUMNS,
     adopt_running_jobs,
@@ -98,9 +102,12 @@ TABLES = (
     *(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT"
       for table, column in TRACEBACK_COLUMNS),
     OUTPUT_TABLE,
-    f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {CODE_COLUMN[0]} {CODE_COLUMN[1]}",
+    *(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {name} {declaration}"
+      for name, declaration in (CODE_COLUMN, *MAP_COLUMNS, *LIMIT_COLUMNS)),
     code_table("BYTEA"),
+    *LIMIT_TABLES,
     *JOB_INDEXES,
+    *GATE_INDEXES,
     "CREATE INDEX IF NOT EXISTS idx_ended_attempts_job ON ended_attempts (job_id, started_at)",
     f"CREATE OR REPLACE VIEW job_executions AS {ATTEMPTS_QUERY}",
 )

@@ -18,15 +18,11 @@ from .transport import Tx
 ADOPTED_WORKER = "worker before migration"
 """The stand-in worker that holds the running jobs of a migrated file."""
 
-#: The indexes both backends create: the claim reads the head of ``idx_jobs_ready``, so
-#: its cost does not depend on how many jobs wait; completions find children through
-#: ``idx_job_dependencies_parent``; the search for lost workers reads
-#: ``idx_workers_live``. Running jobs have no index: a claim and a completion then each
-#: write one page less, and running jobs are found through their worker.
+#: The indexes both backends create (the claim's are GATE_INDEXES): completions find
+#: children through ``idx_job_dependencies_parent``; the search for lost workers reads
+#: ``idx_workers_live``; running jobs are found through their worker.
 JOB_INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_job_dependencies_parent ON job_dependencies (depends_on)",
-    """CREATE INDEX IF NOT EXISTS idx_jobs_ready ON jobs (priority DESC, created_at)
-        WHERE status = 'pending' AND pending_deps = 0""",
     "CREATE INDEX IF NOT EXISTS idx_jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS idx_jobs_workflow ON jobs (workflow_id)",
     """CREATE INDEX IF NOT EXISTS idx_workers_live ON workers (last_heartbeat)
@@ -116,6 +112,40 @@ OUTPUT_TABLE = """CREATE TABLE IF NOT EXISTS attempt_output (
 #: notebook's cells or a closure): each job names its function's code by digest, and the
 #: code is stored once, as long as a job references it.
 CODE_COLUMN = ("code_digest", "TEXT")
+#: Schema 6's columns of mapped steps (``Workflow.map``): a map's row names the parameter
+#: its items receive and, once expanded, how many items it has; an item's row names its
+#: map and its place in the list.
+MAP_COLUMNS = (
+    ("map_param", "TEXT"),
+    ("map_size", "INTEGER"),
+    ("map_of", "TEXT"),
+    ("map_index", "INTEGER"),
+    ("map_limit", "INTEGER"),
+)
+#: Schema 6's tags and limits: a job's tags (a JSON list, NULL for none) and its gate,
+#: the tags of it that have a limit (see :mod:`.sql_limits`).
+LIMIT_COLUMNS = (("tags", "TEXT"), ("gate", "TEXT"))
+LIMIT_TABLES = (
+    """CREATE TABLE IF NOT EXISTS tag_limits (
+        tag TEXT PRIMARY KEY,
+        max_running INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS gates (gate TEXT PRIMARY KEY)",
+)
+#: The claim's indexes (schema 6; before, ``idx_jobs_ready`` held every ready job): it
+#: reads the head of ``idx_jobs_ready_free``, so its cost does not depend on how many
+#: jobs wait, and the head of each gate with room in ``idx_jobs_ready_gated``; running
+#: gated jobs are counted through ``idx_jobs_running_gated`` (no other running job is
+#: indexed: a claim and a completion then each write one page less).
+GATE_INDEXES = (
+    "DROP INDEX IF EXISTS idx_jobs_ready",
+    """CREATE INDEX IF NOT EXISTS idx_jobs_ready_free ON jobs (priority DESC, created_at)
+        WHERE status = 'pending' AND pending_deps = 0 AND gate IS NULL""",
+    """CREATE INDEX IF NOT EXISTS idx_jobs_ready_gated ON jobs (gate, priority DESC, created_at)
+        WHERE status = 'pending' AND pending_deps = 0 AND gate IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS idx_jobs_running_gated ON jobs (gate)
+        WHERE status = 'running' AND gate IS NOT NULL""",
+)
 
 
 def code_table(blob: str) -> str:

@@ -11,10 +11,11 @@ from .sql_attempts import SQLAttempts
 from .sql_cache import SQLCache
 from .sql_copy import SQLCopy
 from .sql_jobs import SQLJobs
+from .sql_limits import SQLLimits
 from .sql_reads import SQLReads
 
 
-class SQLStore(SQLJobs, SQLAttempts, SQLCache, SQLReads, SQLCopy):
+class SQLStore(SQLJobs, SQLAttempts, SQLCache, SQLLimits, SQLReads, SQLCopy):
     """The Store contract over a SQL transport; see :class:`~gigq_flow.store.contract.Store`."""
 
     def wake_all(self) -> None:

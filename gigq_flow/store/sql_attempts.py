@@ -33,8 +33,8 @@ class SQLAttempts(SQLBase):
               probe: CacheProbe | None = None) -> ClaimedJob | None:
         def settle(tx: Tx, row: Sequence[Any]) -> ClaimedJob:
             claim = claimed_job(row, execution_id, worker_id)
-            if probe is not None and claim.cache == CACHE_USE and self.reuse_at_claim(
-                    tx, claim, probe):
+            if probe is not None and claim.cache == CACHE_USE and claim.map_param is None \
+                    and self.reuse_at_claim(tx, claim, probe):
                 return claim._replace(cache=REUSED)
             return claim
 

@@ -19,7 +19,8 @@ COPIED_COLUMNS = {
              "updated_at", "attempts", "result", "error", "started_at", "completed_at",
              "worker_id", "pass_parent_results", "retry_delay", "retry_after", "workflow_id",
              "pending_deps", "execution_id", "serializer", "cache", "cache_version",
-             "result_digest", "cache_note", "cached_from", "traceback", "code_digest"),
+             "result_digest", "cache_note", "cached_from", "traceback", "code_digest",
+             "map_param", "map_size", "map_of", "map_index", "map_limit", "tags", "gate"),
     "job_dependencies": ("job_id", "depends_on", "position"),
     "ended_attempts": ("id", "job_id", "worker_id", "status", "started_at", "completed_at",
                        "result", "error", "traceback"),
@@ -28,6 +29,8 @@ COPIED_COLUMNS = {
     "result_blobs": ("digest", "serializer", "data", "size", "created_at"),
     "attempt_output": ("job_id", "attempt_id", "seq", "text"),
     "step_code": ("digest", "data", "size", "created_at"),
+    "tag_limits": ("tag", "max_running"),
+    "gates": ("gate",),
     "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
                       "settings", "result_digest", "serializer", "result", "job_id",
                       "workflow_id",
@@ -38,7 +41,7 @@ COPY_ORDER = {
     "job_dependencies": "job_id, position", "ended_attempts": "started_at, {execution_order}",
     "workers": "started_at, instance", "result_blobs": "created_at, digest",
     "cache_entries": "created_at, key", "attempt_output": "job_id, attempt_id, seq",
-    "step_code": "created_at, digest",
+    "step_code": "created_at, digest", "tag_limits": "tag", "gates": "gate",
 }
 PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",),
             "result_blobs": ("data",), "cache_entries": ("result",), "step_code": ("data",)}
@@ -48,7 +51,7 @@ BINARY_TABLES = frozenset({"step_code"})
 DEFINITION_COLUMNS = ("id", "name", "function_module", "function_name", "params", "priority",
                       "max_attempts", "timeout", "description", "pass_parent_results",
                       "retry_delay", "serializer", "cache", "cache_version", "created_at",
-                      "code_digest")
+                      "code_digest", "map_param", "map_limit", "tags")
 
 
 def portable_payload(value: Any, serializer: str | None) -> str | bytes | None:
@@ -93,14 +96,15 @@ class SQLCopy(SQLBase):
             self.begin_snapshot(tx)
             cursor = tx.execute(
                 f"""SELECT {', '.join(DEFINITION_COLUMNS)} FROM jobs WHERE workflow_id = ?
-                    ORDER BY created_at, {self.insertion_order}""",
+                    AND map_of IS NULL ORDER BY created_at, {self.insertion_order}""",
                 (workflow_id,),
             )
             jobs = [dict(zip(DEFINITION_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
             parents: dict[str, list[str]] = {}
             for job_id, parent in tx.execute(
                 """SELECT d.job_id, d.depends_on FROM job_dependencies d
-                   JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
+                   JOIN jobs j ON j.id = d.job_id LEFT JOIN jobs p ON p.id = d.depends_on
+                   WHERE j.workflow_id = ? AND j.map_of IS NULL AND p.map_of IS NULL
                    ORDER BY d.job_id, d.position""",
                 (workflow_id,),
             ).fetchall():

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DuplicateJobError, UnknownDependencyError
 from ..job_status import JobStatus
 from .clock import now_iso
-from .contract import NewJob, WorkflowRecord
-from .sql_base import SQLBase
-from .statements import DESCENDANTS, FINAL, FINAL_MARKS, chunks, marks
+from .contract import ClaimedJob, NewJob, WorkflowRecord, map_tag
+from .sql_limits import SQLLimits
+from .statements import DESCENDANTS, FINAL, FINAL_MARKS, HELD, chunks, marks
 from .transport import Tx
 
 CANCEL_SET = """error = CASE WHEN status = 'running' THEN 'cancelled while it ran'
@@ -20,7 +21,18 @@ CANCEL_SET = """error = CASE WHEN status = 'running' THEN 'cancelled while it ra
 """A pending or running job cancelled (a running one keeps its attempt in its row, ended)."""
 
 
-class SQLJobs(SQLBase):
+MAP_ITEM = """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
+        dependencies, max_attempts, timeout, description, status, created_at, updated_at,
+        attempts, pass_parent_results, retry_delay, workflow_id, pending_deps, serializer,
+        cache, cache_version, code_digest, tags, gate, map_of, map_index)
+    SELECT ?, name || ?, function_name, function_module, ?, priority, '[]', max_attempts,
+        timeout, description, 'pending', ?, ?, 0, pass_parent_results, retry_delay,
+        workflow_id, 0, serializer, cache, cache_version, code_digest, ?, ?, id, ?
+    FROM jobs WHERE id = ?"""
+"""One item of a map: the map's function and options, its own params and name."""
+
+
+class SQLJobs(SQLLimits):
     """Jobs and their edges: inserted atomically, cancelled, requeued, cleared."""
 
     # -- submit -------------------------------------------------------------------------------
@@ -77,12 +89,15 @@ class SQLJobs(SQLBase):
     ) -> None:
         now = now_iso()
         completed = JobStatus.COMPLETED.value
+        gates = self.gate_new_jobs(tx, [job.tags for job in jobs])
         tx.executemany(
             """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                    dependencies, max_attempts, timeout, description, status, created_at,
                    updated_at, attempts, pass_parent_results, retry_delay, workflow_id,
-                   pending_deps, serializer, cache, cache_version, code_digest)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   pending_deps, serializer, cache, cache_version, code_digest, map_param,
+                   map_limit, tags, gate)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?,
+                   ?, ?, ?, ?)""",
             [
                 (
                     job.id, job.name, job.function_name, job.function_module,
@@ -92,8 +107,10 @@ class SQLJobs(SQLBase):
                     job.retry_delay, workflow.id if workflow else None,
                     sum(parent_status.get(dep) != completed for dep in job.dependencies),
                     job.serializer, job.cache, job.cache_version, job.code_digest,
+                    job.map_param, job.map_limit, json.dumps(job.tags) if job.tags else None,
+                    gate,
                 )
-                for job in jobs
+                for job, gate in zip(jobs, gates, strict=True)
             ],
         )
         code = {job.code_digest: job.code for job in jobs if job.code is not None}
@@ -109,6 +126,40 @@ class SQLJobs(SQLBase):
                 "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",
                 edges,
             )
+
+    def expand_map(self, claim: ClaimedJob, item_params: Sequence[str | bytes]) -> bool:
+        def body(tx: Tx) -> bool:
+            now = now_iso()
+            # The expansion is not an attempt: the map's row waits for its items as it
+            # waited for its parent, and its collection is its first attempt.
+            if tx.execute(
+                f"""UPDATE jobs SET status = 'pending', pending_deps = ?, map_size = ?,
+                        attempts = attempts - 1, worker_id = NULL, started_at = NULL,
+                        execution_id = NULL, updated_at = ? WHERE {HELD}""",
+                (len(item_params), len(item_params), now, claim.id, claim.execution_id),
+            ).rowcount != 1:
+                return False
+            tags, limit = tx.execute("SELECT tags, map_limit FROM jobs WHERE id = ?",
+                                     (claim.id,)).fetchone()
+            item_tags = json.loads(tags) if tags else []
+            if limit is not None:  # max_active: a limit on a tag of the map's own
+                item_tags.append(map_tag(claim.id))
+                self.write_limit(tx, map_tag(claim.id), limit)
+            (gate,) = self.gate_new_jobs(tx, [item_tags])
+            encoded_tags = json.dumps(item_tags) if item_tags else None
+            items = [(str(uuid.uuid4()), i) for i in range(len(item_params))]
+            for chunk in chunks(list(zip(items, item_params, strict=True))):
+                tx.executemany(MAP_ITEM, [
+                    (item_id, f"[{i}]", self.blob(params), now, now, encoded_tags, gate, i,
+                     claim.id)
+                    for (item_id, i), params in chunk])
+                tx.executemany(
+                    "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",
+                    [(claim.id, item_id, i + 1) for (item_id, i), _ in chunk])
+            self.announce(tx)
+            return True
+
+        return self._run_and_wake(body)
 
     def cancel(self, job_id: str, *, running: bool = False) -> bool:
         statuses = "'pending', 'running'" if running else "'pending'"

@@ -28,8 +28,10 @@ CHANGE_POLL_SECONDS = 0.02
 # completion read no page of the id index (and after another process's commit, SQLite
 # reads again every page it needs).
 CLAIM_HEAD = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
-    FROM jobs INDEXED BY idx_jobs_ready WHERE {READY}"""
+    FROM jobs INDEXED BY idx_jobs_ready_free WHERE {READY}"""
 CLAIM_ROW = f"UPDATE jobs SET {CLAIM_SET} WHERE rowid = ?"
+CLAIM_GATED = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
+    FROM jobs WHERE rowid = ?"""
 # One statement is one transaction, and SQLite serializes writers: no child can be added
 # between the check and the update. Saves a round trip per job.
 COMPLETE_CHILDLESS = f"""UPDATE jobs SET {COMPLETE_SET}
@@ -41,6 +43,7 @@ class SQLiteStore(SQLStore):
     """A job store in one SQLite file, shared by threads and processes of one machine."""
 
     insertion_order = "rowid"
+    row_key = "rowid"
     db: SQLiteConnections
 
     def __init__(
@@ -72,6 +75,9 @@ class SQLiteStore(SQLStore):
             # RETURNING). Both run on the connection's kept cursor.
             now = now_iso()
             row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
+            gated = self.gated_choice(conn, now, None if row is None else row[-1])
+            if gated is not None:
+                row = conn.execute(CLAIM_GATED, (gated,)).fetchone()
             if row is None:
                 return None
             conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))

@@ -17,7 +17,11 @@ from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,
     CODE_COLUMN,
+    GATE_INDEXES,
     JOB_INDEXES,
+    LIMIT_COLUMNS,
+    LIMIT_TABLES,
+    MAP_COLUMNS,
     OUTPUT_TABLE,
     TRACEBACK_COLUMNS,
     adopt_running_jobs,
@@ -228,11 +232,14 @@ def _upgrade_to_5(conn: sqlite3.Connection) -> None:
 
 
 def _upgrade_to_6(conn: sqlite3.Connection) -> None:
-    """Version 6 stores the code of steps shipped by value (new files get it here too)."""
-    name, declaration = CODE_COLUMN
-    if name not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
-        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
-    conn.execute(code_table("BLOB"))
+    """Version 6 stores the code of steps shipped by value, maps' columns, tags and
+    limits (new files get them here too)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, declaration in (CODE_COLUMN, *MAP_COLUMNS, *LIMIT_COLUMNS):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+    for statement in (code_table("BLOB"), *LIMIT_TABLES, *GATE_INDEXES):
+        conn.execute(statement)
 
 
 def _upgrade_from_3(conn: sqlite3.Connection) -> None:

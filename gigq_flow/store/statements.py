@@ -21,9 +21,10 @@ DESCENDANTS = """
         SELECT job_id FROM job_dependencies WHERE depends_on = ?
         UNION SELECT d.job_id FROM job_dependencies d JOIN down ON d.depends_on = down.id)
 """
-READY = """status = 'pending' AND pending_deps = 0
+READY = """status = 'pending' AND pending_deps = 0 AND gate IS NULL
     AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
-"""The head of the ready index (``idx_jobs_ready``): the job a claim takes."""
+"""The head of the ready index of jobs without a limit (``idx_jobs_ready_free``): the
+job a claim takes, unless a gated job with room comes first (:mod:`.sql_limits`)."""
 CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
     attempts = attempts + 1, execution_id = ?"""
 COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at = ?,
@@ -37,14 +38,14 @@ RELEASE_CHILDREN = """UPDATE jobs SET pending_deps = pending_deps - 1
 CLAIMED_COLUMNS = """id, name, function_module, function_name, params, {attempts},
     max_attempts, retry_delay, pass_parent_results,
     dependencies <> '[]' AND dependencies <> '' AND dependencies <> 'null', serializer,
-    timeout, cache, cache_version, code_digest"""
+    timeout, cache, cache_version, code_digest, map_param, map_size"""
 """What a worker needs of a claimed job, ``{attempts}`` being the count after the claim;
 a backend selects the job's row key after them. Comparisons rather than ``NOT IN
 (...)``, for which SQLite builds a temporary index on every claim."""
 CLAIM_RETURNING = "RETURNING " + CLAIMED_COLUMNS.format(attempts="attempts")
 READY_CACHED_CHILDREN = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, id
     FROM jobs WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)
-    AND status = 'pending' AND pending_deps = 0 AND cache = 'use'
+    AND status = 'pending' AND pending_deps = 0 AND cache = 'use' AND map_param IS NULL
     AND (retry_after IS NULL OR retry_after <= ?)"""
 """The children of a job, ready and of cached runs: what its reuse may reuse next, as a
 claim would read them (with their id as row key)."""
@@ -54,14 +55,14 @@ def claimed_job(row: Sequence[Any], execution_id: str, worker_id: str) -> Claime
     """The ClaimedJob of a row of CLAIMED_COLUMNS followed by the row key."""
     (job_id, name, function_module, function_name, params, attempts, max_attempts,
      retry_delay, pass_parent_results, has_dependencies, serializer, timeout, cache,
-     cache_version, code_digest, row_key) = row
+     cache_version, code_digest, map_param, map_size, row_key) = row
     # Positional, in ClaimedJob's field order: keywords cost 0.8 µs more (about 2.5% of a job)
     # on every claim.
     return ClaimedJob(
         job_id, name, function_module, function_name, params, attempts, max_attempts,
         retry_delay or 0, None if pass_parent_results is None else bool(pass_parent_results),
         bool(has_dependencies), serializer or "json", timeout or DEFAULT_TIMEOUT, cache,
-        cache_version, code_digest, row_key, execution_id, worker_id,
+        cache_version, code_digest, map_param, map_size, row_key, execution_id, worker_id,
     )
 
 

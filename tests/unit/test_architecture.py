@@ -24,6 +24,7 @@ LAYERS = (
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
     ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache",
+                 "mapping",
                  "output", "current", "loader", "step_process")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
