@@ -43,3 +43,12 @@ def print_lines(lines: int, width: int) -> int:
     for i in range(lines):
         print(f"{i:>{width}}")
     return lines
+
+
+def numbers(n: int) -> list[int]:
+    """0 .. n-1: the list a map maps over."""
+    return list(range(n))
+
+
+def item_noop(item: int) -> None:
+    """A map's item that does nothing."""

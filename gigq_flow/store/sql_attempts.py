@@ -45,7 +45,7 @@ class SQLAttempts(SQLBase):
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)
-        if self.complete_childless(claim, stored):
+        if claim.map_of is None and self.complete_childless(claim, stored):  # items have one
             self.wake.bump()
             return True
 

@@ -23,6 +23,11 @@ from .transport import Tx
 
 GATE_SEPARATOR = "\n"
 """Joins a gate's tags (tags cannot contain it)."""
+GATE_STATE = """SELECT 'gate', gate, 0 FROM gates
+    UNION ALL SELECT 'limit', tag, max_running FROM tag_limits
+    UNION ALL SELECT 'running', gate, COUNT(*) FROM jobs
+        WHERE status = 'running' AND gate IS NOT NULL GROUP BY gate"""
+"""The gates, the limits and how many jobs of each gate run: what a claim weighs."""
 GATED_HEAD = """SELECT priority, created_at, {key} FROM jobs WHERE gate = ?
     AND status = 'pending' AND pending_deps = 0 AND (retry_after IS NULL OR retry_after <= ?)
     ORDER BY priority DESC, created_at LIMIT 1"""
@@ -87,18 +92,21 @@ class SQLLimits(SQLBase):
         """The key of the gated job a claim should take instead of the free index's head
         (``free_key``, None if empty): the best head of a gate with room, if it comes
         first by priority then age. None: take the free head (or nothing)."""
-        gates = [row[0] for row in tx.execute("SELECT gate FROM gates")]
-        if not gates:
-            return None
-        limits = dict(tx.execute(
-            f"SELECT tag, max_running FROM tag_limits ORDER BY tag {self.lock_update}"
-        ).fetchall())
+        if self.lock_update:  # a server: claimers of gated jobs take turns on the limits
+            if tx.execute("SELECT 1 FROM gates LIMIT 1").fetchone() is None:
+                return None
+            tx.execute(f"SELECT tag FROM tag_limits ORDER BY tag {self.lock_update}")
+        gates: list[str] = []
+        limits: dict[str, int] = {}
         running: Counter[str] = Counter()
-        for gate, count in tx.execute(
-                "SELECT gate, COUNT(*) FROM jobs WHERE status = 'running' "
-                "AND gate IS NOT NULL GROUP BY gate").fetchall():
-            for tag in gate.split(GATE_SEPARATOR):
-                running[tag] += count
+        for kind, name, count in tx.execute(GATE_STATE).fetchall():
+            if kind == "gate":
+                gates.append(name)
+            elif kind == "limit":
+                limits[name] = count
+            else:
+                for tag in name.split(GATE_SEPARATOR):
+                    running[tag] += count
         best: Sequence[Any] | None = None
         head = GATED_HEAD.format(key=self.row_key) + " " + self.lock_skip
         for gate in gates:

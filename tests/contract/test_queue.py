@@ -22,7 +22,8 @@ GIGQ_JOB_KEYS = {
 }
 GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "serializer", "cache",
                       "cache_version", "result_digest", "cache_note", "cached_from",
-                      "traceback", "code_digest"}
+                      "traceback", "code_digest", "map_param", "map_size", "map_of",
+                      "map_index", "map_limit", "tags", "gate"}
 EXECUTION_KEYS = {
     "id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error",
     "traceback",
