@@ -76,9 +76,12 @@ class FunctionLoader:
                 return func
             if "<" not in function_name:  # GigQ's way first: a script's own worker
                 try:
-                    return self._import(module_name, function_name)
+                    func = self._import(module_name, function_name)
                 except ImportError:
                     pass
+                else:  # defined there, not merely imported (the CLI's __main__ has main)
+                    if getattr(func, "__module__", None) == module_name:
+                        return func
             return self._unpickle(claim)
         return self._import(module_name, function_name)
 

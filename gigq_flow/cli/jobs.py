@@ -21,6 +21,7 @@ from ..decorators import TaskWrapper
 from ..job import Job
 from ..job_status import FINAL_FAILURES, JobStatus
 from ..locations import describe_location, is_postgres_url
+from ..shipping import by_value_only
 from .common import (
     RefusedError,
     UsageError,
@@ -125,6 +126,12 @@ def import_function(spec: str) -> Callable[..., Any]:
                          f"{function_name!r}") from None
     if not callable(function):
         raise UsageError(f"{spec!r} is a {type(function).__name__}, not a function")
+    if by_value_only(function):  # Python would ship it by value, for --allow-pickle only
+        raise UsageError(
+            f"{spec!r} is {function.__qualname__}, a lambda or a nested function: workers "
+            "find the functions of submitted jobs by module and name; define it with def "
+            "at module level"
+        )
     return function
 
 
