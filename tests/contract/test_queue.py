@@ -22,7 +22,7 @@ GIGQ_JOB_KEYS = {
 }
 GIGQ_FLOW_JOB_KEYS = {"workflow_id", "pending_deps", "execution_id", "serializer", "cache",
                       "cache_version", "result_digest", "cache_note", "cached_from",
-                      "traceback"}
+                      "traceback", "code_digest"}
 EXECUTION_KEYS = {
     "id", "job_id", "worker_id", "status", "started_at", "completed_at", "result", "error",
     "traceback",

@@ -341,7 +341,7 @@ def hold(started, release, timeout=120.0):
 
 # -- things that cannot be jobs ------------------------------------------------------------
 NOT_A_FUNCTION = 42
-lambda_fn = lambda: None  # noqa: E731 - a job cannot be a lambda; submit must say so
+lambda_fn = lambda: None  # noqa: E731 - the command submits by path, never a lambda: it says so
 
 
 async def async_function():
