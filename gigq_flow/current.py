@@ -34,7 +34,8 @@ class Attempt:
     def __init__(self, job: CurrentJob) -> None:
         self.job = job
         self.ended: str | None = None
-        """How the attempt ended while its step ran (``cancelled``, ``timeout``), if it did."""
+        """How the attempt ended while its step ran (``cancelled``, ``timeout``, or
+        ``interrupted``: its worker stopped and returned the job), if it did."""
         self.stop: Callable[[], None] | None = None
         """Stops the step's work for real, where it can be (a step on a process)."""
 

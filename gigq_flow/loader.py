@@ -75,11 +75,14 @@ class FunctionLoader:
             return self._import(module_name, function_name)
         if "<" not in function_name:  # by name first: this process's current definition
             try:
-                return self._import(module_name, function_name)
+                func = self._import(module_name, function_name)
             except ImportError:
                 pass
-        func = shipping.shipped_here(claim.code_digest)  # a closure this process shipped
-        return func if func is not None else self._unpickle(claim)
+            else:  # defined there, not merely imported (the CLI's __main__ imports main)
+                if getattr(inspect.unwrap(func), "__module__", None) == module_name:
+                    return func
+        shipped = shipping.shipped_here(claim.code_digest)  # a closure this process shipped
+        return shipped if shipped is not None else self._unpickle(claim)
 
     def loaded(self, claim: ClaimedJob) -> Callable | None:
         """``load`` when nothing needs importing or unpickling (nothing to wait for),

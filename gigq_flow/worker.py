@@ -409,6 +409,7 @@ class Worker:
             self._active.clear()
             stopping = [attempt for _, _, attempt in self._running.values() if attempt.stop]
         for attempt in stopping:  # released below: their processes end now
+            attempt.ended = "interrupted"  # its thread drops the killed step's exit
             attempt.stop()  # type: ignore[misc]
         self._close_step_processes()
         if unfinished:

@@ -10,20 +10,11 @@ import time
 
 import pytest
 from support import jobs
-from support.helpers import lines, wait_until
+from support.helpers import alive, lines, wait_until
 
 from gigq_flow import Job, Workflow
 
 pytestmark = pytest.mark.contract
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def children(worker) -> list[int]:

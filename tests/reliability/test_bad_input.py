@@ -22,6 +22,7 @@ files' cases that are not one wrong step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pickle
 import shutil
 import sqlite3
@@ -259,9 +260,13 @@ def workflow_with_unknown_dependency(path: Path) -> None:
     workflow.submit(JobQueue(path))
 
 
-def closure_job(path: Path) -> None:
+def unpicklable_closure_job(path: Path) -> None:
+    """A closure is shipped by value: one that holds a lock cannot be pickled."""
+    lock = threading.Lock()
+
     def inner() -> None:
-        return None
+        with lock:
+            return None
 
     submit(path, Job("inner", inner))
 
@@ -369,10 +374,13 @@ CASES = {
         small_queue, lambda p: submit(p, Job("j", jobs.identity,
                                              params={"value": UNJSONABLE})),
         SerializationError, ("param 'value' of job 'j'", 'serializer="pickle"')),
-    "lambda": Case(small_queue, lambda p: submit(p, Job("l", lambda: None)),
-                   TaskDefinitionError, ("lambdas cannot be jobs", "module level")),
-    "closure": Case(small_queue, closure_job, TaskDefinitionError,
-                    ("closure", "module level")),
+    "method": Case(small_queue, lambda p: submit(p, Job("m", jobs.Holder().method)),
+                   TaskDefinitionError, ("Holder.method is a method", "module-level function")),
+    "nameless-callable": Case(
+        small_queue, lambda p: submit(p, Job("p", functools.partial(jobs.add, a=1))),
+        TaskDefinitionError, ("has no __module__/__name__", "module-level function")),
+    "unpicklable-closure": Case(small_queue, unpicklable_closure_job, TaskDefinitionError,
+                                ("inner cannot be pickled by value", "module level")),
     "timeout-zero": Case(small_queue, lambda p: submit(p, Job("t", jobs.noop, timeout=0)),
                          ConfigurationError, ("timeout of job 't'", "> 0")),
     "timeout-negative": Case(small_queue,

@@ -10,18 +10,19 @@ from support.cli import run_cli
 from support.db import claim_as, lapse_lease, sql
 from support.helpers import drain
 
-from gigq_flow import DatabaseError, Job, JobQueue, Worker, Workflow
+from gigq_flow import DatabaseError, Job, JobQueue, Worker, Workflow, shipping
 from gigq_flow.errors import DestinationNotEmptyError
 from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
 
 TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers", "result_blobs",
-          "attempt_output", "cache_entries")
+          "attempt_output", "step_code", "tag_limits", "gates", "cache_entries")
 
 
 def build_source(path, tmp_path) -> dict[str, str]:
     """A queue with every kind of row: a finished cached workflow (completed, retried, failed,
-    upstream_failed, pickled), a cancelled job and a pending DAG; returns ids by name."""
+    upstream_failed, pickled), a cancelled job and a pending DAG with a closure (its code
+    shipped by value) and a step under a limit; returns ids by name."""
     queue = JobQueue(path)
     done = Workflow("finished")
     load = done.add_task(jobs.identity, {"value": {"rows": [1, 2]}}, name="load")
@@ -46,10 +47,18 @@ def build_source(path, tmp_path) -> dict[str, str]:
     first = todo.add_task(jobs.identity, {"value": 20}, name="first")
     todo.add_task(jobs.add, {"a": 1, "b": 1}, name="second", priority=3)
     todo.add_task(jobs.takes_parent_results, depends_on=[first], name="child")
+    offset = 100
+
+    def shifted(x):
+        return x + offset
+
+    closure = todo.add_task(shifted, {"x": 1}, name="shifted")
+    todo.add_task(jobs.noop, name="gated", tags=["gpu"])  # a limit and its gate
+    queue.set_limit("gpu", 1)
     pending = todo.submit(queue)
     queue.close()
     return {"load": load.id, "flaky": flaky.id, "pickled": pickled.id, "done": run.id,
-            "pending": pending.id, "cancelled": cancelled}
+            "pending": pending.id, "cancelled": cancelled, "closure": closure.id}
 
 
 def every_row(location) -> dict[str, list[dict]]:
@@ -60,7 +69,8 @@ def every_row(location) -> dict[str, list[dict]]:
         store.close()
 
 
-def test_round_trip_sqlite_postgres_sqlite_preserves_every_row(tmp_path, postgres_url):
+def test_round_trip_sqlite_postgres_sqlite_preserves_every_row(tmp_path, postgres_url,
+                                                               monkeypatch):
     source, back = tmp_path / "source.db", tmp_path / "back.db"
     ids = build_source(source, tmp_path)
     original = every_row(source)
@@ -85,6 +95,14 @@ def test_round_trip_sqlite_postgres_sqlite_preserves_every_row(tmp_path, postgre
     # GigQ-style SQL still reads the file that came back from PostgreSQL.
     assert sql(back, "SELECT params FROM jobs WHERE id = ?", (ids["load"],)) == [
         ('{"value": {"rows": [1, 2]}}',)]
+    # The closure's code came along: a worker that must read it from the queue runs it.
+    monkeypatch.setattr(shipping, "_shipped", {})  # forget what this process shipped
+    worker = Worker(back, allow_pickle=True)
+    try:
+        assert drain(worker) == 4
+    finally:
+        worker.close()
+    assert queues[2].get_result(ids["closure"]) == 101
 
 
 def test_pending_jobs_run_after_migration_to_postgres(tmp_path, postgres_url):
@@ -98,8 +116,10 @@ def test_pending_jobs_run_after_migration_to_postgres(tmp_path, postgres_url):
         assert run.wait(timeout=30)
     assert run.results() == {"first": 20, "second": 2,
                              "child": {"ids": [run.snapshot().jobs[0].id], "values": [20],
-                                       "by_name": {"first": 20}}}
+                                       "by_name": {"first": 20}},
+                             "shifted": 101, "gated": None}
     assert queue.stats()["pending"] == 0
+    assert queue.limits() == {"gpu": 1}
 
 
 def test_migration_between_files_and_back_runs_pending_jobs(tmp_path):

@@ -1,10 +1,11 @@
-"""Files written by an earlier gigq_flow (schemas 1 and 2) are upgraded in place and run on.
+"""Queues written by an earlier gigq_flow (schemas 1 to 5) are upgraded in place and run on.
 
 Schema 1 kept every attempt in ``job_executions`` (the latest one also in the job row),
 a lease per running job and an index of running jobs; workers were keyed by name.
 Schema 2 stored only ended attempts in a ``job_executions`` table and listed every
 attempt in a ``job_attempts`` view; schema 3 gives GigQ's name to the list of every
-attempt and stores the ended ones as ``ended_attempts``.
+attempt and stores the ended ones as ``ended_attempts``; schema 4 adds incremental
+runs, schema 5 each attempt's output and schema 6 the code of steps shipped by value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from support.workflows import finish
 
 from gigq_flow import Job, JobQueue, Worker, Workflow
 from gigq_flow.errors import SchemaVersionError
+from gigq_flow.store.sqlite_schema import SCHEMA_VERSION
 
 SCHEMA_1 = """
 CREATE TABLE jobs (
@@ -117,7 +119,7 @@ def attempts(queue: JobQueue, job_id: str) -> list[tuple[str, str]]:
 
 def test_each_attempt_is_listed_once_after_the_upgrade(schema_1_file):
     queue = JobQueue(schema_1_file)
-    assert sql(schema_1_file, "PRAGMA user_version") == [(5,)]
+    assert sql(schema_1_file, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert attempts(queue, "done") == [("e-done", "completed")]
     assert attempts(queue, "retrying") == [("e-retry", "failed")]
     assert attempts(queue, "broken") == [("e-broken", "failed")]
@@ -147,7 +149,7 @@ def test_upgraded_file_runs_its_jobs_and_reclaims_the_stuck_one(schema_1_file):
 
 
 def test_a_file_of_a_newer_schema_is_refused_untouched(schema_1_file):
-    sql(schema_1_file, "PRAGMA user_version = 6")
+    sql(schema_1_file, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     before = schema_1_file.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer gigq_flow"):
         JobQueue(schema_1_file)
@@ -183,7 +185,7 @@ def test_a_schema_2_file_lists_every_attempt_under_gigqs_name(tmp_path):
     as_schema_2(path)
 
     upgraded = JobQueue(path)
-    assert sql(path, "PRAGMA user_version") == [(5,)]
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     views = {row[0] for row in sql(path, "SELECT name FROM sqlite_master WHERE type = 'view'")}
     assert views == {"job_executions"}
     assert sql(path, "SELECT id, status FROM job_executions ORDER BY is_current") == [
@@ -236,7 +238,7 @@ def test_a_schema_2_postgres_queue_is_upgraded_in_place(postgres_url, make_worke
         version = conn.execute(
             f'SELECT value FROM "{schema}".gigq_flow_meta WHERE key = %s',
             ("schema_version",)).fetchone()[0]
-    assert views == {"job_executions"} and version == "5"
+    assert views == {"job_executions"} and version == str(SCHEMA_VERSION)
 
 
 CACHE_COLUMNS = ("cache", "cache_version", "result_digest", "cache_note",
@@ -278,7 +280,7 @@ def test_a_schema_3_file_gains_incremental_runs_in_place(tmp_path):
     conn.close()
 
     upgraded = JobQueue(path)
-    assert sql(path, "PRAGMA user_version") == [(5,)]
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert upgraded.get_result(done) == 2
     assert upgraded.get_status(done)["cached_from"] is None
     first, second = runs_cached_twice(upgraded)
@@ -300,3 +302,67 @@ def test_a_schema_3_postgres_queue_gains_incremental_runs_in_place(postgres_url)
 
     first, second = runs_cached_twice(JobQueue(postgres_url))
     assert first == {"sum": "ran: no earlier result"} and second["sum"].startswith("cached")
+
+
+SCHEMA_5_STATEMENTS = ("DROP TABLE step_code", "ALTER TABLE jobs DROP COLUMN code_digest")
+"""What takes a queue back to schema 5: no code of steps shipped by value."""
+
+
+def schema_5_queue(location, make_worker) -> tuple[str, str]:
+    """A queue with a completed job and a pending one, as schema 6 writes it (the caller
+    takes it back to schema 5); returns their ids."""
+    queue = JobQueue(location)
+    done = queue.submit(Job("done", jobs.add, params={"a": 1, "b": 1}))
+    waiting = queue.submit(Job("waiting", jobs.identity, params={"value": "kept"},
+                               dependencies=[done]))
+    assert make_worker(location).process_one()
+    queue.close()
+    return done, waiting
+
+
+def runs_on_after_the_upgrade(location, make_worker, done: str, waiting: str) -> None:
+    """The upgraded queue kept its jobs and runs them, and steps shipped by value too."""
+    queue = JobQueue(location)
+    assert queue.get_result(done) == 2 and queue.get_status(waiting)["status"] == "pending"
+    factor = 3
+
+    def triple(x):
+        return x * factor
+
+    wf = Workflow("shipped")
+    wf.add_task(triple, {"x": 5}, name="triple")
+    wf.add_task(lambda: "anonymous", name="lambda")
+    run = wf.submit(queue)
+    assert drain(make_worker(location)) == 3
+    assert queue.get_result(waiting) == "kept"
+    assert run.results() == {"triple": 15, "lambda": "anonymous"}
+    assert sql(location, "SELECT COUNT(*) FROM step_code") == [(2,)]
+    assert sql(location, "SELECT COUNT(*) FROM jobs WHERE code_digest IS NOT NULL") == [(2,)]
+
+
+def test_a_schema_5_file_gains_shipped_steps_in_place(tmp_path, make_worker):
+    path = tmp_path / "five.db"
+    done, waiting = schema_5_queue(path, make_worker)
+    make_worker.close_all()
+    conn = sqlite3.connect(path)
+    conn.executescript(";".join((*SCHEMA_5_STATEMENTS, "PRAGMA user_version = 5")))
+    conn.close()
+    assert "code_digest" not in {row[1] for row in sql(path, "PRAGMA table_info(jobs)")}
+
+    JobQueue(path).close()
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert "code_digest" in {row[1] for row in sql(path, "PRAGMA table_info(jobs)")}
+    runs_on_after_the_upgrade(path, make_worker, done, waiting)
+
+
+def test_a_schema_5_postgres_queue_gains_shipped_steps_in_place(postgres_url, make_worker):
+    done, waiting = schema_5_queue(postgres_url, make_worker)
+    make_worker.close_all()
+    rewrite_postgres_schema(
+        postgres_url, *SCHEMA_5_STATEMENTS,
+        "UPDATE gigq_flow_meta SET value = '5' WHERE key = 'schema_version'")
+
+    JobQueue(postgres_url).close()
+    assert sql(postgres_url, "SELECT value FROM gigq_flow_meta WHERE key = 'schema_version'") \
+        == [(str(SCHEMA_VERSION),)]
+    runs_on_after_the_upgrade(postgres_url, make_worker, done, waiting)

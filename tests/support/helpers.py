@@ -58,6 +58,15 @@ def lines(path: str | Path) -> list[str]:
         return []
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (Linux: reads /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for subprocesses (workers, scripts, commands): they import gigq_flow
     from this checkout and ``support.jobs`` from ``tests/``; without the switch that
