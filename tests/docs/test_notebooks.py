@@ -33,13 +33,14 @@ def notebook_id(path: Path) -> str:
     return path.stem
 
 
-def test_the_five_notebooks_are_there():
+def test_the_six_notebooks_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_failures_and_retries.ipynb",
         "03_workers_outside_the_notebook.ipynb",
         "04_iterating_on_a_pipeline.ipynb",
         "05_cpu_bound_steps_on_processes.ipynb",
+        "06_fan_out_at_run_time.ipynb",
     ]
 
 
