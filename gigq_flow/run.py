@@ -54,7 +54,8 @@ class WorkflowRun:
                 status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
                 max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
                 completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
-                cached_from=row["cached_from"],
+                cached_from=row["cached_from"], is_map=row["map_param"] is not None,
+                map_size=row["map_size"], map_of=row["map_of"], map_index=row["map_index"],
             )
             for row in self._store.workflow_jobs(self.id)
         )
@@ -234,8 +235,9 @@ class WorkflowRun:
     def visualize(self, **options: Any) -> Picture:
         """The DAG coloured by live status: a Picture that shows inline in Jupyter and
         ``save(path)``s svg/png/pdf. Options: ``rankdir``, ``legend``, ``filename``,
-        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``renderer``
-        (see :func:`gigq_flow.viz.draw.visualize`)."""
+        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``,
+        ``expand_maps`` (a map is one node with its items' progress unless True),
+        ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
         from .viz.draw import visualize
 
         return visualize(None, self.snapshot(), **options)

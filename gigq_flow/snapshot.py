@@ -32,6 +32,14 @@ class JobState:
     error: str | None
     cached_from: str | None = None
     """The job whose result this completed job reused (None: it ran)."""
+    is_map: bool = False
+    """The job is a map (``Workflow.map``): it runs once per element of its parent's list."""
+    map_size: int | None = None
+    """A map's number of items, once it expanded (None before, and for an empty list)."""
+    map_of: str | None = None
+    """An item's map (its job id); None for every other job."""
+    map_index: int | None = None
+    """An item's position in the list its map maps over."""
 
     @property
     def cached(self) -> bool:
@@ -60,12 +68,20 @@ class RunSnapshot:
     jobs: tuple[JobState, ...]
     edges: tuple[tuple[str, str], ...]
     counts: dict[str, int] = field(init=False)
+    items_of: dict[str, tuple[JobState, ...]] = field(init=False)
+    """Map id -> its items in input order (only maps that expanded into some)."""
 
     def __post_init__(self) -> None:
         counts = {status.value: 0 for status in JobStatus}
+        items: dict[str, list[JobState]] = {}
         for job in self.jobs:
             counts[job.status.value] += 1
+            if job.map_of is not None:
+                items.setdefault(job.map_of, []).append(job)
         object.__setattr__(self, "counts", counts)
+        object.__setattr__(self, "items_of", {
+            map_id: tuple(sorted(found, key=lambda job: job.map_index or 0))
+            for map_id, found in items.items()})
 
     @property
     def total(self) -> int:
@@ -73,7 +89,7 @@ class RunSnapshot:
 
     @property
     def finished(self) -> int:
-        return sum(1 for job in self.jobs if job.status.is_terminal)
+        return sum(n for status, n in self.counts.items() if JobStatus(status).is_terminal)
 
     @property
     def done(self) -> bool:
@@ -97,13 +113,17 @@ class RunSnapshot:
                 f"{self.finished}/{self.total} finished; {shown or 'no jobs'}")
 
     def to_graph(self) -> nx.DiGraph:
-        """The run's DAG: a node per job id (``name``, ``function``), an edge parent -> child."""
+        """The run's DAG: a node per job id (``name``, ``function``, ``map``: True for a
+        map), an edge parent -> child (and item -> map for every item of a map)."""
         import networkx as nx  # on first use: workers and the CLI start without it
 
         graph = nx.DiGraph(name=self.name)
         for job in self.jobs:
-            graph.add_node(job.id, name=job.name, function=job.function)
+            graph.add_node(job.id, name=job.name, function=job.function, map=job.is_map)
         graph.add_edges_from(self.edges)
+        # items expanded after the run's edges were read still hang off their map
+        graph.add_edges_from((job.id, job.map_of) for job in self.jobs
+                             if job.map_of is not None and job.map_of in graph)
         return graph
 
 

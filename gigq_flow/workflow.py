@@ -141,13 +141,14 @@ class Workflow:
     # -- checking ---------------------------------------------------------------------------
     @property
     def graph(self) -> nx.DiGraph:
-        """A node per job id (name, function, params, job), an edge parent -> child."""
+        """A node per job id (name, function, params, job, ``map``: True for a map), an
+        edge parent -> child."""
         import networkx as nx  # imported on first use: workers and the CLI start faster
 
         graph = nx.DiGraph(name=self.name)
         graph.add_nodes_from(
             (job.id, {"name": job.name, "function": f"{job.function_module}.{job.function_name}",
-                      "params": job.params, "job": job})
+                      "params": job.params, "job": job, "map": job.map_param is not None})
             for job in self.jobs
         )
         graph.add_edges_from(self._edges())

@@ -67,11 +67,13 @@ def to_digraph(
         edge_attr={"color": "#666666", "arrowsize": "0.7"},
     )
     for node in view.nodes:
+        lines = node.lines
         if layout_only:
             attrs = {"id": node.key, "shape": "box", "style": "filled", "fillcolor": "white"}
+            lines = node.reserve or lines  # a map's counts change: room for them
         else:
             attrs = node_attributes(node, palette)
-        dot.node(node.key, graphviz.nohtml(_label(node.lines)), **attrs)
+        dot.node(node.key, graphviz.nohtml(_label(lines)), **attrs)
     for tail, head in view.edges:
         dot.edge(tail, head)
     if legend:

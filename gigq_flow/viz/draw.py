@@ -29,12 +29,16 @@ def visualize(
     around: Any = None,
     hops: int = 1,
     group_threshold: int | None = GROUP_THRESHOLD,
+    expand_maps: bool = False,
     renderer: str = "auto",
 ) -> Picture:
     """A :class:`~.render.Picture` of the workflow; with ``filename`` also written to disk
-    (``format`` from the extension, or appended as the extension when it has none)."""
+    (``format`` from the extension, or appended as the extension when it has none).
+
+    A map is one node with its items' progress; ``expand_maps=True`` draws its items
+    too (see :func:`~.view.build_view`)."""
     view = build_view(graph, snapshot, rankdir=rankdir, around=around, hops=hops,
-                      group_threshold=group_threshold)
+                      group_threshold=group_threshold, expand_maps=expand_maps)
     picture = Picture(
         to_digraph(view, styles=styles, legend=legend), format=format or "svg",
         summary=view.summary, mermaid=to_mermaid(view, styles=styles), renderer=renderer,

@@ -1,13 +1,20 @@
 """The live panel's table of jobs as HTML: a row per job (name, status in its colour,
-attempts, start, duration, worker, error line), each row selectable by a click."""
+attempts, start, duration, worker, error line), each row selectable by a click.
+
+A map is one row with its items' progress; its items are listed under it (at most
+:data:`MAP_ROWS_SHOWN`) only while the map or one of its items is selected, so a map of
+ten thousand items costs the table one row.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from ..snapshot import JobState
+from ..job_status import JobStatus
+from ..snapshot import Attempt, JobState, RunSnapshot
+from .maps import head, progress_of
 from .stepout import PICK_ATTRIBUTE
 from .styles import Style, StyleKey, look_of
 from .text import first_line, format_duration
@@ -22,6 +29,12 @@ _CELL = "padding:2px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-s
 _ERROR_CELL = ("padding:2px 8px;border-bottom:1px solid #e5e5e5;text-align:left;"
                "white-space:normal;min-width:16em;max-width:40em;color:#8a1c12")
 _SELECTED_ROW = "background:#fff4cc"
+_ITEM_NAME = "padding-left:1.5em"
+MAP_ROWS_SHOWN = 50
+"""Rows of items listed under a selected map: the failed ones first, then the running
+ones, then the rest in input order (and the selected item, wherever it is)."""
+# the order in which a selected map lists its items
+_ITEM_ORDER = {JobStatus.FAILED: 0, JobStatus.TIMEOUT: 0, JobStatus.RUNNING: 1}
 
 
 def clock(iso: str | None) -> str:
@@ -37,13 +50,15 @@ def clock(iso: str | None) -> str:
 
 def job_row(job: JobState, styles: Mapping[StyleKey, Style], worker: str,
             selected: bool) -> str:
-    """The row of one job; ``selected`` marks the step whose output the panel shows."""
+    """The row of one job; ``selected`` marks the step whose output the panel shows.
+    A map's item is indented under its map."""
     style = styles[look_of(job.status, reused(job))]
     error = job.error or ""
     source = job.cached_from if reused(job) else None
     hint = f' title="result of job {html.escape(source)}"' if source else ""
+    name = html.escape(job.name)
     cells = (
-        html.escape(job.name),
+        f'<span style="{_ITEM_NAME}">{name}</span>' if job.map_of is not None else name,
         (f'<span{hint} style="{style.css()};padding:0 4px;border-radius:3px">'
          f"{html.escape(style.symbol)} {html.escape(status_label(job))}</span>"),
         f"{job.attempts}/{job.max_attempts}",
@@ -51,15 +66,50 @@ def job_row(job: JobState, styles: Mapping[StyleKey, Style], worker: str,
         format_duration(job.duration),
         html.escape(worker),
     )
+    cached = f' data-cached="{html.escape(source)}"' if source else ""
+    return _tr(job.id, job.status, cells, error, selected, cached, "click to see its output")
+
+
+def map_row(job: JobState, items: Sequence[JobState], styles: Mapping[StyleKey, Style],
+            selected: bool, expanded: bool) -> str:
+    """The row of a map: ``▸ square ×120 · 37 done, 2 failed`` in the map's look
+    (running while items run), the first error among it and its items."""
+    progress = progress_of(job, items)
+    status = progress.status
+    style = styles[look_of(status, reused(job))]
+    counted = f" · {progress.text()}" if progress.size else ""
+    cells = (
+        f"{'▾' if expanded else '▸'} {html.escape(head(job.name, progress.size) + counted)}",
+        (f'<span style="{style.css()};padding:0 4px;border-radius:3px">'
+         f"{html.escape(style.symbol)} {html.escape(status.value)}</span>"),
+        f"{job.attempts}/{job.max_attempts}",
+        clock(job.started_at),
+        format_duration(job.duration) if job.status.is_terminal else "",
+        "",
+    )
+    return _tr(job.id, status, cells, progress.error, selected, ' data-map="true"',
+               "click to list its items" if not expanded else "its items are listed below")
+
+
+def _tr(job_id: str, status: JobStatus, cells: Iterable[str], error: str, selected: bool,
+        extra: str, title: str) -> str:
     tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells)
     tds += (f'<td class="gigq-flow-error-line" style="{_ERROR_CELL}" '
             f'title="{html.escape(error[:ERROR_TITLE_MAX])}">'
             f"{html.escape(first_line(error, ERROR_LINE_MAX))}</td>")
-    cached = f' data-cached="{html.escape(source)}"' if source else ""
     mark = f' aria-selected="true" style="cursor:pointer;{_SELECTED_ROW}"' if selected else \
         ' style="cursor:pointer"'
-    return (f'<tr data-job="{job.id}" data-status="{job.status.value}"{cached}{mark} '
-            f'title="click to see its output">{tds}</tr>')
+    return (f'<tr data-job="{job_id}" data-status="{status.value}"{extra}{mark} '
+            f'title="{title}">{tds}</tr>')
+
+
+def more_row(name: str, hidden: int) -> str:
+    """The row that says how many items of a selected map are not listed."""
+    text = (f"… {hidden} more items of {name} (select one by name, e.g. "
+            f"panel.select('{name}[0]'))")
+    cells = [f'<i style="{_ITEM_NAME};color:#666">{html.escape(text)}</i>'] + [""] * 6
+    tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells)
+    return f'<tr class="gigq-flow-more">{tds}</tr>'
 
 
 def job_table(rows: Iterable[str]) -> str:
@@ -70,3 +120,86 @@ def job_table(rows: Iterable[str]) -> str:
         '<table class="gigq-flow-jobs" style="border-collapse:collapse;font-size:12px">'
         f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+class JobTable:
+    """The panel's table as it stands: a row per job, rebuilt only when the job (for a
+    map: one of its items) changed or the selection moved; the items of a map listed
+    under it while it or one of its items is selected.
+
+    ``read_attempts`` is read only when a finished job's worker is not known yet.
+    """
+
+    def __init__(self, styles: Mapping[StyleKey, Style],
+                 read_attempts: Callable[[], list[Attempt]]) -> None:
+        self.styles = styles
+        self._read_attempts = read_attempts
+        self._rows: dict[str, str] = {}
+        self._workers: dict[str, str] = {}
+        self._selected: str | None = None
+        self._expanded: str | None = None
+
+    def html(self, snapshot: RunSnapshot, dirty: set[str], selected: str | None) -> str:
+        """The table's HTML; ``dirty`` are the jobs whose rows may have changed."""
+        states = {job.id: job for job in snapshot.jobs}
+        chosen = states.get(selected) if selected is not None else None
+        expanded = chosen.map_of if chosen is not None and chosen.map_of else (
+            selected if chosen is not None and chosen.is_map else None)
+        if (selected, expanded) != (self._selected, self._expanded):
+            for moved in (self._selected, selected, self._expanded, expanded):
+                self._rows.pop(moved or "", None)
+            if expanded != self._expanded and expanded is not None:  # now listed
+                dirty = dirty | {item.id for item in snapshot.items_of.get(expanded, ())}
+            self._selected, self._expanded = selected, expanded
+        for job_id in dirty:  # and the map of a changed item: its counts changed
+            self._rows.pop(job_id, None)
+            self._rows.pop(getattr(states.get(job_id), "map_of", None) or "", None)
+        self._learn_workers(snapshot, dirty, expanded)
+        rows = []
+        for job in snapshot.jobs:
+            if job.map_of is not None and job.map_of in states:
+                continue  # listed under its map
+            if job.id not in self._rows:
+                self._rows[job.id] = self._row(job, snapshot.items_of.get(job.id, ()))
+            rows.append(self._rows[job.id])
+            if job.id == expanded:
+                rows.extend(self._item_rows(job, snapshot.items_of.get(job.id, ())))
+        return job_table(rows)
+
+    def _row(self, job: JobState, items: Sequence[JobState]) -> str:
+        if job.is_map:
+            return map_row(job, items, self.styles, job.id == self._selected,
+                           job.id == self._expanded)
+        return job_row(job, self.styles, self._workers.get(job.id, ""),
+                       job.id == self._selected)
+
+    def _item_rows(self, job: JobState, items: Sequence[JobState]) -> list[str]:
+        listed = sorted(items, key=lambda item: (_ITEM_ORDER.get(item.status, 2),
+                                                 item.map_index or 0))[:MAP_ROWS_SHOWN]
+        if self._selected not in {item.id for item in listed}:
+            listed += [item for item in items if item.id == self._selected]
+        rows = []
+        for item in listed:
+            if item.id not in self._rows:
+                self._rows[item.id] = self._row(item, ())
+            rows.append(self._rows[item.id])
+        if len(items) > len(listed):
+            rows.append(more_row(job.name, len(items) - len(listed)))
+        return rows
+
+    def _learn_workers(self, snapshot: RunSnapshot, dirty: set[str],
+                       expanded: str | None) -> None:
+        """The worker of a listed job's last attempt: seen while running, else from its
+        executions (read only when a finished job's worker is not known yet; never for
+        the items of a map that is not listed)."""
+        missing = False
+        for job in snapshot.jobs:
+            if job.worker_id:
+                self._workers[job.id] = job.worker_id
+            elif (job.id in dirty and job.attempts and job.id not in self._workers
+                  and job.map_of in (None, expanded)):
+                missing = True
+        if missing:
+            for attempt in self._read_attempts():
+                if attempt.worker:
+                    self._workers[attempt.job_id] = attempt.worker

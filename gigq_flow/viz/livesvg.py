@@ -4,7 +4,8 @@ The live panel renders its graph once (every node a plain box whose SVG id is it
 DOT key), then :class:`LiveSvg` cuts the SVG into static text and one slot per node.
 A refresh regenerates only the slots of nodes whose look changed, drawing each
 status's own shape, fill, border and text colour inside the node's laid-out box, and
-joins the pieces: no Graphviz call after the first.
+joins the pieces: no Graphviz call after the first. A map's node also gets its label's
+new text (its counts), in the room its layout kept for them.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def outline(shape: str, box: Box, inset: float = 0.0) -> str:
     return f'<polygon points="{_pts(points)}"'
 
 
+def _with_text(element: str, text: str) -> str:
+    """A ``<text>`` element of the layout saying ``text`` instead."""
+    return f"{element[:element.index('>') + 1]}{html.escape(text)}</text>"
+
+
 def _paint(style: Style, fill: str) -> str:
     dash = f' stroke-dasharray="{style.dasharray}"' if style.dasharray else ""
     return f' fill="{fill}" stroke="{style.border}" stroke-width="{style.penwidth:g}"{dash}/>'
@@ -116,12 +122,13 @@ class LiveSvg:
         return set(self._slots)
 
     def update(self, nodes: Iterable[ViewNode]) -> int:
-        """Restyle the nodes whose status, counts, reused results or tooltip changed;
-        returns how many."""
+        """Restyle the nodes whose status, counts, reused results, label or tooltip
+        changed; returns how many."""
         changed = 0
         for node in nodes:
             slot = self._slots.get(node.key)
-            signature = (node.status, node.counts, node.cached, node.tooltip, node.dom_id)
+            signature = (node.status, node.counts, node.cached, node.tooltip, node.dom_id,
+                         node.lines)
             if slot is None or slot.signature == signature:
                 continue
             slot.signature = signature
@@ -141,7 +148,8 @@ class LiveSvg:
         classes = "not_submitted" if node.status is None else node.status.value
         if look is not None and look != node.status:
             classes += f" {look}"
-        # a job's node selects it on a click (the panel's handler reads data-job)
+        # a job's (or a map's) node selects it on a click (the panel's handler reads
+        # data-job)
         pick = (f' data-job="{html.escape(node.job_ids[0])}" style="cursor:pointer"'
                 if not node.counts and len(node.job_ids) == 1 else "")
         parts = [f'<g id="{html.escape(node.dom_id)}" class="node {classes}"{pick}>',
@@ -164,7 +172,11 @@ class LiveSvg:
             if style.shape == "doubleoctagon":
                 parts.append(outline(style.shape, box, inset=3.0) + _paint(style, "none"))
         fill = f' fill="{style.font}"'
+        texts = slot.texts
+        if node.is_map:  # laid out with its widest label: its text now
+            texts = [_with_text(text, line)
+                     for text, line in zip(texts, node.lines, strict=False)]
         parts.extend(_TEXT_FILL.sub("", text).replace("<text ", f"<text{fill} ", 1)
-                     for text in slot.texts)
+                     for text in texts)
         parts.append("</g>")
         return "\n".join(parts)

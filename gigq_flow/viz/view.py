@@ -2,14 +2,15 @@
 tooltips and statuses, in a stable order.
 
 :func:`build_view` turns ``(graph, RunSnapshot | None)`` into a :class:`GraphView`: a
-node per job, or a group node for many instances of one task. :mod:`.dot` and
+node per job, a group node for many instances of one task, and a node per map that
+stands for its items too (:mod:`.maps`) unless they are asked for. :mod:`.dot` and
 :mod:`.mermaid` serialise a view; :mod:`.draw` makes pictures of it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from ..checks import check_int
 from ..errors import ConfigurationError, JobNotFoundError
 from ..job_status import JobStatus
 from ..snapshot import JobState, RunSnapshot
+from .maps import map_lines, map_tooltip, progress_of, reserve_lines
 from .styles import CACHED, DEFAULT_RANKDIR, RANKDIRS, StyleKey, look_of
 from .text import counts_text, first_line, format_duration, short_id
 
@@ -53,6 +55,11 @@ class ViewNode:
     tooltip: str
     cached: int = 0
     """How many of its jobs are completed ones that reused an earlier result (a job: 0 or 1)."""
+    is_map: bool = False
+    """The node draws a map: its label counts its items, which change as they run."""
+    reserve: tuple[str, ...] = ()
+    """A map's widest label: the live panel lays the node out with it, then rewrites
+    the text as the counts change."""
 
     @property
     def look(self) -> StyleKey | None:
@@ -89,7 +96,8 @@ class GraphView:
     rankdir: str
     submitted: bool
     node_of_job: Mapping[str, str]
-    """job id -> key of the node that draws it."""
+    """job id -> key of the node that draws it (a map's node draws its items, unless
+    they were expanded)."""
 
     @property
     def cached(self) -> int:
@@ -189,6 +197,7 @@ def build_view(
     hops: int = 1,
     group_threshold: int | None = GROUP_THRESHOLD,
     compact: bool = False,
+    expand_maps: bool = False,
 ) -> GraphView:
     """The nodes and edges to draw.
 
@@ -198,6 +207,11 @@ def build_view(
     ``group_threshold`` jobs remain (None: never), each task with at least
     :data:`GROUP_MIN_INSTANCES` instances becomes one group node. ``compact`` keeps
     labels to the name (the live panel lays out once, so its labels must not change).
+
+    A map is one node labelled with its items' progress (``square ×120`` over ``37
+    done, 2 failed``) that stands for its items; ``expand_maps=True`` draws the items
+    too, each a node (or, past ``group_threshold``, one group node per map, named
+    ``square[i]``), between the map's parent and the map, which collects them.
     """
     if rankdir not in RANKDIRS:
         raise ConfigurationError(f"rankdir must be one of {RANKDIRS}, got {rankdir!r}")
@@ -224,34 +238,58 @@ def build_view(
         state = states.get(job_id)
         return state.name if state else str(graph.nodes[job_id].get("name", job_id))
 
+    maps, items_of = _maps(graph, states, order)
+    over = {map_id: _over(graph, map_id, items_of.get(map_id, ()), task_name)
+            for map_id in maps}
+    if not expand_maps:  # a map's node stands for its items
+        present = set(shown)
+        folded = {item for map_id, items in items_of.items() if map_id in present
+                  for item in items}
+        shown = [job_id for job_id in shown if job_id not in folded]
+
+    def group_name(job_id: str) -> str:
+        state = states.get(job_id)
+        if state is not None and state.map_of in maps:
+            return f"{task_name(state.map_of)}[i]"  # the items of one map group together
+        return task_name(job_id)
+
     grouped: dict[str, list[str]] = {}
     if group_threshold is not None and len(shown) > group_threshold:
         by_name: dict[str, list[str]] = {}
         for job_id in shown:
-            by_name.setdefault(task_name(job_id), []).append(job_id)
+            by_name.setdefault(group_name(job_id), []).append(job_id)
         grouped = {n: ids for n, ids in by_name.items() if len(ids) >= GROUP_MIN_INSTANCES}
 
     nodes: list[ViewNode] = []
     node_of_job: dict[str, str] = {}
     for job_id in shown:
-        tname = task_name(job_id)
-        if tname in grouped:
-            members = grouped[tname]
+        gname = group_name(job_id)
+        if gname in grouped:
+            members = grouped[gname]
             if members[0] != job_id:
                 continue
-            node = group_node(f"g{index[job_id]}", tname, members, states, compact)
+            node = group_node(f"g{index[job_id]}", gname, members, states, compact)
+        elif job_id in maps:
+            items = items_of.get(job_id, ())
+            node = map_node(f"j{index[job_id]}", job_id, task_name(job_id),
+                            states.get(job_id), [states[item] for item in items],
+                            over.get(job_id))
         else:
-            node = job_node(f"j{index[job_id]}", job_id, tname, graph, states.get(job_id),
-                             compact)
+            node = job_node(f"j{index[job_id]}", job_id, task_name(job_id), graph,
+                            states.get(job_id), compact)
         nodes.append(node)
         for member in node.job_ids:
             node_of_job[member] = node.key
+    if not expand_maps:
+        for map_id, items in items_of.items():
+            if map_id in node_of_job:
+                node_of_job.update((item, node_of_job[map_id]) for item in items)
 
+    edges: set[tuple[str, str]] = set()
+    for u, v in _edges(graph, items_of, node_of_job, expand_maps):
+        if u in node_of_job and v in node_of_job and node_of_job[u] != node_of_job[v]:
+            edges.add((node_of_job[u], node_of_job[v]))
     position = {node.key: i for i, node in enumerate(nodes)}
-    edges = {
-        (node_of_job[u], node_of_job[v]) for u, v in graph.edges
-        if u in node_of_job and v in node_of_job and node_of_job[u] != node_of_job[v]
-    }
     summary = snapshot.summary() if snapshot is not None else (
         f"workflow {name!r}: {graph.number_of_nodes()} jobs, not submitted"
     )
@@ -260,6 +298,44 @@ def build_view(
         edges=tuple(sorted(edges, key=lambda e: (position[e[0]], position[e[1]]))),
         rankdir=rankdir, submitted=snapshot is not None, node_of_job=node_of_job,
     )
+
+
+def _maps(graph: nx.DiGraph, states: Mapping[str, JobState],
+          order: Sequence[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """The maps among the jobs, and each map's items in input order."""
+    maps = {job_id for job_id in order
+            if (states[job_id].is_map if job_id in states
+                else bool(graph.nodes[job_id].get("map")))}
+    items_of: dict[str, list[JobState]] = {}
+    for state in states.values():
+        if state.map_of in maps:
+            items_of.setdefault(state.map_of, []).append(state)
+    return maps, {map_id: [item.id for item in sorted(items, key=lambda j: j.map_index or 0)]
+                  for map_id, items in items_of.items()}
+
+
+def _over(graph: nx.DiGraph, map_id: str, items: Sequence[str],
+          task_name: Callable[[str], str]) -> str | None:
+    """The name of the job whose list a map maps over (its parent that is not its item)."""
+    own = set(items)
+    parents = [parent for parent in graph.predecessors(map_id) if parent not in own]
+    return ", ".join(task_name(parent) for parent in parents) or None
+
+
+def _edges(graph: nx.DiGraph, items_of: Mapping[str, Sequence[str]],
+           node_of_job: Mapping[str, str], expand: bool) -> list[tuple[str, str]]:
+    """The job edges to draw: as submitted, except that a map whose items are drawn
+    takes its parent's edge through them (parent -> items -> map)."""
+    drawn = {map_id: [item for item in items if item in node_of_job]
+             for map_id, items in items_of.items()} if expand else {}
+    own = {item: map_id for map_id, items in drawn.items() for item in items}
+    found: list[tuple[str, str]] = []
+    for u, v in graph.edges:
+        if drawn.get(v) and own.get(u) != v:
+            found.extend((u, item) for item in drawn[v])
+        else:
+            found.append((u, v))
+    return found
 
 
 def job_node(key: str, job_id: str, name: str, graph: nx.DiGraph | None,
@@ -275,6 +351,19 @@ def job_node(key: str, job_id: str, name: str, graph: nx.DiGraph | None,
     lines = (name, detail) if detail else (name,)
     return ViewNode(key, f"job-{job_id}", name, (job_id,), state.status, (), lines,
                     job_tooltip(state), int(reused(state)))
+
+
+def map_node(key: str, job_id: str, name: str, state: JobState | None,
+             items: Sequence[JobState], over: str | None) -> ViewNode:
+    """The node of a map: its name and size over its items' progress, in the map's own
+    look (running while items run)."""
+    progress = progress_of(state, items) if state is not None else None
+    lines = map_lines(name, state, progress, over)
+    tooltip = map_tooltip(name, state, progress, over)
+    reserve = reserve_lines(name, progress.size if progress is not None else None)
+    return ViewNode(key, f"job-{job_id}", name, (job_id,),
+                    progress.status if progress is not None else None, (), lines, tooltip,
+                    int(state is not None and reused(state)), is_map=True, reserve=reserve)
 
 
 def group_node(key: str, name: str, members: Sequence[str], states: Mapping[str, JobState],

@@ -3,7 +3,8 @@
 It reads the run's status snapshots (``WorkflowRun.snapshot()``), never in-memory
 worker state, so it follows workers in other processes and opens on old runs from
 another kernel. The graph is laid out once; each refresh restyles only the nodes and
-table rows whose state changed.
+table rows whose state changed. A map is one node and one row with its items' progress
+(:mod:`.maps`): its items cost a refresh a count, not a node or a row each.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from ..errors import JobNotFoundError
 from ..job_status import JobStatus
 from ..snapshot import Attempt, JobState, RunSnapshot
 from .dot import to_digraph
-from .jobtable import job_row, job_table
+from .jobtable import JobTable
 from .livesvg import LiveSvg
+from .maps import map_summary, maps_over
 from .render import render
 from .stepout import PANEL_CLASS, PICK_ATTRIBUTE, PICK_CLASS, output_html
 from .styles import DEFAULT_RANKDIR, StyleOverrides, get_styles
@@ -34,6 +36,7 @@ from .view import (
     build_view,
     group_node,
     job_node,
+    map_node,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,6 +90,12 @@ class RunPanel(widgets.VBox):
     ``graph=False`` leaves out the picture; ``rankdir``, ``styles`` and
     ``group_threshold`` shape it as in ``visualize()``.
 
+    A map is one node and one table row, with its items' progress. Selecting the map
+    (a click on its row or node, or ``select("square")``) lists its items under its row
+    (at most :data:`~.jobtable.MAP_ROWS_SHOWN`, the failed ones first) and shows its
+    items per status and the errors of its failed items in the output area; selecting
+    an item (``select("square[3]")``) shows that item's output.
+
     The output area under the table shows what the selected step printed and logged
     in its latest attempt, then its traceback once it failed. While the step runs the
     thread reads its output again at most every :data:`OUTPUT_READ_INTERVAL` seconds;
@@ -122,8 +131,9 @@ class RunPanel(widgets.VBox):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._states: dict[str, JobState] = {}
-        self._rows: dict[str, str] = {}
-        self._workers: dict[str, str] = {}
+        self._table = JobTable(self.styles, self.run.attempts)
+        self._over: dict[str, str] = {}
+        """map id -> the name of the job it maps over (read at the first refresh)."""
         self._view: GraphView | None = None
         self._live: LiveSvg | None = None
         self._members: dict[str, tuple[str, ...]] = {}
@@ -276,6 +286,8 @@ class RunPanel(widgets.VBox):
         running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
         self._states = {job.id: job for job in snapshot.jobs}
         first = self.snapshot is None
+        if first:
+            self._over = maps_over(snapshot)
         try:
             if changed or first:
                 self._summary.update(snapshot)
@@ -285,10 +297,10 @@ class RunPanel(widgets.VBox):
                 self._update_table(snapshot, {job.id for job in changed} | running)
             selected = self._selected
             if selected is not None and (
-                    any(job.id == selected for job in changed) or (
+                    any(selected in (job.id, job.map_of) for job in changed) or (
                     selected in running
                     and time.monotonic() - self._output_read >= OUTPUT_READ_INTERVAL)):
-                self._show_output(self._states[selected])
+                self._show_output(self._states[selected], snapshot)
         except BaseException:
             self._states = previous  # the next refresh redoes these changes
             raise
@@ -302,9 +314,12 @@ class RunPanel(widgets.VBox):
             return
         if self._live is None:
             return
-        keys = {self._view.node_of_job[job.id] for job in changed
-                if job.id in self._view.node_of_job}
-        nodes = [self._node(key) for key in sorted(keys)]
+        node_of_job = self._view.node_of_job
+        # an item, even one expanded after the layout, is drawn by its map's node
+        drawn = (job.map_of if job.map_of is not None and job.map_of in node_of_job
+                 else job.id for job in changed)
+        keys = {node_of_job[job_id] for job_id in drawn if job_id in node_of_job}
+        nodes = [self._node(key, snapshot) for key in sorted(keys)]
         if self._live.update(nodes):
             self.graph_view.value = self._wrap_svg(self._live.svg())
 
@@ -332,11 +347,14 @@ class RunPanel(widgets.VBox):
         self._live = live
         self.graph_view.value = self._wrap_svg(live.svg())
 
-    def _node(self, key: str) -> Any:
+    def _node(self, key: str, snapshot: RunSnapshot) -> Any:
         members = self._members[key]
         first = self._states[members[0]]
         if key.startswith("g"):
             return group_node(key, first.name, members, self._states, True)
+        if first.is_map:
+            return map_node(key, first.id, first.name, first,
+                            snapshot.items_of.get(first.id, ()), self._over.get(first.id))
         return job_node(key, first.id, first.name, None, first, True)
 
     @staticmethod
@@ -365,13 +383,9 @@ class RunPanel(widgets.VBox):
                 self.output.value = ""
                 self.output.layout.display = "none"
             else:
-                self._show_output(self._states[job_id])
-            if self.snapshot is not None and previous != job_id:
-                for changed in (previous, job_id):
-                    if changed is not None:
-                        self._rows.pop(changed, None)
-                if self._show_table:
-                    self._update_table(self.snapshot, set())
+                self._show_output(self._states[job_id], self.snapshot)
+            if self.snapshot is not None and previous != job_id and self._show_table:
+                self._update_table(self.snapshot, set())
             if self._pick.value != (job_id or ""):
                 self._pick.value = job_id or ""
 
@@ -388,9 +402,13 @@ class RunPanel(widgets.VBox):
         raise JobNotFoundError(f"{step!r} is not a step of {self.run.name!r}; select a Job, "
                                "a job id or a task name of this run")
 
-    def _show_output(self, job: JobState) -> None:
+    def _show_output(self, job: JobState, snapshot: RunSnapshot | None) -> None:
         self._output_read = time.monotonic()
-        text = self.run.logs(job.id) if job.attempts else ""
+        if job.is_map:  # a map prints nothing: its items' progress and failures
+            items = snapshot.items_of.get(job.id, ()) if snapshot is not None else ()
+            text = map_summary(job, items, self._over.get(job.id))
+        else:
+            text = self.run.logs(job.id) if job.attempts else ""
         self.output_text = text
         self.output.value = output_html(job, text)
         self.output.layout.display = ""
@@ -434,31 +452,9 @@ class RunPanel(widgets.VBox):
 
     # -- table --------------------------------------------------------------------------
     def _update_table(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
-        self._learn_workers(snapshot, dirty)
-        for job in snapshot.jobs:
-            if job.id in dirty or job.id not in self._rows:
-                self._rows[job.id] = self._row(job)
-        value = job_table(self._rows[job.id] for job in snapshot.jobs)
+        value = self._table.html(snapshot, dirty, self._selected)
         if value != self.table.value:
             self.table.value = value
-
-    def _learn_workers(self, snapshot: RunSnapshot, dirty: set[str]) -> None:
-        """The worker of a job's last attempt: seen while running, else from its executions
-        (read only when a finished job's worker is not known yet)."""
-        missing = False
-        for job in snapshot.jobs:
-            if job.worker_id:
-                self._workers[job.id] = job.worker_id
-            elif job.id in dirty and job.attempts and job.id not in self._workers:
-                missing = True
-        if missing:
-            for attempt in self.run.attempts():
-                if attempt.worker:
-                    self._workers[attempt.job_id] = attempt.worker
-
-    def _row(self, job: JobState) -> str:
-        return job_row(job, self.styles, self._workers.get(job.id, ""),
-                       job.id == self._selected)
 
     # -- status line and errors ---------------------------------------------------------
     def _show_error(self, exc: BaseException, doing: str = "refresh") -> None:

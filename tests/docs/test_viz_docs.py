@@ -21,7 +21,8 @@ def test_the_examples_in_the_visualization_guide_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for name, head in (("etl-structure.svg", b"<?xml"), ("etl-run.png", b"\x89PNG"),
                        ("etl-run.pdf", b"%PDF"), ("etl-timeline.svg", b"<?xml"),
-                       ("etl-workers.png", b"\x89PNG"), ("etl-cached.svg", b"<?xml")):
+                       ("etl-workers.png", b"\x89PNG"), ("etl-cached.svg", b"<?xml"),
+                       ("parse-items.svg", b"<?xml")):
         assert (tmp_path / name).read_bytes().startswith(head), name
     assert "flowchart LR" in done.stdout
     assert "5 of 5" not in done.stdout  # the live run has 2 jobs
@@ -35,3 +36,7 @@ def test_the_examples_in_the_visualization_guide_run(tmp_path):
     assert "ZeroDivisionError: division by zero" in done.stdout
     # the panel's Cancel run button ends a running run, then is disabled
     assert "2 cancelled; button disabled: True" in done.stdout
+    # a map: one node with its items' progress, its items listed and shown when selected
+    assert "True\nTrue\n" in done.stdout
+    assert "a map over the list of list_files: 12 items\n" in done.stdout
+    assert "ValueError: cannot parse part-3.csv\n" in done.stdout

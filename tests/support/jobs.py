@@ -463,3 +463,21 @@ def segfault():
     import ctypes
 
     ctypes.string_at(0)
+
+
+# -- maps ------------------------------------------------------------------------------------
+def numbers(n):
+    """``[0, 1, ..., n-1]``: a list to map over."""
+    return list(range(n))
+
+
+def square_unless(item, fail_every=0, gate=None):
+    """``item ** 2``; raises for every item divisible by ``fail_every`` (0: none). With
+    ``gate``, items divisible by 3 wait for the event ``<gate>:release`` first."""
+    if gate is not None and item % 3 == 0:
+        event(f"{gate}:started").set()
+        if not event(f"{gate}:release").wait(60):
+            raise TimeoutError(f"{gate} was never released")
+    if fail_every and item % fail_every == 0:
+        raise ValueError(f"item {item} is divisible by {fail_every}")
+    return item * item
