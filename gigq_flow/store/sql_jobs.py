@@ -21,14 +21,12 @@ CANCEL_SET = """error = CASE WHEN status = 'running' THEN 'cancelled while it ra
 """A pending or running job cancelled (a running one keeps its attempt in its row, ended)."""
 
 
-MAP_ITEM = """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
-        dependencies, max_attempts, timeout, description, status, created_at, updated_at,
-        attempts, pass_parent_results, retry_delay, workflow_id, pending_deps, serializer,
-        cache, cache_version, code_digest, tags, gate, map_of, map_index)
-    SELECT ?, name || ?, function_name, function_module, ?, priority, '[]', max_attempts,
-        timeout, description, 'pending', ?, ?, 0, pass_parent_results, retry_delay,
-        workflow_id, 0, serializer, cache, cache_version, code_digest, ?, ?, id, ?
-    FROM jobs WHERE id = ?"""
+MAP_OPTIONS = ("function_name", "function_module", "priority", "max_attempts", "timeout",
+               "description", "pass_parent_results", "retry_delay", "workflow_id",
+               "serializer", "cache", "cache_version", "code_digest")
+MAP_ITEM = f"""INSERT INTO jobs (id, name, params, {", ".join(MAP_OPTIONS)}, dependencies,
+        status, created_at, updated_at, attempts, pending_deps, tags, gate, map_of, map_index)
+    VALUES (?, ?, ?, {marks(MAP_OPTIONS)}, '[]', 'pending', ?, ?, 0, 0, ?, ?, ?, ?)"""
 """One item of a map: the map's function and options, its own params and name."""
 
 
@@ -139,8 +137,9 @@ class SQLJobs(SQLLimits):
                 (len(item_params), len(item_params), now, claim.id, claim.execution_id),
             ).rowcount != 1:
                 return False
-            tags, limit = tx.execute("SELECT tags, map_limit FROM jobs WHERE id = ?",
-                                     (claim.id,)).fetchone()
+            name, tags, limit, *options = tx.execute(
+                f"SELECT name, tags, map_limit, {', '.join(MAP_OPTIONS)} FROM jobs WHERE id = ?",
+                (claim.id,)).fetchone()
             item_tags = json.loads(tags) if tags else []
             if limit is not None:  # max_active: a limit on a tag of the map's own
                 item_tags.append(map_tag(claim.id))
@@ -150,8 +149,8 @@ class SQLJobs(SQLLimits):
             items = [(str(uuid.uuid4()), i) for i in range(len(item_params))]
             for chunk in chunks(list(zip(items, item_params, strict=True))):
                 tx.executemany(MAP_ITEM, [
-                    (item_id, f"[{i}]", self.blob(params), now, now, encoded_tags, gate, i,
-                     claim.id)
+                    (item_id, f"{name}[{i}]", self.blob(params), *options, now, now,
+                     encoded_tags, gate, claim.id, i)
                     for (item_id, i), params in chunk])
                 tx.executemany(
                     "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",

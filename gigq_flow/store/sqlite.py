@@ -75,7 +75,7 @@ class SQLiteStore(SQLStore):
             # RETURNING). Both run on the connection's kept cursor.
             now = now_iso()
             row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
-            gated = self.gated_choice(conn, now, None if row is None else row[-1])
+            gated = self.gated_choice(conn.hot, now, None if row is None else row[-1])
             if gated is not None:
                 row = conn.execute(CLAIM_GATED, (gated,)).fetchone()
             if row is None:
