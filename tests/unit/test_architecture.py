@@ -31,7 +31,7 @@ LAYERS = (
 )
 # The modules that may import the store: those that hold one, and the codec of its rows.
 STORE_USERS = {"codec", "run", "job_queue", "worker", "step_cache", "migrate", "db_utils",
-               "loader"}
+               "loader", "mapping"}
 
 
 def module_names() -> dict[str, Path]:
