@@ -59,7 +59,7 @@ CHILD_TIMEOUT = 600.0
 
 SHIPPED, NEUTRALISED = "capture as shipped", "capture neutralised"
 NEUTRALISED_WHAT = (
-    "gigq_flow.worker.Capturing replaced by a context manager that does nothing, and "
+    "gigq_flow.step_process.Capturing replaced by a context manager that does nothing, and "
     "gigq_flow.worker.Output by a stub whose take() returns \"\" (so the worker's store "
     "of the output returns before any SQL); left in place: the router on sys.stdout/"
     "sys.stderr and the log record factory (installed once per worker start), the "
@@ -100,7 +100,7 @@ class NoOutput:
 
 def neutralise() -> None:
     """In this process only: the worker's per-job capture does nothing (NEUTRALISED_WHAT)."""
-    gigq_flow.worker.Capturing = NoCapture  # type: ignore[assignment, misc]
+    gigq_flow.step_process.Capturing = NoCapture  # type: ignore[assignment, misc]
     gigq_flow.worker.Output = NoOutput  # type: ignore[assignment, misc]
 
 
@@ -129,7 +129,7 @@ def drain_in_child(neutralised: bool, jobs: int, answer: Connection) -> None:
             raise RuntimeError(f"{stats['completed']} of {jobs} jobs completed")
         if not isinstance(sys.stdout, Router):
             raise RuntimeError("the worker did not route sys.stdout: nothing was measured")
-        if (gigq_flow.worker.Capturing is NoCapture) != neutralised:
+        if (gigq_flow.step_process.Capturing is NoCapture) != neutralised:
             raise RuntimeError("the capture is not as this run says")
     except Exception as exc:
         answer.send(f"{type(exc).__name__}: {exc}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -62,15 +62,16 @@ def check_importable(function: Callable) -> None:
         )
 
 
-def check_tags(job_name: str, tags: Sequence[str]) -> tuple[str, ...]:
+def check_tags(job_name: str, tags: Iterable[str]) -> tuple[str, ...]:
     """A job's tags as stored: a tuple of distinct, non-empty, one-line strings."""
-    if isinstance(tags, str) or not all(
-            isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in tags):
+    listed = None if isinstance(tags, str) or not isinstance(tags, Iterable) else list(tags)
+    if listed is None or not all(
+            isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in listed):
         raise ConfigurationError(
             f"tags of job {job_name!r} must be a list of non-empty, one-line strings, "
             f"got {tags!r}"
         )
-    return tuple(dict.fromkeys(tags))
+    return tuple(dict.fromkeys(listed))
 
 
 class Job:
@@ -107,7 +108,7 @@ class Job:
         serializer: str = "json",
         cache: bool = True,
         cache_version: str | int | None = None,
-        tags: Sequence[str] = (),
+        tags: Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"job name must be a non-empty string, got {name!r}")

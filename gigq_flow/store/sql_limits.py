@@ -66,7 +66,8 @@ class SQLLimits(SQLBase):
                        "ON CONFLICT (tag) DO UPDATE SET max_running = excluded.max_running",
                        (tag, max_running))
         limited = self.limited_tags(tx)
-        pattern = "%" + json.dumps(tag).replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = json.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
         changed = [
             (gate_of(json.loads(tags), limited), job_id)
             for job_id, tags in tx.execute(

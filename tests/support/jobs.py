@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -337,6 +338,48 @@ def hold(started, release, timeout=120.0):
     if os.environ.get(FAIL_ENV):
         raise RuntimeError(f"attempt in process {os.getpid()} failed on purpose")
     return {"pid": os.getpid()}
+
+
+# -- maps and limits ------------------------------------------------------------------------
+def numbers(n):
+    """The list ``[0, 1, ..., n - 1]``: what a map maps over."""
+    return list(range(n))
+
+
+def square(item, offset=0):
+    """``item * item + offset`` after a random sleep of up to 20 ms, so that the items
+    of a map finish out of order."""
+    time.sleep(random.uniform(0, 0.02))
+    return item * item + offset
+
+
+def square_unless_blocked(item, blocked, release):
+    """:func:`square`, except that it fails for the items in ``blocked`` while the file
+    ``release`` does not exist."""
+    if item in blocked and not os.path.exists(release):
+        raise RuntimeError(f"item {item} is blocked until {release} exists")
+    return square(item)
+
+
+def sum_of(parent_results, name):
+    """The sum of the list that the parent named ``name`` returned (a map's results)."""
+    return sum(parent_results.by_name[name])
+
+
+def not_a_list():
+    """A result a map cannot map over."""
+    return {"a": 1}
+
+
+def timed(label, log_path, seconds):
+    """Sleep ``seconds``; append ``label start end`` (time.time() at both ends) to the
+    file at ``log_path``; return ``label``."""
+    start = time.time()
+    time.sleep(seconds)
+    end = time.time()
+    with open(log_path, "a") as f:
+        f.write(f"{label} {start!r} {end!r}\n")
+    return label
 
 
 # -- things that cannot be jobs ------------------------------------------------------------
