@@ -41,6 +41,7 @@ from harness.machine import describe, summary
 from harness.tempdirs import temporary_directory
 
 import gigq_flow
+import gigq_flow.step_process
 import gigq_flow.worker
 from gigq_flow import Job, JobQueue, Worker
 from gigq_flow.output import Router

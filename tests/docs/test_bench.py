@@ -156,9 +156,9 @@ def test_output_measures_both_targets_and_says_what_it_neutralised(tmp_path: Pat
     assert (printing["lines"], printing["width"]) == (100, 60)
     assert all(len(printing["trials"][which]) == 2 and min(printing["trials"][which]) > 0
                for which in ("worker", "direct"))
-    assert "gigq_flow.worker.Capturing replaced by a context manager that does nothing" in (
+    assert "gigq_flow.step_process.Capturing replaced by a context manager that does nothing" in (
         figures["neutralised"])
-    assert "  neutralised: gigq_flow.worker.Capturing replaced" in stdout
+    assert "  neutralised: gigq_flow.step_process.Capturing replaced" in stdout
     verdicts = re.findall(r"^(.+?) \(.+\): (\d+\.\d+)x, (met|NOT met)$", stdout, re.MULTILINE)
     assert [what for what, _, _ in verdicts] == [
         "capturing costs the no-op hot path at most 5%",
