@@ -85,7 +85,8 @@ class JobQueue:
         self.store.set_limit(tag, max_running)
 
     def limits(self) -> dict[str, int]:
-        """Each limited tag and how many of its jobs may run at once."""
+        """Each limited tag and how many of its jobs may run at once (a map waiting for
+        its items shows its ``max_active`` as ``map:<id>``)."""
         return self.store.limits()
 
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .loader import FunctionLoader
 from .serialization import dumps, dumps_params, loads
-from .store import ClaimedJob, ParentResult, Store, map_tag
+from .store import ClaimedJob, ParentResult, Store
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ def run_map(store: Store, loader: FunctionLoader, claim: ClaimedJob) -> None:
         else:
             results = _decode(loader, parents[1:])  # the first parent is the list's
             done = store.complete(claim, dumps(results, claim.serializer))
-            if done and map_tag(claim.id) in store.limits():  # its max_active is done
-                store.set_limit(map_tag(claim.id), None)
     except Exception as exc:
         done = store.fail(claim, str(exc) if isinstance(exc, MapError) else
                           f"cannot map: {type(exc).__name__}: {exc}", retry=False)

@@ -252,7 +252,7 @@ class Store(Protocol):
         ...
 
     def limits(self) -> dict[str, int]:
-        """Every tag's limit."""
+        """Every tag's limit, and the ``max_active`` of each map waiting for its items."""
         ...
 
     def step_code(self, digest: str) -> bytes | None:

@@ -30,6 +30,7 @@ class PostgresStore(SQLStore):
     lock_shared = "FOR SHARE"
     lock_skip = "FOR UPDATE SKIP LOCKED"
     lock_update = "FOR UPDATE"
+    limits_lock = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':limits'))"
     db: PostgresConnections
 
     def __init__(self, url: str, *, initialize: bool = True) -> None:

@@ -130,7 +130,6 @@ LIMIT_TABLES = (
         tag TEXT PRIMARY KEY,
         max_running INTEGER NOT NULL
     )""",
-    "CREATE TABLE IF NOT EXISTS gates (gate TEXT PRIMARY KEY)",
 )
 #: The claim's indexes (schema 6; before, ``idx_jobs_ready`` held every ready job): it
 #: reads the head of ``idx_jobs_ready_free``, so its cost does not depend on how many

@@ -30,7 +30,6 @@ COPIED_COLUMNS = {
     "attempt_output": ("job_id", "attempt_id", "seq", "text"),
     "step_code": ("digest", "data", "size", "created_at"),
     "tag_limits": ("tag", "max_running"),
-    "gates": ("gate",),
     "cache_entries": ("key", "step", "name", "code_digest", "params_digest", "parents_digest",
                       "settings", "result_digest", "serializer", "result", "job_id",
                       "workflow_id",
@@ -41,7 +40,7 @@ COPY_ORDER = {
     "job_dependencies": "job_id, position", "ended_attempts": "started_at, {execution_order}",
     "workers": "started_at, instance", "result_blobs": "created_at, digest",
     "cache_entries": "created_at, key", "attempt_output": "job_id, attempt_id, seq",
-    "step_code": "created_at, digest", "tag_limits": "tag", "gates": "gate",
+    "step_code": "created_at, digest", "tag_limits": "tag",
 }
 PAYLOADS = {"jobs": ("params", "result"), "ended_attempts": ("result",),
             "result_blobs": ("data",), "cache_entries": ("result",), "step_code": ("data",)}

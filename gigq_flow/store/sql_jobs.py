@@ -141,10 +141,9 @@ class SQLJobs(SQLLimits):
                 f"SELECT name, tags, map_limit, {', '.join(MAP_OPTIONS)} FROM jobs WHERE id = ?",
                 (claim.id,)).fetchone()
             item_tags = json.loads(tags) if tags else []
-            if limit is not None:  # max_active: a limit on a tag of the map's own
-                item_tags.append(map_tag(claim.id))
-                self.write_limit(tx, map_tag(claim.id), limit)
-            (gate,) = self.gate_new_jobs(tx, [item_tags])
+            own = [map_tag(claim.id)] if limit is not None else []  # max_active's tag
+            (gate,) = self.gate_new_jobs(tx, [item_tags + own], also_limited=own)
+            item_tags += own
             encoded_tags = json.dumps(item_tags) if item_tags else None
             items = [(str(uuid.uuid4()), i) for i in range(len(item_params))]
             for chunk in chunks(list(zip(items, item_params, strict=True))):

@@ -3,10 +3,13 @@
 A job's ``gate`` is the set of its tags that have a limit (None for most jobs). Ready
 jobs without a gate stay in the claim's index (``idx_jobs_ready_free``); gated ones wait
 in an index of their own, by gate, so that a full limit never makes a claim scan past
-the jobs it holds back. A claim then compares the head of the free index with the head
-of each gate that has room, counting the running jobs of each gate through a small
-index of running gated jobs. PostgreSQL claimers lock the limits' rows first, so that
-two hosts never both take the last place; SQLite's write lock does the same.
+the jobs it holds back. A claim finds the gates that have ready jobs by skipping through
+that index (one seek per gate), counts the running jobs of each gate through a small
+index of running gated jobs, and compares the head of the free index with the head of
+each gate that has room. A map's ``max_active`` is the limit of a tag its items carry,
+``map:<id>``, read from the map's row while it waits for them: nothing to remove later.
+PostgreSQL claimers of gated jobs take turns on a transaction lock, so that two hosts
+never both take the last place; SQLite's write lock does the same.
 """
 
 from __future__ import annotations
@@ -18,16 +21,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .sql_base import SQLBase
-from .statements import chunks
+from .statements import chunks, marks
 from .transport import Tx
 
 GATE_SEPARATOR = "\n"
 """Joins a gate's tags (tags cannot contain it)."""
-GATE_STATE = """SELECT 'gate', gate, 0 FROM gates
-    UNION ALL SELECT 'limit', tag, max_running FROM tag_limits
+READY_GATES = """WITH RECURSIVE ready(gate) AS (
+        SELECT (SELECT gate FROM jobs WHERE status = 'pending' AND pending_deps = 0
+                AND gate IS NOT NULL ORDER BY gate LIMIT 1)
+        UNION ALL
+        SELECT (SELECT gate FROM jobs WHERE status = 'pending' AND pending_deps = 0
+                AND gate IS NOT NULL AND gate > ready.gate ORDER BY gate LIMIT 1)
+        FROM ready WHERE ready.gate IS NOT NULL)
+    SELECT gate FROM ready WHERE gate IS NOT NULL"""
+"""The distinct gates of ready jobs, one index seek each (none: one seek)."""
+GATE_STATE = """SELECT 'limit', tag, max_running FROM tag_limits
     UNION ALL SELECT 'running', gate, COUNT(*) FROM jobs
         WHERE status = 'running' AND gate IS NOT NULL GROUP BY gate"""
-"""The gates, the limits and how many jobs of each gate run: what a claim weighs."""
+"""The limits and how many jobs of each gate run: what a claim weighs."""
+MAP_TAG_PREFIX = "map:"
 GATED_HEAD = """SELECT priority, created_at, {key} FROM jobs WHERE gate = ?
     AND status = 'pending' AND pending_deps = 0 AND (retry_after IS NULL OR retry_after <= ?)
     ORDER BY priority DESC, created_at LIMIT 1"""
@@ -44,10 +56,15 @@ class SQLLimits(SQLBase):
 
     row_key = "id"
     """The column a backend claims a row by (SQLite: ``rowid``)."""
+    limits_lock = ""
+    """A statement that makes claimers of gated jobs take turns (a server's)."""
 
     def limits(self) -> dict[str, int]:
         return {row["tag"]: row["max_running"] for row in self.db.read(
-            "SELECT tag, max_running FROM tag_limits ORDER BY tag")}
+            f"""SELECT tag, max_running FROM tag_limits
+                UNION ALL SELECT '{MAP_TAG_PREFIX}' || id, map_limit FROM jobs
+                WHERE map_limit IS NOT NULL AND map_size IS NOT NULL AND status = 'pending'
+                ORDER BY 1""")}
 
     def set_limit(self, tag: str, max_running: int | None) -> None:
         def body(tx: Tx) -> None:
@@ -76,38 +93,29 @@ class SQLLimits(SQLBase):
         ]
         for chunk in chunks(changed):
             tx.executemany("UPDATE jobs SET gate = ? WHERE id = ?", chunk)
-        self.add_gates(tx, (gate for gate, _ in changed))
 
     @staticmethod
     def limited_tags(tx: Tx) -> set[str]:
         return {row[0] for row in tx.execute("SELECT tag FROM tag_limits")}
 
-    @staticmethod
-    def add_gates(tx: Tx, gates: Iterable[str | None]) -> None:
-        new = sorted({gate for gate in gates if gate is not None})
-        if new:
-            tx.executemany("INSERT INTO gates (gate) VALUES (?) ON CONFLICT (gate) DO NOTHING",
-                           [(gate,) for gate in new])
-
     def gated_choice(self, tx: Tx, now: str, free_key: Any) -> Any:
         """The key of the gated job a claim should take instead of the free index's head
         (``free_key``, None if empty): the best head of a gate with room, if it comes
         first by priority then age. None: take the free head (or nothing)."""
-        if self.lock_update:  # a server: claimers of gated jobs take turns on the limits
-            if tx.execute("SELECT 1 FROM gates LIMIT 1").fetchone() is None:
-                return None
-            tx.execute(f"SELECT tag FROM tag_limits ORDER BY tag {self.lock_update}")
-        gates: list[str] = []
-        limits: dict[str, int] = {}
+        gates = [row[0] for row in tx.execute(READY_GATES).fetchall()]
+        if not gates:
+            return None
+        if self.limits_lock:  # a server: claimers of gated jobs take turns
+            tx.execute(self.limits_lock)
+        limits: dict[str, float] = {}
         running: Counter[str] = Counter()
         for kind, name, count in tx.execute(GATE_STATE).fetchall():
-            if kind == "gate":
-                gates.append(name)
-            elif kind == "limit":
+            if kind == "limit":
                 limits[name] = count
             else:
                 for tag in name.split(GATE_SEPARATOR):
                     running[tag] += count
+        limits.update(self._map_limits(tx, gates))
         best: Sequence[Any] | None = None
         head = GATED_HEAD.format(key=self.row_key) + " " + self.lock_skip
         for gate in gates:
@@ -126,11 +134,22 @@ class SQLLimits(SQLBase):
                 return None
         return best[2]
 
-    def gate_new_jobs(self, tx: Tx, tags: Sequence[Sequence[str]]) -> list[str | None]:
-        """The gates of jobs about to be inserted with ``tags`` (their gates recorded)."""
+    @staticmethod
+    def _map_limits(tx: Tx, gates: Iterable[str]) -> dict[str, float]:
+        """The limits of the map tags in ``gates``: each map's ``max_active``, from its row."""
+        maps = sorted({tag[len(MAP_TAG_PREFIX):] for gate in gates
+                       for tag in gate.split(GATE_SEPARATOR) if tag.startswith(MAP_TAG_PREFIX)})
+        found: dict[str, float] = {}
+        for chunk in chunks(maps):
+            found.update((MAP_TAG_PREFIX + job_id, limit) for job_id, limit in tx.execute(
+                f"SELECT id, map_limit FROM jobs WHERE id IN ({marks(chunk)})", chunk))
+        return found
+
+    def gate_new_jobs(self, tx: Tx, tags: Sequence[Sequence[str]],
+                      also_limited: Iterable[str] = ()) -> list[str | None]:
+        """The gates of jobs about to be inserted with ``tags``, ``also_limited`` naming
+        limited tags beyond the table's (a map's own)."""
         if not any(tags):
             return [None] * len(tags)
-        limited = self.limited_tags(tx)
-        gates = [gate_of(job_tags, limited) for job_tags in tags]
-        self.add_gates(tx, gates)
-        return gates
+        limited = self.limited_tags(tx) | set(also_limited)
+        return [gate_of(job_tags, limited) for job_tags in tags]

@@ -16,7 +16,7 @@ from gigq_flow.migrate import copy_queue
 from gigq_flow.store import open_store
 
 TABLES = ("workflows", "jobs", "job_dependencies", "ended_attempts", "workers", "result_blobs",
-          "attempt_output", "step_code", "tag_limits", "gates", "cache_entries")
+          "attempt_output", "step_code", "tag_limits", "cache_entries")
 
 
 def build_source(path, tmp_path) -> dict[str, str]:

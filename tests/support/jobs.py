@@ -508,12 +508,7 @@ def segfault():
     ctypes.string_at(0)
 
 
-# -- maps ------------------------------------------------------------------------------------
-def numbers(n):
-    """``[0, 1, ..., n-1]``: a list to map over."""
-    return list(range(n))
-
-
+# -- maps in pictures ------------------------------------------------------------------------
 def square_unless(item, fail_every=0, gate=None):
     """``item ** 2``; raises for every item divisible by ``fail_every`` (0: none). With
     ``gate``, items divisible by 3 wait for the event ``<gate>:release`` first."""
