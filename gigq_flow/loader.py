@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 
 from . import shipping
@@ -29,15 +30,29 @@ def module_allowed(module_name: str, allowed_modules: Iterable[str] | None) -> b
     )
 
 
+_accepts: weakref.WeakKeyDictionary[Callable, bool] = weakref.WeakKeyDictionary()
+"""What ``accepts_parent_results`` found, by function: a signature costs microseconds a
+job, and a redefined function is a new key."""
+
+
 def accepts_parent_results(func: Callable) -> bool:
     """True when ``func`` takes a ``parent_results`` parameter or ``**kwargs``."""
+    try:
+        return _accepts[func]
+    except (KeyError, TypeError):  # TypeError: not weakly referable (a builtin, say)
+        pass
     try:
         parameters = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(
+    accepts = any(
         p.name == "parent_results" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
     )
+    try:
+        _accepts[func] = accepts
+    except TypeError:
+        pass
+    return accepts
 
 
 def import_function(module_name: str, function_name: str) -> Callable:
