@@ -79,7 +79,7 @@ class ClaimedJob(NamedTuple):
     code_digest: str | None  # set when the function is shipped by value (see step_code)
     map_param: str | None  # set on a map: the parameter its items receive
     map_size: int | None  # a map's item count once expanded (None: to expand)
-    map_of: str | None  # set on a map's item: the map, its child
+    has_children: bool  # when claimed (a submit may add one later)
     row_key: Any  # where the backend finds the job's row fastest (SQLite: its rowid)
     execution_id: str
     worker_id: str

@@ -45,7 +45,7 @@ class SQLAttempts(SQLBase):
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)
-        if claim.map_of is None and self.complete_childless(claim, stored):  # items have one
+        if not claim.has_children and self.complete_childless(claim, stored):
             self.wake.bump()
             return True
 
