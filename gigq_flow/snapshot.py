@@ -32,10 +32,23 @@ class JobState:
     error: str | None
     cached_from: str | None = None
     """The job whose result this completed job reused (None: it ran)."""
+    map_param: str | None = None
+    """Set on a map's row: the parameter each item receives its element as."""
+    map_size: int | None = None
+    """A map's number of items, once its parent's list expanded it."""
+    map_of: str | None = None
+    """Set on a map's item: the map's job id."""
+    map_index: int | None = None
+    """An item's position in the list it maps over."""
+    tags: tuple[str, ...] = ()
 
     @property
     def cached(self) -> bool:
         return self.cached_from is not None
+
+    @property
+    def is_map(self) -> bool:
+        return self.map_param is not None
 
     @property
     def duration(self) -> float | None:
@@ -87,6 +100,16 @@ class RunSnapshot:
     def cached(self) -> int:
         """How many completed jobs reused an earlier run's result."""
         return sum(1 for job in self.jobs if job.cached)
+
+    def items_of(self) -> dict[str, list[JobState]]:
+        """Each expanded map's id -> its items, in input order."""
+        items: dict[str, list[JobState]] = {}
+        for job in self.jobs:
+            if job.map_of is not None:
+                items.setdefault(job.map_of, []).append(job)
+        for group in items.values():
+            group.sort(key=lambda job: job.map_index or 0)
+        return items
 
     def summary(self) -> str:
         shown = ", ".join(

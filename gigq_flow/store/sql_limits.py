@@ -27,11 +27,24 @@ GATED_HEAD = """SELECT priority, created_at, {key} FROM jobs WHERE gate = ?
     AND status = 'pending' AND pending_deps = 0 AND (retry_after IS NULL OR retry_after <= ?)
     ORDER BY priority DESC, created_at LIMIT 1"""
 
+RUNNING_GATES = ("SELECT gate, COUNT(*) FROM jobs WHERE status = 'running' "
+                 "AND gate IS NOT NULL GROUP BY gate")
+"""Running jobs per gate, through the index of running gated jobs."""
+
 
 def gate_of(tags: Iterable[str], limited: Iterable[str]) -> str | None:
     """The gate of a job with ``tags``: its limited tags, sorted and joined (or None)."""
     held = sorted(set(tags) & set(limited))
     return GATE_SEPARATOR.join(held) if held else None
+
+
+def running_tags(gates: Iterable[tuple[str, int]]) -> Counter[str]:
+    """(gate, running jobs) pairs -> running jobs per limited tag."""
+    running: Counter[str] = Counter()
+    for gate, count in gates:
+        for tag in gate.split(GATE_SEPARATOR):
+            running[tag] += count
+    return running
 
 
 class SQLLimits(SQLBase):
@@ -43,6 +56,10 @@ class SQLLimits(SQLBase):
     def limits(self) -> dict[str, int]:
         return {row["tag"]: row["max_running"] for row in self.db.read(
             "SELECT tag, max_running FROM tag_limits ORDER BY tag")}
+
+    def running_by_tag(self) -> dict[str, int]:
+        rows = self.db.read(RUNNING_GATES.replace("COUNT(*)", "COUNT(*) AS n"))
+        return dict(sorted(running_tags((row["gate"], row["n"]) for row in rows).items()))
 
     def set_limit(self, tag: str, max_running: int | None) -> None:
         def body(tx: Tx) -> None:
@@ -93,12 +110,7 @@ class SQLLimits(SQLBase):
         limits = dict(tx.execute(
             f"SELECT tag, max_running FROM tag_limits ORDER BY tag {self.lock_update}"
         ).fetchall())
-        running: Counter[str] = Counter()
-        for gate, count in tx.execute(
-                "SELECT gate, COUNT(*) FROM jobs WHERE status = 'running' "
-                "AND gate IS NOT NULL GROUP BY gate").fetchall():
-            for tag in gate.split(GATE_SEPARATOR):
-                running[tag] += count
+        running = running_tags(tx.execute(RUNNING_GATES).fetchall())
         best: Sequence[Any] | None = None
         head = GATED_HEAD.format(key=self.row_key) + " " + self.lock_skip
         for gate in gates:

@@ -285,6 +285,21 @@ def make_rich(n):
             "point": Point(n, -n)}
 
 
+# -- maps ------------------------------------------------------------------------------------
+def numbers(n, extra=None):
+    """``list(range(n))``, then ``extra`` if given (a value a map's item may choke on)."""
+    return list(range(n)) + ([] if extra is None else [extra])
+
+
+def square(item):
+    return item * item
+
+
+def total(parent_results):
+    """The sum of each parent's list (a map's result)."""
+    return sum(sum(value) for value in parent_results.values())
+
+
 # -- decorated tasks -------------------------------------------------------------------------
 @task(name="double", max_attempts=1)
 def double(x):
