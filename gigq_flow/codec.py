@@ -9,6 +9,7 @@ named in ``decode_errors``, so one bad row never hides the others.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -89,7 +90,8 @@ def decode_payload(data: Any, serializer: str | None, *, unpickle: bool, what: s
 
 def decode_job_row(row: Row, *, unpickle: bool = True) -> Row:
     """A stored ``jobs`` row as GigQ returns it: payloads decoded, ``pass_parent_results`` a
-    bool (or None); ``decode_errors`` lists the columns that could not be decoded."""
+    bool (or None), ``tags`` a list; ``decode_errors`` lists the columns that could not be
+    decoded."""
     serializer = row.get("serializer") or "json"
     errors = []
     for column, column_serializer in (
@@ -105,6 +107,8 @@ def decode_job_row(row: Row, *, unpickle: bool = True) -> Row:
         row["decode_errors"] = errors
     flag = row.get("pass_parent_results")
     row["pass_parent_results"] = None if flag is None else bool(flag)
+    if "tags" in row:
+        row["tags"] = json.loads(row["tags"]) if row["tags"] else []
     return row
 
 

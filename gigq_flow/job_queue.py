@@ -89,6 +89,11 @@ class JobQueue:
         its items shows its ``max_active`` as ``map:<id>``)."""
         return self.store.limits()
 
+    def running_by_tag(self) -> dict[str, int]:
+        """How many jobs carrying each limited tag run now (tags without a limit, and
+        limited tags with nothing running, are left out)."""
+        return self.store.running_by_tag()
+
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` are jobs of this queue."""
         return self.store.existing_ids(job_ids)

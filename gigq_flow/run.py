@@ -54,8 +54,9 @@ class WorkflowRun:
                 status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
                 max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
                 completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
-                cached_from=row["cached_from"], is_map=row["map_param"] is not None,
+                cached_from=row["cached_from"], map_param=row["map_param"],
                 map_size=row["map_size"], map_of=row["map_of"], map_index=row["map_index"],
+                tags=tuple(json.loads(row["tags"] or "[]")),
             )
             for row in self._store.workflow_jobs(self.id)
         )

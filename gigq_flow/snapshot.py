@@ -32,14 +32,20 @@ class JobState:
     error: str | None
     cached_from: str | None = None
     """The job whose result this completed job reused (None: it ran)."""
-    is_map: bool = False
-    """The job is a map (``Workflow.map``): it runs once per element of its parent's list."""
+    map_param: str | None = None
+    """Set on a map's row: the parameter each item receives its element as."""
     map_size: int | None = None
-    """A map's number of items, once it expanded (None before, and for an empty list)."""
+    """A map's number of items, once its parent's list expanded it."""
     map_of: str | None = None
-    """An item's map (its job id); None for every other job."""
+    """Set on a map's item: the map's job id."""
     map_index: int | None = None
-    """An item's position in the list its map maps over."""
+    """An item's position in the list it maps over."""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def is_map(self) -> bool:
+        """The job is a map (``Workflow.map``): it runs once per element of its parent's list."""
+        return self.map_param is not None
 
     @property
     def cached(self) -> bool:

@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import GigqFlowError
 from ..logs import setup_logging
 from ..workflow import DEFAULT_DB_PATH
-from . import cache, demo, jobs, logs, mcp, migrate, workers, workflows
+from . import cache, demo, jobs, limits, logs, mcp, migrate, workers, workflows
 from .common import (
     DB_ENV_VAR,
     GIGQ_DB_ENV_VAR,
@@ -72,6 +72,7 @@ def build_parser() -> Parser:
     workers.register(commands)
     workflows.register(commands)
     cache.register(commands)
+    limits.register(commands)
     demo.register(commands)
     migrate.register(commands)
     mcp.register(commands)

@@ -56,6 +56,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--description", metavar="TEXT", help="free text shown by status")
     p.add_argument("--depends-on", action="append", default=[], metavar="JOB_ID",
                    help="id of a queued job that must complete first; repeatable")
+    p.add_argument("--tag", action="append", metavar="TAG",
+                   help="a tag of the job ('limits set TAG N' caps how many jobs of a tag "
+                        "run at once; replaces a @task's own tags); repeatable")
     p.set_defaults(handler=cmd_submit)
 
     p = commands.add_parser("status", help="show one job")
@@ -179,7 +182,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     given = {
         "name": args.name, "priority": args.priority, "max_attempts": args.max_attempts,
         "timeout": args.timeout, "retry_delay": args.retry_delay,
-        "description": args.description,
+        "description": args.description, "tags": args.tag,
     }
     options.update({key: value for key, value in given.items() if value is not None})
     options.setdefault("name", getattr(function, "__name__", args.function))

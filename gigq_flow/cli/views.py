@@ -68,6 +68,17 @@ def _indented(value: Any) -> list[Text]:
     return [Text(f"  {value}")]
 
 
+def _map_line(info: dict[str, Any]) -> str:
+    """A map's size and item parameter, or an item's place in its map."""
+    if info.get("map_of"):
+        return f"item {info['map_index']} of map {info['map_of']}"
+    if info.get("map_param"):
+        size = info.get("map_size")
+        items = "not expanded yet" if size is None else f"{size} item(s)"
+        return f"{items}, each called with {info['map_param']}=<element>"
+    return ""
+
+
 def job_view(info: dict[str, Any], *, params: bool = False, result: bool = False,
              executions: bool = False) -> list[RenderableType]:
     """``status``: GigQ's fields, gigq_flow's, then the sections asked for."""
@@ -87,6 +98,8 @@ def job_view(info: dict[str, Any], *, params: bool = False, result: bool = False
         ("Priority", str(info["priority"])),
         ("Workflow", info.get("workflow_id")),
         ("Depends on", listing(info["dependencies"])),
+        ("Tags", listing(info.get("tags") or [])),
+        ("Map", _map_line(info)),
         ("Description", info["description"]),
         ("Unreadable", "; ".join(info.get("decode_errors", ()))),
     ]

@@ -36,6 +36,7 @@ from .common import (
     table,
     worker_command,
 )
+from .maps import grouped, map_fields, map_progress, maps_json
 from .records import workflow_results
 
 POLL_MIN_SECONDS = 0.1
@@ -68,7 +69,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                    help="with --wait, stop waiting after this many seconds (exit 1 if the "
                         "workflow has not finished by then)")
-    s.add_argument("--json", action="store_true", help="print the status as a JSON object")
+    s.add_argument("--items", action="store_true",
+                   help="list every item of each map under it (by default a map's row counts "
+                        "its items' statuses, and only the items that failed for good are "
+                        "listed)")
+    s.add_argument("--json", action="store_true",
+                   help="print the status as a JSON object (every job, items included)")
     s.set_defaults(handler=cmd_workflow_status)
 
     e = actions.add_parser("explain", help="why each step ran or reused an earlier result")
@@ -181,6 +187,7 @@ def follow(run: WorkflowRun, *, show: bool, timeout: float | None = None) -> Run
         while True:
             state = (snapshot.finished, describe_counts(snapshot.counts))
             if state != shown:  # redraw on change only: logs of piped stderr stay short
+                bar.total = snapshot.total  # maps add their items as they expand
                 bar.n = state[0]
                 bar.set_postfix_str(state[1], refresh=False)
                 bar.refresh()
@@ -215,9 +222,11 @@ def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot, *,
              "status": job.status.value, "attempts": job.attempts,
              "max_attempts": job.max_attempts, "started_at": job.started_at,
              "completed_at": job.completed_at, "duration": job.duration,
-             "worker_id": job.worker_id, "error": job.error, "cached_from": job.cached_from}
+             "worker_id": job.worker_id, "error": job.error, "cached_from": job.cached_from,
+             **map_fields(job)}
             for job in snapshot.jobs
         ],
+        "maps": maps_json(snapshot),
         "edges": [list(edge) for edge in snapshot.edges],
         "cached": snapshot.cached,
     }
@@ -226,12 +235,20 @@ def snapshot_json(run: WorkflowRun, snapshot: RunSnapshot, *,
     return status
 
 
-def print_snapshot(snapshot: RunSnapshot) -> None:
+def print_snapshot(snapshot: RunSnapshot, *, all_items: bool = False) -> None:
+    """A row per job; a map's row notes its items' progress, its items (all of them with
+    ``all_items``, else those that failed for good) indented under it."""
     rows = table("Job", "ID", "Status", "Attempts", "Duration", "Worker", "Error",
                  title=snapshot.summary())
-    for job in snapshot.jobs:
+    items = snapshot.items_of
+    for job, is_item in grouped(snapshot, all_items=all_items):
         duration = job.duration
-        rows.add_row(job.name, job.id, job_status_text(job),
+        label = job.name
+        if is_item:
+            label = f"  {job.name}"
+        elif job.is_map:
+            label = f"{job.name} ({map_progress(job, items.get(job.id, ()))})"
+        rows.add_row(label, job.id, job_status_text(job),
                      f"{job.attempts}/{job.max_attempts}",
                      "" if duration is None else f"{duration:.2f}s", job.worker_id or "",
                      _first_line(job.error))
@@ -270,7 +287,7 @@ def show_status(run: WorkflowRun, args: argparse.Namespace,
     if args.json:
         print_json({**snapshot_json(run, snapshot), **(extra or {})})
     else:
-        print_snapshot(snapshot)
+        print_snapshot(snapshot, all_items=getattr(args, "items", False))
     if args.wait and not snapshot.done:
         print(f"{PROG}: workflow {run.id} not finished within {args.timeout:g} s",
               file=sys.stderr)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .common import DEFAULT_SETTINGS, Response, ServerSettings, failure
+from .limit_tools import MAX_LIMIT, list_limits, set_limit
 from .tools import (
     MAX_ATTEMPTS,
     MAX_JOB_SECONDS,
@@ -102,6 +103,9 @@ def cache_param(description: str) -> Param:
                  description)
 
 
+TAGS_SCHEMA = {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}}
+
+
 def seconds_schema(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
@@ -131,6 +135,20 @@ STEP_SCHEMA = {
         "cache_version": {"type": ["string", "null"], "minLength": 1,
                           "description": "Part of the step's cache key: change it to stop "
                                          "reusing results stored before."},
+        "tags": {**TAGS_SCHEMA, "description": "Kinds of work this step is (a map's items "
+                                               "carry its tags); gigq_set_limit caps how "
+                                               "many jobs of a tag run at once."},
+        "map_over": {"type": ["string", "null"], "minLength": 1,
+                     "description": "Makes this step a map: the id of a step returning a "
+                                    "list; the function runs once per element, and the "
+                                    "map's result is the items' results in order. A map "
+                                    "step takes no depends_on."},
+        "item_param": {"type": ["string", "null"], "minLength": 1,
+                       "description": "With map_over: the parameter each item receives its "
+                                      "element as (default: item)."},
+        "max_active": {"type": ["integer", "null"], "minimum": 1,
+                       "description": "With map_over: at most this many of its items run at "
+                                      "once, across every worker."},
     },
     "required": ["id", "function"],
     "additionalProperties": False,
@@ -152,6 +170,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         Param("description", {"type": ["string", "null"]}, "Free text kept with the job."),
         Param("retry_delay", seconds_schema(0, MAX_JOB_SECONDS),
               "Seconds between a failed attempt and the next."),
+        Param("tags", TAGS_SCHEMA, "Kinds of work this job is; gigq_set_limit caps how many "
+                                   "jobs of a tag run at once."),
     )),
     ToolSpec("gigq_get_job_status", get_job_status, (JOB_ID, DB_PATH), read_only=True),
     ToolSpec("gigq_get_job_result", get_job_result, (JOB_ID, DB_PATH), read_only=True),
@@ -187,8 +207,12 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "every step and refresh the stored results."),
     )),
     ToolSpec("gigq_list_workflows", list_workflows, (LIMIT, DB_PATH), read_only=True),
-    ToolSpec("gigq_get_workflow_status", get_workflow_status, (WORKFLOW_ID, DB_PATH),
-             read_only=True),
+    ToolSpec("gigq_get_workflow_status", get_workflow_status, (
+        WORKFLOW_ID, DB_PATH,
+        Param("items", {"type": "boolean"},
+              "true: list every item of each map; false: only items that failed for good "
+              "(maps give their items' counts)."),
+    ), read_only=True),
     ToolSpec("gigq_get_workflow_results", get_workflow_results, (WORKFLOW_ID, DB_PATH),
              read_only=True),
     ToolSpec("gigq_explain_workflow", explain_workflow, (WORKFLOW_ID, DB_PATH),
@@ -203,6 +227,13 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "every step and refresh the stored results."),
         DB_PATH,
     )),
+    ToolSpec("gigq_set_limit", set_limit, (
+        Param("tag", {"type": "string", "minLength": 1}, "The tag to limit."),
+        Param("max_running", {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_LIMIT},
+              "At most this many jobs carrying the tag run at once; null removes the limit."),
+        DB_PATH,
+    )),
+    ToolSpec("gigq_list_limits", list_limits, (DB_PATH,), read_only=True),
     ToolSpec("gigq_run_worker", run_worker, (
         Param("seconds", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RUN_SECONDS},
               "Longest time the call runs jobs, in seconds."),

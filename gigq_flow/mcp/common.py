@@ -195,6 +195,22 @@ def check_object(name: str, value: Any, *, example: str) -> dict[str, Any] | Non
     return value
 
 
+def valid_tags(value: Any) -> bool:
+    """A list of tags: non-empty, one-line strings."""
+    return isinstance(value, list) and all(
+        isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in value)
+
+
+def check_tags(name: str, value: Any) -> list[str]:
+    """Tags, or None for none."""
+    if value is None:
+        return []
+    if not valid_tags(value):
+        raise invalid(name, f"must be a list of non-empty, one-line strings or null, got "
+                            f"{described(value)}", f'pass e.g. {name}=["gpu"]')
+    return list(dict.fromkeys(value))
+
+
 # -- the queue ------------------------------------------------------------------------------
 def resolve_db(db_path: Any, settings: ServerSettings) -> str:
     """The queue of a call: the tool's ``db_path``, else ``--db`` when typed, else

@@ -48,8 +48,11 @@ INSTRUCTIONS = (
     "a workflow again (after a failure, only what failed and its dependents run) and "
     "gigq_explain_workflow says why each step ran or was reused. gigq_cancel_job cancels a "
     "pending job (a running one too with running=true); gigq_cancel_workflow ends every "
-    "unfinished step of a run. Params and results are JSON. Every response has 'success'; "
-    "an error has a 'code' and a 'message' that names the fix."
+    "unfinished step of a run. A workflow step with map_over runs its function once per "
+    "element of another step's list; tags on jobs and steps, with gigq_set_limit and "
+    "gigq_list_limits, cap how many jobs of a kind run at once. Params and results are "
+    "JSON. Every response has 'success'; an error has a 'code' and a 'message' that names "
+    "the fix."
 )
 
 

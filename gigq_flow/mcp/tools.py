@@ -28,6 +28,7 @@ from .common import (
     check_integer,
     check_object,
     check_optional_text,
+    check_tags,
     check_text,
     load_function,
     no_queue_message,
@@ -78,6 +79,7 @@ def submit_job(
     timeout: int = 300,
     description: str = "",
     retry_delay: int = 0,
+    tags: list[str] | None = None,
     *,
     settings: ServerSettings | None = None,
 ) -> Response:
@@ -87,7 +89,8 @@ def submit_job(
     the server (which imports it to check it) and by the workers; ``params`` are its
     keyword arguments; its return value must be JSON-serializable. Higher ``priority``
     runs first; ``max_attempts`` tries before it fails; ``timeout`` seconds per attempt;
-    ``retry_delay`` seconds between attempts. The tool's values (with their defaults)
+    ``retry_delay`` seconds between attempts; ``tags`` name kinds of work (``gigq_set_limit``
+    caps how many jobs of a tag run at once). The tool's values (with their defaults)
     set the job's options, also for a ``@task``. Returns ``job_id``, ``db_path`` and
     ``worker_command_example``: nothing runs until a worker does (``gigq_run_worker``
     runs ready jobs inside this server for a bounded time).
@@ -108,6 +111,7 @@ def submit_job(
                                      maximum=MAX_JOB_SECONDS, example=0),
         "description": check_optional_text("description", description,
                                            example="resize the cat picture") or "",
+        "tags": check_tags("tags", tags),
     }
     function = load_function(function_path, settings, where="function_path")
     if isinstance(function, TaskWrapper):

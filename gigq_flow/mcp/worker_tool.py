@@ -116,7 +116,10 @@ def _watch(queue: JobQueue, worker_id: str, deadline: float) -> str:
         if now >= deadline:
             return "time_limit"
         stats = queue.stats()
-        if stats["pending"] == 0 and not _running_on(queue, worker_id):
+        # Pending again after the check of its own jobs: one of them ended in between and
+        # made more (a retry, a map's items); read once, that would end the run early.
+        if (stats["pending"] == 0 and not _running_on(queue, worker_id)
+                and queue.stats()["pending"] == 0):
             return "no_pending_jobs"
         if stats["running"] == 0:  # pending jobs, and nothing runs them here or elsewhere
             idle_since = idle_since if idle_since is not None else now

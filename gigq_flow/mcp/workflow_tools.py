@@ -13,6 +13,7 @@ from __future__ import annotations
 import graphlib
 from typing import Any
 
+from ..cli.maps import grouped
 from ..cli.workflows import snapshot_json, summarize
 from ..errors import TaskDefinitionError, WorkflowNotFoundError
 from ..job import CACHE_RECOMPUTE, Job
@@ -26,6 +27,7 @@ from .common import (
     Response,
     ServerSettings,
     ToolFailure,
+    check_flag,
     check_integer,
     check_text,
     described,
@@ -37,12 +39,15 @@ from .common import (
     queue_at,
     resolve_db,
     tool,
+    valid_tags,
     worker_hint,
 )
 from .tools import MAX_LIST_LIMIT
 
 STEP_KEYS = ("id", "function", "params", "depends_on", "pass_parent_results", "name",
-             "cache", "cache_version")
+             "cache", "cache_version", "tags", "map_over", "item_param", "max_active")
+MAP_KEYS = ("item_param", "max_active")
+"""Keys only a map step (one with ``map_over``) takes."""
 EXAMPLE_STEPS = ('[{"id": "load", "function": "tasks.load"}, '
                  '{"id": "report", "function": "tasks.report", "depends_on": ["load"]}]')
 EXAMPLE_WORKFLOW_ID = "c6db5c56-5d04-4dd9-ad05-9694c8fa053f"
@@ -57,8 +62,7 @@ def check_step(index: int, step: Any) -> dict[str, Any]:
     where = f"step {index}"
     if not isinstance(step, dict):
         raise bad_workflow(f"{where} must be an object with 'id' and 'function' (and optional "
-                           "params, depends_on, pass_parent_results, name, cache, "
-                           f"cache_version), got {described(step)}")
+                           f"{', '.join(STEP_KEYS[2:])}), got {described(step)}")
     unknown = sorted(set(step) - set(STEP_KEYS))
     if unknown:
         raise bad_workflow(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; "
@@ -97,7 +101,53 @@ def check_step(index: int, step: Any) -> dict[str, Any]:
         raise bad_workflow(f"{where}: 'cache_version' must be a non-empty string or omitted, "
                            f"got {described(version)}; change it (e.g. \"2\") to stop "
                            "reusing results stored before", step_id)
+    if step.get("tags") is not None and not valid_tags(step["tags"]):
+        raise bad_workflow(f"{where}: 'tags' must be a list of non-empty, one-line strings or "
+                           f"omitted, got {described(step['tags'])}", step_id)
+    check_map_step(where, step)
     return step
+
+
+def check_map_step(where: str, step: dict[str, Any]) -> None:
+    """``map_over`` and the keys that go with it."""
+    step_id = step["id"]
+    over = step.get("map_over")
+    if over is None:
+        given = [key for key in MAP_KEYS if step.get(key) is not None]
+        if given:
+            raise bad_workflow(f"{where}: {', '.join(map(repr, given))} applies to a map step "
+                               "only; add \"map_over\": <the id of the step whose list it "
+                               "maps over>, or remove it", step_id)
+        return
+    if not isinstance(over, str) or not over.strip():
+        raise bad_workflow(f"{where}: 'map_over' must be the id of the step whose result (a "
+                           f"list) it maps over, got {described(over)}", step_id)
+    if over == step_id:
+        raise bad_workflow(f"{where} maps over itself; 'map_over' names the step whose list "
+                           "it maps over", step_id)
+    if step.get("depends_on"):
+        raise bad_workflow(f"{where} maps over {over!r} and depends on that step alone; "
+                           "remove 'depends_on' (map over a step that depends on the others)",
+                           step_id)
+    if step.get("pass_parent_results"):
+        raise bad_workflow(f"{where}: a map step's items receive one element each (as "
+                           "item_param), not parent_results; remove 'pass_parent_results'",
+                           step_id)
+    item_param = item_param_of(step)
+    if not isinstance(item_param, str) or not item_param.isidentifier():
+        raise bad_workflow(f"{where}: 'item_param' must be a parameter name of the function "
+                           f"(e.g. \"item\", the default), got {described(item_param)}",
+                           step_id)
+    if item_param in (step.get("params") or {}) or item_param == "parent_results":
+        raise bad_workflow(f"{where}: item_param {item_param!r} is also given in 'params' "
+                           "(or is parent_results); each item gets its element as "
+                           f"{item_param}, so choose another item_param", step_id)
+    limit = step.get("max_active")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                              or limit < 1):
+        raise bad_workflow(f"{where}: 'max_active' must be an integer >= 1 (how many of its "
+                           f"items may run at once), got {described(limit)}; omit it for no "
+                           "cap", step_id)
 
 
 def check_cache(value: Any, *, example: str) -> bool | str:
@@ -110,6 +160,16 @@ def check_cache(value: Any, *, example: str) -> bool | str:
                   "refreshes what is stored)")
 
 
+def item_param_of(step: dict[str, Any]) -> Any:
+    return "item" if step.get("item_param") is None else step["item_param"]
+
+
+def parents(step: dict[str, Any]) -> list[str]:
+    """The ids of the steps ``step`` waits for."""
+    over = step.get("map_over")
+    return [over] if over is not None else list(step.get("depends_on") or ())
+
+
 def ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The steps, parents before children (in the order given where free); duplicate ids,
     unknown dependencies and cycles are ``invalid_workflow``."""
@@ -120,13 +180,17 @@ def ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                f"and {index}); give every step its own id", step["id"])
         position[step["id"]] = index
     for step in steps:
+        over = step.get("map_over")
+        if over is not None and over not in position:
+            raise bad_workflow(
+                f"step {step['id']!r} has map_over unknown step id {over!r}; the step ids are "
+                f"{', '.join(position)}", step["id"])
         for dep in step.get("depends_on") or ():
             if dep not in position:
                 raise bad_workflow(
                     f"step {step['id']!r} depends_on unknown step id {dep!r}; the step ids are "
                     f"{', '.join(position)}", step["id"])
-    sorter = graphlib.TopologicalSorter(
-        {step["id"]: step.get("depends_on") or () for step in steps})
+    sorter = graphlib.TopologicalSorter({step["id"]: parents(step) for step in steps})
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
@@ -156,12 +220,19 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
     them), ``pass_parent_results`` (true, false, or omitted to decide from the
     function's signature), ``name`` (the job's name; default: the task's name),
     ``cache`` (false: always run this step, even in a cached run) and ``cache_version``
-    (a string; change it to stop reusing results stored before). Steps may come in any
-    order. Duplicate ids, unknown dependencies and cycles are ``invalid_workflow`` and
-    write nothing. ``cache``: false (the default) runs every step; true reuses the
-    results of earlier runs whose step, code, params and parents' results match;
-    "recompute" runs every step and refreshes the stored results. Returns
-    ``workflow_id``, ``submitted_job_ids`` (parents first) and ``step_id_to_job_id``.
+    (a string; change it to stop reusing results stored before), ``tags`` (a list of
+    strings; ``gigq_set_limit`` caps how many jobs of a tag run at once). A step with
+    ``map_over`` (the id of a step that returns a list) is a map: its function runs once
+    per element, called with ``item=<element>`` (or ``item_param``) and ``params``; the
+    map's result is the list of the items' results, in order, which steps depending on
+    it receive; ``max_active`` caps how many of its items run at once. A map step takes
+    no ``depends_on``. Steps may come in any order. Duplicate ids, unknown dependencies,
+    cycles and malformed step fields are ``invalid_workflow`` and write nothing.
+    ``cache``: false (the default) runs every step; true reuses the results of earlier
+    runs whose step, code, params and parents' results match; "recompute" runs every
+    step and refreshes the stored results. Returns ``workflow_id``, ``submitted_job_ids``
+    (parents first; a map's items are written when its list arrives) and
+    ``step_id_to_job_id``.
     """
     settings = settings or DEFAULT_SETTINGS
     check_text("name", name, example="nightly-report")
@@ -182,9 +253,15 @@ def submit_workflow(name: str, steps: list[dict[str, Any]], db_path: str | None 
     workflow = Workflow(name)
     jobs: dict[str, Job] = {}
     for step in order:
-        options = {key: step[key] for key in ("name", "cache", "cache_version")
+        options = {key: step[key] for key in ("name", "cache", "cache_version", "tags")
                    if step.get(key) is not None}
         try:
+            if step.get("map_over") is not None:
+                jobs[step["id"]] = workflow.map(
+                    functions[step["function"]], over=jobs[step["map_over"]],
+                    params=step.get("params"), item_param=item_param_of(step),
+                    max_active=step.get("max_active"), **options)
+                continue
             jobs[step["id"]] = workflow.add_task(
                 functions[step["function"]], params=step.get("params"),
                 depends_on=[jobs[dep] for dep in step.get("depends_on") or ()],
@@ -233,17 +310,28 @@ def find_workflow(queue: JobQueue | None, workflow_id: Any, location: str) -> Wo
 
 
 @tool
-def get_workflow_status(workflow_id: str, db_path: str | None = None, *,
+def get_workflow_status(workflow_id: str, db_path: str | None = None, items: bool = False, *,
                         settings: ServerSettings | None = None) -> Response:
-    """A workflow's progress: ``state``, ``counts`` per status, ``total``, ``finished``,
-    ``done``, ``succeeded``, ``cached`` (how many completed steps reused an earlier
-    run's result), and ``jobs``: every step's id, name, function, status, attempts,
-    times, worker, error and ``cached_from`` (the job whose result it reused, or null),
-    parents first; ``edges`` are [parent, child] job id pairs."""
+    """A workflow's progress: ``state``, ``counts`` per status (items of maps included),
+    ``total``, ``finished``, ``done``, ``succeeded``, ``cached`` (how many completed steps
+    reused an earlier run's result), and ``jobs``: each step's id, name, function,
+    status, attempts, times, worker, error, ``cached_from`` (the job whose result it
+    reused, or null), ``tags``, and for maps ``item_param`` and ``map_size``, for their
+    items ``map_of`` (the map's id) and ``map_index``; parents first. ``maps`` gives each
+    map's ``size``, its items' ``counts`` and ``progress`` ("map ×120: 37 done, 2
+    failed"). Items are listed only when they failed for good, unless ``items`` is true
+    (``items_hidden`` counts the others); ``edges`` are [parent, child] job id pairs of
+    the listed jobs."""
+    show_all = check_flag("items", items, meaning="list every item of each map")
     location = resolve_db(db_path, settings or DEFAULT_SETTINGS)
     with queue_at(location, create=False) as queue:
         run = find_workflow(queue, workflow_id, location)
-        status = snapshot_json(run, run.snapshot(), results=False)
+        snapshot = run.snapshot()
+        status = snapshot_json(run, snapshot, results=False)
+    shown = {job.id for job, _ in grouped(snapshot, all_items=show_all)}
+    status["jobs"] = [job for job in status["jobs"] if job["id"] in shown]
+    status["edges"] = [edge for edge in status["edges"] if shown.issuperset(edge)]
+    status["items_hidden"] = snapshot.total - len(shown)
     status["workflow_id"] = status.pop("id")
     return ok(**status, db_path=describe_location(location))
 

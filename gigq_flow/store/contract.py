@@ -255,6 +255,10 @@ class Store(Protocol):
         """Every tag's limit, and the ``max_active`` of each map waiting for its items."""
         ...
 
+    def running_by_tag(self) -> dict[str, int]:
+        """How many running jobs carry each limited tag (tags with none running left out)."""
+        ...
+
     def step_code(self, digest: str) -> bytes | None:
         """The code of a function shipped by value (see ``NewJob.code``), None if gone."""
         ...
@@ -299,8 +303,8 @@ class Store(Protocol):
     def get_workflow(self, workflow_id: str) -> Row | None: ...
 
     def workflow_jobs(self, workflow_id: str) -> list[Row]:
-        """The run-state columns of a workflow's jobs (with ``cache``, ``cache_note`` and
-        ``cached_from``), in submission order."""
+        """The run-state columns of a workflow's jobs (with ``cache``, ``cache_note``,
+        ``cached_from``, the map columns and ``tags``), in submission order."""
 
     def workflow_definitions(self, workflow_id: str) -> list[Row]:
         """What it takes to submit a workflow's jobs again (``NewJob``'s fields, payloads

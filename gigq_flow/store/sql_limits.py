@@ -35,9 +35,11 @@ READY_GATES = """WITH RECURSIVE ready(gate) AS (
         FROM ready WHERE ready.gate IS NOT NULL)
     SELECT gate FROM ready WHERE gate IS NOT NULL"""
 """The distinct gates of ready jobs, one index seek each (none: one seek)."""
-GATE_STATE = """SELECT 'limit', tag, max_running FROM tag_limits
-    UNION ALL SELECT 'running', gate, COUNT(*) FROM jobs
-        WHERE status = 'running' AND gate IS NOT NULL GROUP BY gate"""
+RUNNING_GATES = """SELECT gate, COUNT(*) AS n FROM jobs
+    WHERE status = 'running' AND gate IS NOT NULL GROUP BY gate"""
+"""Running jobs per gate, through the index of running gated jobs."""
+GATE_STATE = f"""SELECT 'limit', tag, max_running FROM tag_limits
+    UNION ALL SELECT 'running', * FROM ({RUNNING_GATES}) AS running"""
 """The limits and how many jobs of each gate run: what a claim weighs."""
 MAP_TAG_PREFIX = "map:"
 GATED_HEAD = """SELECT priority, created_at, {key} FROM jobs WHERE gate = ?
@@ -45,10 +47,21 @@ GATED_HEAD = """SELECT priority, created_at, {key} FROM jobs WHERE gate = ?
     ORDER BY priority DESC, created_at LIMIT 1"""
 
 
+
+
 def gate_of(tags: Iterable[str], limited: Iterable[str]) -> str | None:
     """The gate of a job with ``tags``: its limited tags, sorted and joined (or None)."""
     held = sorted(set(tags) & set(limited))
     return GATE_SEPARATOR.join(held) if held else None
+
+
+def running_tags(gates: Iterable[tuple[str, int]]) -> Counter[str]:
+    """(gate, running jobs) pairs -> running jobs per limited tag."""
+    running: Counter[str] = Counter()
+    for gate, count in gates:
+        for tag in gate.split(GATE_SEPARATOR):
+            running[tag] += count
+    return running
 
 
 class SQLLimits(SQLBase):
@@ -65,6 +78,10 @@ class SQLLimits(SQLBase):
                 UNION ALL SELECT '{MAP_TAG_PREFIX}' || id, map_limit FROM jobs
                 WHERE map_limit IS NOT NULL AND map_size IS NOT NULL AND status = 'pending'
                 ORDER BY 1""")}
+
+    def running_by_tag(self) -> dict[str, int]:
+        rows = self.db.read(RUNNING_GATES)
+        return dict(sorted(running_tags((row["gate"], row["n"]) for row in rows).items()))
 
     def set_limit(self, tag: str, max_running: int | None) -> None:
         def body(tx: Tx) -> None:
@@ -108,13 +125,13 @@ class SQLLimits(SQLBase):
         if self.limits_lock:  # a server: claimers of gated jobs take turns
             tx.execute(self.limits_lock)
         limits: dict[str, float] = {}
-        running: Counter[str] = Counter()
+        running_gates = []
         for kind, name, count in tx.execute(GATE_STATE).fetchall():
             if kind == "limit":
                 limits[name] = count
             else:
-                for tag in name.split(GATE_SEPARATOR):
-                    running[tag] += count
+                running_gates.append((name, count))
+        running = running_tags(running_gates)
         limits.update(self._map_limits(tx, gates))
         best: Sequence[Any] | None = None
         head = GATED_HEAD.format(key=self.row_key) + " " + self.lock_skip

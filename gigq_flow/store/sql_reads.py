@@ -107,7 +107,7 @@ class SQLReads(SQLBase):
         return self.db.read(
             f"""SELECT id, name, function_module, function_name, status, attempts,
                     max_attempts, started_at, completed_at, worker_id, error, cache,
-                    cache_note, cached_from, map_param, map_size, map_of, map_index
+                    cache_note, cached_from, map_param, map_size, map_of, map_index, tags
                 FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
             (workflow_id,),
         )

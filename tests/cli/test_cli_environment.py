@@ -70,6 +70,9 @@ def test_db_after_the_command_works_for_every_command(tmp_path, make_worker):
         "cache list": (["cache", "list"], lambda out: out == "No cache entries.\n"),
         "cache clear": (["cache", "clear", "--older-than", "1d"],
                         lambda out: out == "Cleared 0 cache entries not used for 1d.\n"),
+        "limits set": (["limits", "set", "gpu", "2"],
+                       lambda out: out == "Limit set: at most 2 jobs tagged 'gpu' run at once.\n"),
+        "limits clear": (["limits", "clear", "gpu"], lambda out: "(it was 2)" in out),
         "demo": (["demo", "--workers", "2", "-o", str(tmp_path / "demo.svg")],
                  lambda out: "Demo pipeline finished" in out),
         "migrate": (["migrate", str(db), str(tmp_path / "copy.db")],  # a title that may wrap

@@ -42,7 +42,7 @@ def job_status(db: Path, job_id: str) -> str:
 def test_help_lists_every_command(tmp_path):
     out = ok(run_cli("--help", cwd=tmp_path))
     for command in ("submit", "status", "logs", "list", "stats", "cancel", "requeue", "clear",
-                    "worker", "workflows", "workflow", "demo"):
+                    "worker", "workflows", "workflow", "demo", "limits"):
         assert command in out
     assert "--db" in out
 

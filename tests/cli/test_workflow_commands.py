@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 from support import jobs
-from support.cli import assert_one_error_line, cli, ok, ok_json, run_cli, start_cli, stop
+from support.cli import (
+    assert_one_error_line,
+    cli,
+    drain_by_command,
+    ok,
+    ok_json,
+    run_cli,
+    start_cli,
+    stop,
+)
 
 import gigq_flow
 from gigq_flow import demo
@@ -41,12 +50,6 @@ def parse_json(result) -> dict:
     """The JSON output of a command that may exit 1."""
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout)
-
-
-def drain_by_command(db: Path) -> None:
-    """Run ``worker --once`` until no job is ready."""
-    while ok(cli(db, "worker", "--once")).strip() == "Processed one job.":
-        pass
 
 
 # -- workflows ------------------------------------------------------------------------------

@@ -25,11 +25,12 @@ GIGQ_TOOLS = {
     "gigq_requeue_job": (["job_id"], {"db_path": None}),
     "gigq_submit_workflow": (["name", "steps"], {"db_path": None}),
 }
-MORE_ARGUMENTS = {"gigq_submit_workflow": {"cache": False}, "gigq_cancel_job": {"running": False}}
+MORE_ARGUMENTS = {"gigq_submit_workflow": {"cache": False}, "gigq_cancel_job": {"running": False},
+                  "gigq_submit_job": {"tags": None}}
 """Arguments gigq-flow adds to GigQ's tools, with their defaults."""
 MORE_TOOLS = {
     "gigq_list_workflows": ([], {"limit": 100, "db_path": None}),
-    "gigq_get_workflow_status": (["workflow_id"], {"db_path": None}),
+    "gigq_get_workflow_status": (["workflow_id"], {"db_path": None, "items": False}),
     "gigq_get_workflow_results": (["workflow_id"], {"db_path": None}),
     "gigq_explain_workflow": (["workflow_id"], {"db_path": None}),
     "gigq_cancel_workflow": (["workflow_id"], {"db_path": None}),
@@ -37,6 +38,8 @@ MORE_TOOLS = {
     "gigq_run_worker": ([], {"seconds": 10.0, "concurrency": 1, "db_path": None,
                             "executor": "threads"}),
     "gigq_get_job_logs": (["job_id"], {"attempt": None, "db_path": None}),
+    "gigq_set_limit": (["tag", "max_running"], {"db_path": None}),
+    "gigq_list_limits": ([], {"db_path": None}),
 }
 
 
@@ -64,7 +67,11 @@ def test_the_server_introduces_itself_and_offers_gigqs_tools_and_more(server):
     assert tools["gigq_explain_workflow"].annotations.readOnlyHint is True
     assert tools["gigq_rerun_workflow"].annotations.readOnlyHint is not True
     step = tools["gigq_submit_workflow"].inputSchema["properties"]["steps"]["items"]
-    assert {"cache", "cache_version"} <= set(step["properties"])
+    assert {"cache", "cache_version", "tags", "map_over", "item_param", "max_active"} <= set(
+        step["properties"])
+    assert tools["gigq_list_limits"].annotations.readOnlyHint is True
+    assert tools["gigq_set_limit"].inputSchema["properties"]["max_running"]["type"] == [
+        "integer", "null"]
     assert tools["gigq_cancel_job"].annotations.destructiveHint is True
     assert tools["gigq_cancel_workflow"].annotations.destructiveHint is True
     assert tools["gigq_get_job_logs"].annotations.readOnlyHint is True
@@ -158,6 +165,28 @@ def test_a_cached_workflow_reruns_and_explains_itself(server):
     results = server.call("gigq_get_workflow_results", workflow_id=rerun["workflow_id"],
                           db_path=db)
     assert results["results"] == {"add": 2, "sum_parents": 2}
+
+
+def test_a_map_step_with_tags_and_a_limit_runs_in_a_session(server):
+    db = str(server.cwd / "maps.db")
+    assert server.call("gigq_set_limit", tag="cpu", max_running=1, db_path=db)["success"]
+    steps = [{"id": "nums", "function": "support.jobs.numbers", "params": {"n": 3}},
+             {"id": "sq", "function": "support.jobs.square", "map_over": "nums",
+              "max_active": 2, "tags": ["cpu"]},
+             {"id": "sum", "function": "support.jobs.total", "depends_on": ["sq"]}]
+    submitted = server.call("gigq_submit_workflow", name="squares", steps=steps, db_path=db)
+    assert submitted["success"], submitted
+    ran = server.call("gigq_run_worker", seconds=30, concurrency=2, db_path=db)
+    assert ran["stopped_because"] == "no_pending_jobs", ran
+    status = server.call("gigq_get_workflow_status", workflow_id=submitted["workflow_id"],
+                         db_path=db)
+    assert status["succeeded"] and status["items_hidden"] == 3
+    assert [m["progress"] for m in status["maps"]] == ["map ×3: 3 done"]
+    results = server.call("gigq_get_workflow_results", workflow_id=submitted["workflow_id"],
+                          db_path=db)["results"]
+    assert results["square"] == [0, 1, 4] and results["total"] == 5
+    assert server.call("gigq_list_limits", db_path=db)["limits"] == [
+        {"tag": "cpu", "max_running": 1, "running": 0}]
 
 
 def test_cancel_and_requeue_answer_gigqs_codes(server):

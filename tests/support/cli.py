@@ -85,6 +85,14 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+def drain_by_command(db: Path | str, *, cwd: Path | None = None) -> int:
+    """Run ``gigq-flow worker --once`` until no job is ready; returns how many ran."""
+    ran = 0
+    while ok(cli(db, "worker", "--once", cwd=cwd)).strip() == "Processed one job.":
+        ran += 1
+    return ran
+
+
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(ok(result))
 

@@ -286,6 +286,17 @@ def make_rich(n):
             "point": Point(n, -n)}
 
 
+# -- maps ------------------------------------------------------------------------------------
+def numbers(n, extra=None):
+    """``list(range(n))``, then ``extra`` if given (a value a map's item may choke on)."""
+    return list(range(n)) + ([] if extra is None else [extra])
+
+
+def total(parent_results):
+    """The sum of each parent's list (a map's result)."""
+    return sum(sum(value) for value in parent_results.values())
+
+
 # -- decorated tasks -------------------------------------------------------------------------
 @task(name="double", max_attempts=1)
 def double(x):
@@ -341,11 +352,6 @@ def hold(started, release, timeout=120.0):
 
 
 # -- maps and limits ------------------------------------------------------------------------
-def numbers(n):
-    """The list ``[0, 1, ..., n - 1]``: what a map maps over."""
-    return list(range(n))
-
-
 def square(item, offset=0):
     """``item * item + offset`` after a random sleep of up to 20 ms, so that the items
     of a map finish out of order."""
