@@ -3,6 +3,7 @@ raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
 (gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
+                        [--dag-steps 2000] [--prefect-steps 200] [--large-steps 100000]
 
 Every measurement uses a fresh temporary directory; each queue figure is the best of
 ``--repeat`` runs, in jobs per second. Queue scenarios:
@@ -15,7 +16,9 @@ Every measurement uses a fresh temporary directory; each queue figure is the bes
 - queue-size: claim and complete 500 jobs while 10, then 100,000, lower-priority jobs wait.
 
 Workflow scenarios: workflow-submit, wide-dag, fan-out and dependent-latency;
-see ``bench/harness/workflow_scenarios.py``.
+see ``bench/harness/workflow_scenarios.py``. A DAG in the kernel beside Dask and Prefect:
+kernel-dag and kernel-dag-large (``--dag-steps``, ``--prefect-steps``, ``--large-steps``);
+see ``bench/harness/kernel_dag.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,19 @@ import time
 from collections.abc import Callable
 from importlib.metadata import version
 
-from harness.machine import describe, summary
+from harness.kernel_dag import (
+    DEFAULT_DAG_STEPS,
+    DEFAULT_LARGE_STEPS,
+    DEFAULT_PREFECT_STEPS,
+    check_steps,
+    kernel_dag_lines,
+    kernel_dag_verdicts,
+    large_lines,
+    large_verdicts,
+    measure_kernel_dag,
+    measure_large,
+)
+from harness.machine import describe, installed, summary
 from harness.processes import drain_in_processes, in_processes
 from harness.systems import SYSTEMS, System, drain, expect_unfinished
 from harness.tempdirs import fresh
@@ -119,6 +134,7 @@ SCENARIOS: dict[str, Callable[[type[System], int], Rates]] = {
     "processes": processes,
     "queue-size": queue_size,
 }
+KERNEL_DAG_SCENARIOS = ("kernel-dag", "kernel-dag-large")
 
 
 # -- running and reporting ---------------------------------------------------------------
@@ -140,6 +156,9 @@ def machine() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "gigq": version("gigq"),
         "huey": version("huey"),
+        "dask": installed("dask"),
+        "distributed": installed("distributed"),
+        "prefect": installed("prefect"),
         "gigq_flow": f"{version('gigq-flow')} from {os.path.dirname(gigq_flow.__file__)}",
     })
 
@@ -180,29 +199,50 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
                         help=f"runs per measurement; the best is kept ({DEFAULT_REPEAT}); "
                              "fan-out and dependent-latency take medians of fixed trials")
-    parser.add_argument("--only", nargs="+", choices=[*SCENARIOS, *WORKFLOW_SCENARIOS],
-                        metavar="SCENARIO",
-                        help=f"run these scenarios: {', '.join([*SCENARIOS, *WORKFLOW_SCENARIOS])}")
+    every = [*SCENARIOS, *WORKFLOW_SCENARIOS, *KERNEL_DAG_SCENARIOS]
+    parser.add_argument("--only", nargs="+", choices=every, metavar="SCENARIO",
+                        help=f"run these scenarios: {', '.join(every)}")
+    parser.add_argument("--dag-steps", type=int, default=DEFAULT_DAG_STEPS,
+                        help=f"steps of the kernel-dag DAG ({DEFAULT_DAG_STEPS})")
+    parser.add_argument("--prefect-steps", type=int, default=DEFAULT_PREFECT_STEPS,
+                        help=f"steps of kernel-dag's DAG for Prefect ({DEFAULT_PREFECT_STEPS}; "
+                             "0: leave Prefect out)")
+    parser.add_argument("--large-steps", type=int, default=DEFAULT_LARGE_STEPS,
+                        help=f"steps of the kernel-dag-large DAG ({DEFAULT_LARGE_STEPS})")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
     if args.jobs < 1 or args.repeat < 1:
         parser.error("--jobs and --repeat must be at least 1")
+    for option in ("dag_steps", "prefect_steps", "large_steps"):
+        steps = getattr(args, option)
+        wrong = None if option == "prefect_steps" and steps == 0 else check_steps(
+            steps, "--" + option.replace("_", "-"))
+        if wrong:
+            parser.error(wrong)
 
-    chosen = args.only or [*SCENARIOS, *WORKFLOW_SCENARIOS]
+    chosen = args.only or [*SCENARIOS, *WORKFLOW_SCENARIOS, *KERNEL_DAG_SCENARIOS]
     about = machine()
     began = time.perf_counter()
     results = measure([s for s in SCENARIOS if s in chosen], args.jobs, args.repeat)
     workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
+    kernel_dag = (measure_kernel_dag(args.dag_steps, args.prefect_steps, args.repeat)
+                  if "kernel-dag" in chosen else None)
+    large = measure_large(args.large_steps) if "kernel-dag-large" in chosen else None
     print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s")
     if results:
         print("\n".join(["", table(results), "", *verdicts(results)]))
     if workflows:
         print("\n".join(["", workflow_table(workflows), "", *workflow_verdicts(workflows)]))
+    if kernel_dag is not None:
+        print("\n".join(["", *kernel_dag_lines(kernel_dag), "", *kernel_dag_verdicts(kernel_dag)]))
+    if large is not None:
+        print("\n".join(["", *large_lines(large), "", *large_verdicts(large)]))
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"machine": about, "jobs": args.jobs, "repeat": args.repeat,
-                       "results": results, "workflows": workflows}, out, indent=2)
+                       "results": results, "workflows": workflows, "kernel_dag": kernel_dag,
+                       "kernel_dag_large": large}, out, indent=2)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
 - ``systems``:            the systems under test (gigq_flow, gigq, huey, a raw SQLite loop).
 - ``workflow_systems``:   the systems with workflows (gigq_flow, gigq).
 - ``workflow_scenarios``: the workflow scenarios of ``run.py`` and their report.
+- ``kernel_dag``:         the kernel-dag scenarios of ``run.py`` (gigq_flow beside Dask and
+                          Prefect) and their report; ``kernel_dag_systems`` their runs,
+                          each in a fresh spawned process.
 - ``layered``:            the layered DAG of the incremental-run benchmarks.
 - ``tempdirs``:           a fresh temporary directory, and a system opened in it.
 - ``processes``:          worker processes that start together, timed to the last completion.

@@ -7,6 +7,11 @@ def noop() -> None:
     """Do nothing, so that a benchmark measures the queue and not the job."""
 
 
+def noop_after(*parents: object) -> None:
+    """Do nothing with the parents' results: a no-op step of Dask's and Prefect's DAGs,
+    which pass them as arguments."""
+
+
 def nap(seconds: float) -> None:
     """Sleep, standing in for a job that takes ``seconds`` of work (the fan-out scenario)."""
     time.sleep(seconds)

@@ -204,3 +204,54 @@ def test_processes_reports_every_system_and_each_target(tmp_path: Path) -> None:
     assert verdicts == expected + ([DASK_VERDICT] if dask else [])
     if not dask:
         assert "Dask LocalCluster: skipped (dask[distributed] is not installed" in stdout
+
+
+KERNEL_DAG_ROWS = ("gigq_flow Workflow.run(workers=4)", "gigq_flow Workflow.run(workers=1)")
+DASK_ROWS = ("dask.threaded.get(graph, keys, num_workers=4)",
+             "dask.delayed + dask.compute(threads, 4)")
+KERNEL_DAG_VERDICTS = [
+    "200-step DAG: gigq_flow workers=4 no slower than dask.threaded.get (time / Dask's)",
+    "200-step DAG: gigq_flow workers=4 at least 5x faster than dask.delayed",
+    "200-step DAG: gigq_flow workers=4 at least 0.95x the rate of workers=1",
+    "1,000 steps at >= 10,000 steps/s",
+    "1,000 steps: peak memory <= 150 MB",
+    "1,000-step run: visualize() < 1 s",
+    "1,000-step run: panel refresh < 100 ms",
+]
+
+
+def test_run_measures_the_kernel_dag_beside_dask_and_the_large_run(tmp_path: Path) -> None:
+    if importlib.util.find_spec("dask") is None:
+        pytest.skip("dask is not installed: pip install -e \".[bench]\"")
+    out = tmp_path / "kernel.json"
+    stdout = run_script("run.py", "--only", "kernel-dag", "kernel-dag-large", "--dag-steps",
+                        "200", "--prefect-steps", "0", "--large-steps", "1000", "--json",
+                        str(out))
+    figures = json.loads(out.read_text())
+    rows = figures["kernel_dag"]["rows"]
+    distributed = importlib.util.find_spec("distributed") is not None
+    expected = [*KERNEL_DAG_ROWS, *DASK_ROWS]
+    expected += ["distributed LocalCluster(1 x 4 threads)"] if distributed else []
+    assert list(rows) == expected
+    assert all(seconds > 0 for seconds in rows.values())
+    for row in expected:
+        assert re.search(rf"^  {re.escape(row)} +\d+\.\d{{3}} +[\d,]+ +\d+\.\d\d$", stdout,
+                         re.MULTILINE), (row, stdout)
+    assert figures["kernel_dag"]["prefect_rows"] == {}  # Prefect's server takes 15-30 s
+    assert "prefect: skipped (--prefect-steps 0)" in stdout
+    large = figures["kernel_dag_large"]
+    assert large["steps"] == 1000 and large["steps/s"] > 0
+    assert large["peak RSS MB"] >= large["RSS before the build MB"] > 0
+    assert all(large[what] > 0 for what in ("visualize()", "widget()", "panel.refresh()"))
+    assert re.search(r"^  end to end [\d.]+ s, [\d,]+ steps/s; peak RSS \d+ MB", stdout,
+                     re.MULTILINE), stdout
+    verdicts = re.findall(r"^(.+): [\d.,]+ ?(?:x|steps/s|MB|s|ms), (?:met|NOT met)$", stdout,
+                          re.MULTILINE)
+    assert verdicts == KERNEL_DAG_VERDICTS
+
+
+def test_run_refuses_a_dag_that_is_not_whole_layers() -> None:
+    done = subprocess.run([sys.executable, "run.py", "--only", "kernel-dag", "--dag-steps",
+                           "120"], cwd=BENCH, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--dag-steps must be a multiple of 50, at least 100 (got 120)" in done.stderr

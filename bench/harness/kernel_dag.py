@@ -1,0 +1,191 @@
+"""A DAG in the kernel, beside Dask (and Prefect): the kernel-dag scenarios of ``bench/run.py``.
+
+- kernel-dag:       a layered DAG of ``--dag-steps`` no-op steps (default 2,000: 40 layers
+                    of 50, step i of a layer after steps i and i+1 of the layer above,
+                    wrapping), on 4 worker threads, end to end from building the graph to
+                    holding every result: gigq_flow ``Workflow.run(queue, workers=4,
+                    progress=False)`` on a fresh SQLite file then ``run.results()``, and
+                    the same with ``workers=1``; Dask's ``dask.threaded.get`` on the raw
+                    graph dict, ``dask.delayed`` with ``dask.compute(scheduler="threads",
+                    num_workers=4)`` and, when installed, distributed's in-process
+                    ``LocalCluster(n_workers=1, threads_per_worker=4)`` (its start apart);
+                    Prefect 3 with ``ThreadPoolTaskRunner(max_workers=4)`` when installed,
+                    on a smaller DAG (``--prefect-steps``, default 200), beside gigq_flow
+                    on that DAG (its temporary server's start apart); 0 leaves it out.
+- kernel-dag-large: ``--large-steps`` no-op steps (default 100,000: 2,000 layers of 50)
+                    with ``Workflow.run(workers=2)``: steps/s end to end, the process's
+                    peak RSS, then on the finished run ``run.visualize()`` (grouped by
+                    default) and its SVG, opening ``run.widget()`` and one
+                    ``panel.refresh()``, each timed once.
+
+Every run is in a fresh spawned process (``kernel_dag_systems``); with ``--repeat`` each
+kernel-dag figure is the best of that many runs; the large run is measured once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+from typing import Any
+
+from .kernel_dag_systems import WIDTH, in_fresh_process
+
+DEFAULT_DAG_STEPS = 2000
+DEFAULT_PREFECT_STEPS = 200
+DEFAULT_LARGE_STEPS = 100_000
+LARGE_WORKERS = 2
+
+GF4, GF1 = "gigq_flow Workflow.run(workers=4)", "gigq_flow Workflow.run(workers=1)"
+DASK_GET = "dask.threaded.get(graph, keys, num_workers=4)"
+DASK_DELAYED = "dask.delayed + dask.compute(threads, 4)"
+DISTRIBUTED = "distributed LocalCluster(1 x 4 threads)"
+DISTRIBUTED_START = "distributed: its cluster's start (apart)"
+GF4_SMALL = "gigq_flow Workflow.run(workers=4), same DAG"
+PREFECT = "Prefect 3 ThreadPoolTaskRunner(4)"
+PREFECT_START = "Prefect: its temporary server's start (apart)"
+DISTRIBUTED_MISSING = "dask[distributed] is not installed: pip install -e \".[bench]\""
+PREFECT_MISSING = "prefect is not installed: pip install -e \".[bench]\""
+
+Report = dict[str, Any]
+
+
+def check_steps(steps: int, option: str) -> str | None:
+    """Why ``steps`` is not a layered DAG's size, or None."""
+    if steps < 2 * WIDTH or steps % WIDTH:
+        return f"{option} must be a multiple of {WIDTH}, at least {2 * WIDTH} (got {steps})"
+    return None
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def best(run: str, spec: dict[str, Any], repeat: int, label: str) -> dict[str, float]:
+    """The fastest of ``repeat`` runs, each in a fresh process."""
+    found: dict[str, float] | None = None
+    for trial in range(1, repeat + 1):
+        log(f"  kernel-dag, run {trial}/{repeat}: {label}")
+        figures = in_fresh_process(run, spec)
+        if found is None or figures["seconds"] < found["seconds"]:
+            found = figures
+    assert found is not None
+    return found
+
+
+def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int) -> Report:
+    """Seconds by row (the "rows" of the report), and the rows measured apart."""
+    rows: dict[str, float] = {}
+    apart: dict[str, float] = {}
+    for label, run, workers in ((GF4, "gigq_flow", 4), (GF1, "gigq_flow", 1),
+                                (DASK_GET, "dask.threaded.get", 4),
+                                (DASK_DELAYED, "dask.delayed", 4)):
+        rows[label] = best(run, {"steps": steps, "workers": workers}, repeat, label)["seconds"]
+    skipped = {}
+    if importlib.util.find_spec("distributed"):
+        figures = best("distributed", {"steps": steps}, repeat, DISTRIBUTED)
+        rows[DISTRIBUTED], apart[DISTRIBUTED_START] = figures["seconds"], figures["start"]
+    else:
+        skipped["distributed"] = DISTRIBUTED_MISSING
+    small: dict[str, float] = {}
+    if prefect_steps == 0:
+        skipped["prefect"] = "--prefect-steps 0"
+    elif importlib.util.find_spec("prefect"):
+        small[GF4_SMALL] = best("gigq_flow", {"steps": prefect_steps, "workers": 4}, repeat,
+                                GF4_SMALL)["seconds"]
+        try:
+            with tempfile.TemporaryDirectory(prefix="gigq-bench-prefect-") as home:
+                figures = best("prefect", {"steps": prefect_steps, "home": home}, repeat,
+                               PREFECT)
+        except RuntimeError as exc:  # an optional peer that could not run: say why, go on
+            skipped["prefect"] = f"failed: {str(exc).strip().splitlines()[-1]}"
+        else:
+            small[PREFECT], apart[PREFECT_START] = figures["seconds"], figures["start"]
+    else:
+        skipped["prefect"] = PREFECT_MISSING
+    return {"steps": steps, "rows": rows, "prefect_steps": prefect_steps, "prefect_rows": small,
+            "apart": apart, "skipped": skipped}
+
+
+def measure_large(steps: int) -> Report:
+    log(f"  kernel-dag-large: gigq_flow, {steps:,} steps, workers={LARGE_WORKERS}")
+    figures = in_fresh_process("gigq_flow", {"steps": steps, "workers": LARGE_WORKERS,
+                                             "large": True})
+    return {"steps": steps, "workers": LARGE_WORKERS, **figures,
+            "steps/s": steps / figures["seconds"]}
+
+
+# -- the report --------------------------------------------------------------------------
+def shape(steps: int) -> str:
+    return f"{steps:,} no-op steps ({steps // WIDTH:,} layers of {WIDTH})"
+
+
+def rows_table(rows: dict[str, float], steps: int, ours: str) -> list[str]:
+    """Seconds, steps/s and "vs it": ``ours``'s rate over the row's (above 1: ours faster)."""
+    width = max(len(label) for label in rows)
+    lines = [f"  {'':<{width}}  {'s':>8}  {'steps/s':>9}  {'vs it':>6}"]
+    for label, seconds in rows.items():
+        lines.append(f"  {label:<{width}}  {seconds:>8.3f}  {steps / seconds:>9,.0f}  "
+                     f"{seconds / rows[ours]:>6.2f}")
+    return lines
+
+
+def kernel_dag_lines(report: Report) -> list[str]:
+    steps = report["steps"]
+    lines = [f"kernel-dag: {shape(steps)}, 4 worker threads, end to end (build to every "
+             "result), each run in a fresh process",
+             *rows_table(report["rows"], steps, GF4)]
+    if PREFECT in report["prefect_rows"]:
+        lines += [f"Prefect on a smaller DAG, {shape(report['prefect_steps'])}:",
+                  *rows_table(report["prefect_rows"], report["prefect_steps"], GF4_SMALL)]
+    lines += [f"{label}: {seconds:.3f} s" for label, seconds in report["apart"].items()]
+    lines.append("vs it: gigq_flow workers=4's rate over the row's (above 1: gigq_flow faster)")
+    lines += [f"{name}: skipped ({why})" for name, why in report["skipped"].items()]
+    return lines
+
+
+def large_lines(report: Report) -> list[str]:
+    return [
+        f"kernel-dag-large: {shape(report['steps'])}, Workflow.run(workers="
+        f"{report['workers']}), in a fresh process, once",
+        f"  end to end {report['seconds']:.2f} s, {report['steps/s']:,.0f} steps/s; peak RSS "
+        f"{report['peak RSS MB']:.0f} MB (before the build {report['RSS before the build MB']:.0f}"
+        " MB)",
+        f"  run.visualize() {report['visualize()']:.3f} s (its SVG "
+        f"{report['visualize().svg()']:.3f} s); run.widget() {report['widget()']:.3f} s, "
+        "then panel.refresh() "
+        f"{1000 * report['panel.refresh()']:.1f} ms",
+    ]
+
+
+def verdict(target: str, figure: str, met: bool) -> str:
+    return f"{target}: {figure}, {'met' if met else 'NOT met'}"
+
+
+def kernel_dag_verdicts(report: Report) -> list[str]:
+    rows, steps = report["rows"], f"{report['steps']:,}"
+    ours = rows[GF4]
+    versus_get, versus_delayed = ours / rows[DASK_GET], rows[DASK_DELAYED] / ours
+    scaling = rows[GF1] / ours
+    return [
+        verdict(f"{steps}-step DAG: gigq_flow workers=4 no slower than dask.threaded.get "
+                "(time / Dask's)", f"{versus_get:.2f}x", versus_get <= 1.0),
+        verdict(f"{steps}-step DAG: gigq_flow workers=4 at least 5x faster than dask.delayed",
+                f"{versus_delayed:.2f}x", versus_delayed >= 5.0),
+        verdict(f"{steps}-step DAG: gigq_flow workers=4 at least 0.95x the rate of workers=1",
+                f"{scaling:.2f}x", scaling >= 0.95),
+    ]
+
+
+def large_verdicts(report: Report) -> list[str]:
+    steps = f"{report['steps']:,}"
+    return [
+        verdict(f"{steps} steps at >= 10,000 steps/s", f"{report['steps/s']:,.0f} steps/s",
+                report["steps/s"] >= 10_000),
+        verdict(f"{steps} steps: peak memory <= 150 MB", f"{report['peak RSS MB']:.0f} MB",
+                report["peak RSS MB"] <= 150),
+        verdict(f"{steps}-step run: visualize() < 1 s", f"{report['visualize()']:.3f} s",
+                report["visualize()"] < 1.0),
+        verdict(f"{steps}-step run: panel refresh < 100 ms",
+                f"{1000 * report['panel.refresh()']:.1f} ms", report["panel.refresh()"] < 0.1),
+    ]
