@@ -4,6 +4,7 @@ every view draws (:mod:`.snapshot`)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from datetime import datetime
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .viz.widget import RunPanel
 
 WAIT_POLL_SECONDS = 0.05
+COUNT_SHARE = 10
+"""``wait()`` leaves the workers this many times as long as its last count took."""
 
 
 class WorkflowRun:
@@ -95,7 +98,9 @@ class WorkflowRun:
         try:
             while True:
                 since = self._store.watch()
+                counted = time.monotonic()
                 counts = self._store.workflow_counts(self.id)
+                cost = time.monotonic() - counted
                 total = sum(counts.values())
                 unfinished = counts.get("pending", 0) + counts.get("running", 0)
                 if bar is not None:
@@ -105,6 +110,9 @@ class WorkflowRun:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
+                # Counting reads every job of the run: between two counts the workers get
+                # at least COUNT_SHARE times as long (a completion wakes this loop).
+                time.sleep(min(cost * COUNT_SHARE, remaining or math.inf))
                 self._store.wait_for_work(
                     WAIT_POLL_SECONDS if remaining is None else min(WAIT_POLL_SECONDS, remaining),
                     since,
