@@ -131,32 +131,41 @@ class Worker:
         return self._process_one(self.worker_id)
 
     def _process_one(self, worker_id: str) -> bool:
-        """``process_one``, claiming under ``worker_id`` (a loop thread's own id)."""
+        """``process_one``, claiming under ``worker_id`` (a loop thread's own id), unless
+        the thread claimed its next job with its last completion."""
         self._ensure_heartbeat()
-        now = time.monotonic()
-        if now >= self._next_lost_check:  # a cheap read, but not on every job
-            self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
-            self.store.reclaim_lost()
-        self._cache.begin_claim()
-        claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
+        claim = self._thread_state.__dict__.pop("next", None)
         if claim is None:
-            return False
+            now = time.monotonic()
+            if now >= self._next_lost_check:  # a cheap read, but not on every job
+                self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
+                self.store.reclaim_lost()
+            self._cache.begin_claim()
+            claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
+            if claim is None:
+                return False
+            if not self._accept(claim):
+                return True
+        logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
+        self._run(claim)  # if it raises (a database error), the attempt stays active: the
+        with self._active_lock:  # heartbeat ends it at its deadline, rather than never
+            self._active.pop(claim.execution_id, None)
+        return True
+
+    def _accept(self, claim: ClaimedJob) -> bool:
+        """True for a step to run now, registered with its deadline; a claim the cache
+        completed, or a map's expansion or collection, is done here."""
         if claim.cache == REUSED:
-            logger.info("%s: job %s (%s) reused an earlier result", worker_id, claim.id,
-                        claim.name)
-            return True
+            logger.info("job %s (%s) reused an earlier result", claim.id, claim.name)
+            return False
         if claim.map_param is not None:  # expanded or collected: no function to call
             run_map(self.store, self._loader, claim)
-            return True
-        logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
-        deadline = now + claim.timeout
+            return False
+        deadline = time.monotonic() + claim.timeout
         with self._active_lock:
             self._active[claim.execution_id] = (claim, deadline)
         if deadline < self._heartbeat_next_wake:
             self._heartbeat_wake.set()  # the heartbeat enforces the timeout
-        self._run(claim)  # if it raises (a database error), the attempt stays active: the
-        with self._active_lock:  # heartbeat ends it at its deadline, rather than never
-            self._active.pop(claim.execution_id, None)
         return True
 
     def _next_attempt(self) -> str:
@@ -213,7 +222,14 @@ class Worker:
                                 retry=outcome.retry and claim.attempts < claim.max_attempts,
                                 traceback=outcome.traceback)
             return
-        if plan is None:
+        if plan is None and self.running and getattr(self._thread_state, "chains", False):
+            # A loop thread claims its next job in the completion's transaction.
+            self._cache.begin_claim()
+            completed, following = self.store.complete_and_claim(
+                claim, outcome.result, self._next_attempt(), self._cache)
+            if following is not None and self._accept(following):
+                self._thread_state.next = following
+        elif plan is None:
             completed = self.store.complete(claim, outcome.result)
         else:
             completed = self.store.complete_cached(
@@ -367,10 +383,11 @@ class Worker:
         try:
             if self.executor == "processes":
                 self._step_process().start()  # its start-up overlaps the first claim's
+            self._thread_state.chains = True
             while True:
                 try:
                     since = self.store.watch()  # before the checks: no wake-up is missed
-                    if not self.running:
+                    if not self.running and "next" not in self._thread_state.__dict__:
                         break
                     if self._process_one(worker_id):
                         continue

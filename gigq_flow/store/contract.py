@@ -184,6 +184,13 @@ class Store(Protocol):
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""
 
+    def complete_and_claim(self, claim: ClaimedJob, result: str | bytes | None,
+                           execution_id: str, probe: CacheProbe | None = None
+                           ) -> tuple[bool, ClaimedJob | None]:
+        """``complete`` then ``claim`` (as ``claim.worker_id``) in one transaction: whether
+        the completion was recorded, and the next claim or None."""
+        ...
+
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool,
              traceback: str | None = None) -> bool:
         """Record a failed attempt (its one-line ``error`` and full ``traceback``): back to

@@ -57,26 +57,27 @@ class PostgresStore(SQLStore):
 
     def claim_row(self, worker_id: str, execution_id: str,
                   settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
+        return self.db.run(lambda tx: self.claim_in(tx, worker_id, execution_id, settle),
+                           patient=True)
+
+    def claim_in(self, tx: Tx, worker_id: str, execution_id: str,
+                 settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
         """Lock the best ready row (SKIP LOCKED: claimers never wait on each other), then
         read the start time: no global write lock orders claims after the commits they
         see, the row lock does."""
-
-        def body(tx: Tx) -> ClaimedJob | None:
-            now = now_iso()
-            picked = tx.execute(
-                f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now,)
-            ).fetchone()
-            job_id = self.gated_choice(tx, now, None if picked is None else picked[0])
-            if job_id is None and picked is None:
-                return None
-            now = now_iso()
-            row: Sequence[Any] = tx.execute(
-                f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
-                (worker_id, now, now, execution_id, job_id or picked[0]),
-            ).fetchone()
-            return settle(tx, row)
-
-        return self.db.run(body, patient=True)
+        now = now_iso()
+        picked = tx.execute(
+            f"SELECT id FROM jobs WHERE {READY} FOR UPDATE SKIP LOCKED", (now,)
+        ).fetchone()
+        job_id = self.gated_choice(tx, now, None if picked is None else picked[0])
+        if job_id is None and picked is None:
+            return None
+        now = now_iso()
+        row: Sequence[Any] = tx.execute(
+            f"UPDATE jobs SET {CLAIM_SET} WHERE id = ? {CLAIM_RETURNING}, id",
+            (worker_id, now, now, execution_id, job_id or picked[0]),
+        ).fetchone()
+        return settle(tx, row)
 
     # -- reads: rows as SQLite returns them, without the internal insertion counter ----------
     def get_job(self, job_id: str) -> Row | None:

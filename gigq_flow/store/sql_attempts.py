@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..job import CACHE_USE
@@ -31,6 +31,16 @@ class SQLAttempts(SQLBase):
     # attempt row. Every write of an attempt is fenced by its ``execution_id``.
     def claim(self, worker_id: str, execution_id: str,
               probe: CacheProbe | None = None) -> ClaimedJob | None:
+        claim = self.claim_row(worker_id, execution_id,
+                               self._settler(worker_id, execution_id, probe))
+        if claim is not None and claim.cache == REUSED:
+            self.wake.bump()  # its children may be ready
+        return claim
+
+    def _settler(self, worker_id: str, execution_id: str, probe: CacheProbe | None
+                 ) -> Callable[[Tx, Sequence[Any]], ClaimedJob]:
+        """What a claim makes of its row: the ClaimedJob, completed already when the
+        cache has its result (``REUSED``)."""
         def settle(tx: Tx, row: Sequence[Any]) -> ClaimedJob:
             claim = claimed_job(row, execution_id, worker_id)
             if probe is not None and claim.cache == CACHE_USE and claim.map_param is None \
@@ -38,29 +48,41 @@ class SQLAttempts(SQLBase):
                 return claim._replace(cache=REUSED)
             return claim
 
-        claim = self.claim_row(worker_id, execution_id, settle)
-        if claim is not None and claim.cache == REUSED:
-            self.wake.bump()  # its children may be ready
-        return claim
+        return settle
 
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         stored = self.blob(result)
         if not claim.has_children and self.complete_childless(claim, stored):
             self.wake.bump()
             return True
+        return self._run_and_wake(lambda tx: self._complete_in(tx, claim, stored))
 
-        def body(tx: Tx) -> bool:
-            now = now_iso()
-            if tx.execute(f"UPDATE jobs SET {COMPLETE_SET} WHERE {HELD}",
-                          (stored, now, now, claim.id, claim.execution_id)).rowcount != 1:
-                self._note_stale(tx, claim, "completed", now)
-                return False
-            # A statement of its own: under a server's read-committed isolation it sees
-            # an edge that a submit, which held this row locked, committed meanwhile.
-            self.release_children(tx, claim.id)
-            return True
+    def complete_and_claim(self, claim: ClaimedJob, result: str | bytes | None,
+                           execution_id: str, probe: CacheProbe | None = None
+                           ) -> tuple[bool, ClaimedJob | None]:
+        stored = self.blob(result)
 
-        return self._run_and_wake(body)
+        def body(tx: Tx) -> tuple[bool, ClaimedJob | None]:
+            completed = ((not claim.has_children and self.complete_childless(claim, stored, tx))
+                         or self._complete_in(tx, claim, stored))
+            return completed, self.claim_in(
+                tx, claim.worker_id, execution_id,
+                self._settler(claim.worker_id, execution_id, probe))
+
+        completed, claimed = self.db.run(body, patient=True)
+        self.wake.bump()  # the completed job's children may be ready for other threads
+        return completed, claimed
+
+    def _complete_in(self, tx: Tx, claim: ClaimedJob, stored: Any) -> bool:
+        now = now_iso()
+        if tx.execute(f"UPDATE jobs SET {COMPLETE_SET} WHERE {HELD}",
+                      (stored, now, now, claim.id, claim.execution_id)).rowcount != 1:
+            self._note_stale(tx, claim, "completed", now)
+            return False
+        # A statement of its own: under a server's read-committed isolation it sees an
+        # edge that a submit, which held this row locked, committed meanwhile.
+        self.release_children(tx, claim.id)
+        return True
 
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool,
              traceback: str | None = None) -> bool:

@@ -54,9 +54,15 @@ class SQLBase:
         transaction, when ``probe`` finds its key (see :mod:`.sql_cache`)."""
         raise NotImplementedError
 
-    def complete_childless(self, claim: ClaimedJob, result: Any) -> bool:
-        """Complete a job that has no children in one statement, if the backend can check
-        and write atomically; False when it did not (children, a stale claim, or no way)."""
+    def claim_in(self, tx: Any, worker_id: str, execution_id: str,
+                 settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
+        """``claim_row``'s work inside the write transaction ``tx``."""
+        raise NotImplementedError
+
+    def complete_childless(self, claim: ClaimedJob, result: Any, tx: Any = None) -> bool:
+        """Complete a job that has no children in one statement (inside ``tx`` if given),
+        if the backend can check and write atomically; False when it did not (children, a
+        stale claim, or no way)."""
         return False
 
     def blob(self, value: str | bytes | None) -> Any:

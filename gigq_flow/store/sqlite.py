@@ -68,28 +68,31 @@ class SQLiteStore(SQLStore):
 
     def claim_row(self, worker_id: str, execution_id: str,
                   settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
-        def body(conn: QueueConnection) -> ClaimedJob | None:
-            # BEGIN IMMEDIATE holds the write lock: the time read now follows commit
-            # order, and the head of the index cannot change between its read and its
-            # update (a read then an update by rowid costs less than one UPDATE ...
-            # RETURNING). Both run on the connection's kept cursor.
-            now = now_iso()
-            row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
-            gated = self.gated_choice(conn.hot, now, None if row is None else row[-1])
-            if gated is not None:
-                row = conn.execute(CLAIM_GATED, (gated,)).fetchone()
-            if row is None:
-                return None
-            conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
-            return settle(conn, row)
+        return self.db.run(lambda conn: self.claim_in(conn, worker_id, execution_id, settle),
+                           patient=True)
 
-        return self.db.run(body, patient=True)
-
-    def complete_childless(self, claim: ClaimedJob, result: Any) -> bool:
+    def claim_in(self, conn: QueueConnection, worker_id: str, execution_id: str,
+                 settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
+        # BEGIN IMMEDIATE holds the write lock: the time read now follows commit order,
+        # and the head of the index cannot change between its read and its update (a
+        # read then an update by rowid costs less than one UPDATE ... RETURNING). Both
+        # run on the connection's kept cursor.
         now = now_iso()
-        return self.db.write(
-            COMPLETE_CHILDLESS, (result, now, now, claim.row_key, claim.execution_id, claim.id)
-        ) == 1
+        row = conn.hot.execute(CLAIM_HEAD, (now,)).fetchone()
+        gated = self.gated_choice(conn.hot, now, None if row is None else row[-1])
+        if gated is not None:
+            row = conn.execute(CLAIM_GATED, (gated,)).fetchone()
+        if row is None:
+            return None
+        conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
+        return settle(conn, row)
+
+    def complete_childless(self, claim: ClaimedJob, result: Any, tx: Any = None) -> bool:
+        now = now_iso()
+        args = (result, now, now, claim.row_key, claim.execution_id, claim.id)
+        if tx is not None:
+            return tx.hot.execute(COMPLETE_CHILDLESS, args).rowcount == 1
+        return self.db.write(COMPLETE_CHILDLESS, args) == 1
 
     def release_children(self, tx: Tx, job_id: str) -> None:
         # Nothing to announce (other processes see the commit through data_version), so

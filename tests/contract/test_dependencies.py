@@ -204,3 +204,19 @@ def test_submitting_child_of_failed_parent(queue, db_path, make_worker):
     child = queue.submit(Job("child", jobs.noop, dependencies=[parent]))
     assert status_of(queue, child) == "upstream_failed"
     assert make_worker(db_path).process_one() is False
+
+
+def test_a_completion_claims_the_next_job_in_its_own_transaction(queue, db_path, make_worker):
+    parent = queue.submit(Job("parent", jobs.identity, params={"value": 1}))
+    child = queue.submit(Job("child", jobs.identity, params={"value": 2}, dependencies=[parent]))
+    store = make_worker(db_path).store
+    claim = store.claim("w", "w-1")
+    assert claim.id == parent and claim.has_children
+    completed, following = store.complete_and_claim(claim, "1", "w-2")
+    assert completed and following.id == child  # released by the completion, claimed with it
+    assert (queue.get_status(parent)["status"], queue.get_status(child)["status"]) == (
+        "completed", "running")
+    assert store.complete_and_claim(claim, "1", "w-3") == (False, None)  # fenced: done already
+    completed, following = store.complete_and_claim(following, "2", "w-4")
+    assert completed and following is None
+    assert queue.get_result(child) == 2

@@ -246,15 +246,18 @@ def test_an_outcome_the_database_refused_ends_at_the_deadline_not_never(queue, d
     job_id = queue.submit(Job("refused once", jobs.identity, params={"value": 7}, timeout=1,
                               max_attempts=2))
     worker = make_worker(db_path, polling_interval=0.1)
-    complete, refusals = worker.store.complete, []
+    refusals = []
 
-    def refuse_once(claim, result):
-        if not refusals:
-            refusals.append(claim.execution_id)
-            raise DatabaseError("disk I/O error (simulated)")
-        return complete(claim, result)
+    def refuse_once(record):  # a loop thread completes and claims its next job at once
+        def refused(claim, result, *next_claim):
+            if not refusals:
+                refusals.append(claim.execution_id)
+                raise DatabaseError("disk I/O error (simulated)")
+            return record(claim, result, *next_claim)
+        return refused
 
-    worker.store.complete = refuse_once
+    worker.store.complete = refuse_once(worker.store.complete)
+    worker.store.complete_and_claim = refuse_once(worker.store.complete_and_claim)
     worker.start_background()
     wait_until(lambda: queue.get_status(job_id)["status"] == "completed", timeout=20)
     executions = queue.get_status(job_id)["executions"]
