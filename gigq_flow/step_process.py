@@ -193,6 +193,15 @@ class StepProcess:
             return None
 
 
+def close_all(steps: list[StepProcess]) -> None:
+    """Close ``steps`` at once: each waits up to CLOSE_WAIT for its child."""
+    closing = [threading.Thread(target=step.close, daemon=True) for step in steps]
+    for thread in closing:
+        thread.start()
+    for thread in closing:
+        thread.join()
+
+
 def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()

@@ -25,7 +25,7 @@ from .output import install as install_output_routing
 from .results import ParentResults
 from .serialization import loads
 from .step_cache import CACHED_MODES, StepCache
-from .step_process import Call, StepProcess, call_step
+from .step_process import Call, StepProcess, call_step, close_all
 from .store import REUSED, ClaimedJob, ParentResult, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
@@ -250,11 +250,7 @@ class Worker:
     def _close_step_processes(self) -> None:
         with self._active_lock:
             steps, self._step_processes = self._step_processes, []
-        closing = [threading.Thread(target=step.close, daemon=True) for step in steps]
-        for thread in closing:  # at once: each waits up to CLOSE_WAIT for its child
-            thread.start()
-        for thread in closing:
-            thread.join()
+        close_all(steps)
 
     def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool,
                        traceback: str | None = None) -> None:
