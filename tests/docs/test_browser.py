@@ -289,8 +289,10 @@ def test_selecting_a_step_shows_its_output_in_chromium(step_output_url: str):
                      == "failed", "the breaker step to fail", PANEL_TIMEOUT)
             page.locator("table.gigq-flow-jobs tbody tr", has_text="breaker").first \
                 .locator("td").first.click()
-            failed = wait_for(page, lambda read: "Traceback" in (read["output"] or ""),
-                              "the traceback of the failed step", 10)
+            # the output and the row's selection reach the page in separate updates
+            failed = wait_for(page, lambda read: "Traceback" in (read["output"] or "")
+                              and read["rows"]["breaker"]["selected"] == "true",
+                              "the traceback of the failed step, its row selected", 10)
             assert failed["rows"]["breaker"]["error"] == "ValueError: broken on purpose"
             assert failed["rows"]["breaker"]["selected"] == "true"
             assert failed["output"].startswith("about to break\n"), failed["output"]
