@@ -1,4 +1,5 @@
-"""Which function a claimed job runs, and whether this worker may run it.
+"""Which function a claimed job runs, whether this worker may run it, and the parents'
+results it takes.
 
 A job names its function by module and name (GigQ's way), or, for a step shipped by
 value (:mod:`.shipping`), by the digest of its code as well. The allow-list and the
@@ -15,7 +16,9 @@ from collections.abc import Callable, Iterable
 
 from . import shipping
 from .errors import NotAllowedError
-from .store import ClaimedJob, Store
+from .results import ParentResults
+from .serialization import loads
+from .store import ClaimedJob, ParentResult, Store
 
 CodeRef = tuple[str, str, bytes | None]
 """What a child process needs to find a function: ``("path", "module:name", None)``, or
@@ -159,6 +162,24 @@ class FunctionLoader:
             raise LookupError(f"the code of {claim.function_module}.{claim.function_name} "
                               "is no longer in the queue (cleared); submit the step again")
         return code
+
+    def parents_of(self, claim: ClaimedJob, func: Callable) -> list[ParentResult] | None:
+        """The stored results of the job's parents, when its function takes them."""
+        wants = claim.pass_parent_results
+        if not claim.has_dependencies or wants is False \
+                or (wants is None and not accepts_parent_results(func)):
+            return None
+        return self.store.parent_results(claim.id)
+
+    def parent_results(self, parents: list[ParentResult]) -> ParentResults:
+        """The parents' results decoded, as a step's ``parent_results``."""
+        if any(parent.serializer == "pickle" for parent in parents):
+            self.check_pickle_allowed()
+        return ParentResults([
+            (parent.id, parent.name,
+             loads(parent.result, parent.serializer, what=f"result of parent job {parent.id}"))
+            for parent in parents
+        ])
 
     def check_allowed(self, module_name: str, function_name: str) -> None:
         if module_allowed(module_name, self.allowed_modules):

@@ -9,24 +9,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import FrameType, TracebackType
 from typing import Any
 
 from .checks import check_int, check_number
+from .claim_batch import ClaimBatch, Done
 from .current import Attempt, CurrentJob
 from .errors import ConfigurationError, DatabaseError
 from .fingerprint import result_digest
+from .held import HeldJobs
 from .job_queue import JobQueue
-from .loader import FunctionLoader, accepts_parent_results
+from .loader import FunctionLoader
 from .mapping import run_map
 from .output import DEFAULT_OUTPUT_LIMIT, Output, describe_error
 from .output import install as install_output_routing
-from .results import ParentResults
 from .serialization import loads
 from .step_cache import CACHED_MODES, StepCache
 from .step_process import Call, StepProcess, call_step, close_all
-from .store import REUSED, ClaimedJob, ParentResult, Store, new_instance, open_store
+from .store import REUSED, ClaimedJob, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,8 @@ class Worker:
                                          kind="a number of seconds")
         self.output_limit = check_int("output_limit", output_limit, minimum=0)
         if isinstance(allowed_modules, str):
-            raise ConfigurationError(
-                f"allowed_modules takes a list of module names, got the string {allowed_modules!r}"
-            )
+            raise ConfigurationError("allowed_modules takes a list of module names, got the "
+                                     f"string {allowed_modules!r}")
         self.store: Store
         if isinstance(db_path, JobQueue):
             self.db_path, self.store = db_path.db_path, db_path.store
@@ -110,9 +110,8 @@ class Worker:
         self.allowed_modules, self.allow_pickle = self._loader.allowed_modules, allow_pickle
         self.running = False
         self._attempt_numbers = itertools.count(1)
-        self._active: dict[str, tuple[ClaimedJob, float]] = {}  # with its monotonic deadline
-        self._running: dict[str, tuple[ClaimedJob, Output, Attempt]] = {}  # steps running now
-        self._active_lock = threading.Lock()
+        self._held = HeldJobs()
+        self._lock = threading.Lock()  # the lists of step processes and batches
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stopping = False
         self._heartbeat_wake = threading.Event()
@@ -121,8 +120,9 @@ class Worker:
         self._signals_received = 0
         self._next_lost_check = 0.0
         self._cache = StepCache(self.store, self._loader.loaded, self._next_attempt)
-        self._thread_state = threading.local()  # a thread's StepProcess
+        self._thread_state = threading.local()  # a thread's StepProcess and ClaimBatch
         self._step_processes: list[StepProcess] = []
+        self._batches: list[ClaimBatch] = []  # the loop threads'
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -132,9 +132,14 @@ class Worker:
 
     def _process_one(self, worker_id: str) -> bool:
         """``process_one``, claiming under ``worker_id`` (a loop thread's own id), unless
-        the thread claimed its next job with its last completion."""
+        the thread's batch holds a claimed job."""
         self._ensure_heartbeat()
-        claim = self._thread_state.__dict__.pop("next", None)
+        batch: ClaimBatch | None = getattr(self._thread_state, "batch", None)
+        claim = None
+        if batch is not None:
+            if batch.done and not batch.waiting:  # its last step did not complete
+                self._write_batch(batch, worker_id)
+            claim = batch.next()
         if claim is None:
             now = time.monotonic()
             if now >= self._next_lost_check:  # a cheap read, but not on every job
@@ -144,12 +149,16 @@ class Worker:
             claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
             if claim is None:
                 return False
+            if batch is not None:
+                batch.started()
             if not self._accept(claim):
                 return True
+        else:
+            self._set_deadline(claim)  # its timeout counts from its start
         logger.info("%s: running job %s (%s)", worker_id, claim.id, claim.name)
-        self._run(claim)  # if it raises (a database error), the attempt stays active: the
-        with self._active_lock:  # heartbeat ends it at its deadline, rather than never
-            self._active.pop(claim.execution_id, None)
+        self._run(claim, batch)  # if it raises (a database error), the attempt stays
+        if batch is None or not batch.holds(claim):  # held: the heartbeat ends it at its
+            self._held.drop([claim])  # deadline, rather than never
         return True
 
     def _accept(self, claim: ClaimedJob) -> bool:
@@ -161,30 +170,29 @@ class Worker:
         if claim.map_param is not None:  # expanded or collected: no function to call
             run_map(self.store, self._loader, claim)
             return False
-        deadline = time.monotonic() + claim.timeout
-        with self._active_lock:
-            self._active[claim.execution_id] = (claim, deadline)
-        if deadline < self._heartbeat_next_wake:
-            self._heartbeat_wake.set()  # the heartbeat enforces the timeout
+        self._set_deadline(claim)
         return True
+
+    def _set_deadline(self, claim: ClaimedJob) -> None:
+        if self._held.hold(claim) < self._heartbeat_next_wake:
+            self._heartbeat_wake.set()  # the heartbeat enforces the timeout
 
     def _next_attempt(self) -> str:
         """A new attempt id: this worker's instance, then its own counter."""
         return f"{self.instance}-{next(self._attempt_numbers)}"
 
-    def _run(self, claim: ClaimedJob) -> None:
+    def _run(self, claim: ClaimedJob, batch: ClaimBatch | None = None) -> None:
         plan = step = code = None
         try:
             func = self._loader.load(claim)
             params = loads(claim.params, claim.serializer, what="params")  # recorded on the job
-            wants_parents = claim.has_dependencies and self._wants_parent_results(claim, func)
-            parents = self.store.parent_results(claim.id) if wants_parents else None
+            parents = self._loader.parents_of(claim, func)
             if claim.cache in CACHED_MODES:
                 plan = self._cache.plan(claim, func, params, parents)
                 if plan is None:  # completed with an earlier run's result
                     return
             if parents is not None:
-                params["parent_results"] = self._parent_results(parents)
+                params["parent_results"] = self._loader.parent_results(parents)
             if self.executor == "processes":
                 step = self._step_process()
                 code = self._loader.code_ref(claim, func, step.start())
@@ -196,10 +204,11 @@ class Worker:
         attempt = Attempt(CurrentJob(claim.id, claim.name, claim.attempts))
         if step is not None:
             attempt.stop = step.stop
-        with self._active_lock:
-            self._running[claim.execution_id] = (claim, output, attempt)
+        self._held.start(claim, output, attempt)
         if time.monotonic() + OUTPUT_STORE_INTERVAL < self._heartbeat_next_wake:
             self._heartbeat_wake.set()  # it stores the output and sees cancels every second
+        if batch is not None:
+            batch.step_started = time.monotonic()
         try:
             if step is None or code is None:
                 outcome = call_step(func, params, claim.serializer, output, attempt)
@@ -207,8 +216,9 @@ class Worker:
                 outcome = step.run(Call(attempt.job, code, params, claim.serializer,
                                         self.output_limit), output)
         finally:
-            with self._active_lock:
-                self._running.pop(claim.execution_id, None)
+            if batch is not None:
+                batch.step_started = None
+            self._held.stop(claim)
             self._store_output(claim, output)
         if attempt.ended == "cancelled" or (attempt.ended and step is not None):
             # Its row holds the attempt, ended (a stopped process's exit says nothing more).
@@ -222,14 +232,11 @@ class Worker:
                                 retry=outcome.retry and claim.attempts < claim.max_attempts,
                                 traceback=outcome.traceback)
             return
-        if plan is None and self.running and getattr(self._thread_state, "chains", False):
-            # A loop thread claims its next job in the completion's transaction.
-            self._cache.begin_claim()
-            completed, following = self.store.complete_and_claim(
-                claim, outcome.result, self._next_attempt(), self._cache)
-            if following is not None and self._accept(following):
-                self._thread_state.next = following
-        elif plan is None:
+        if plan is None and batch is not None:
+            if batch.finished(claim, outcome.result):
+                self._write_batch(batch, claim.worker_id)
+            return
+        if plan is None:
             completed = self.store.complete(claim, outcome.result)
         else:
             completed = self.store.complete_cached(
@@ -238,17 +245,43 @@ class Worker:
         if not completed:
             logger.warning("job %s: result discarded, the job was reclaimed", claim.id)
 
+    def _write_batch(self, batch: ClaimBatch, worker_id: str) -> None:
+        """Write a loop thread's completions and claim its next batch, in one transaction."""
+        done, size = batch.take(claiming=self.running)
+        self._cache.begin_claim()
+        completed, claimed = self.store.complete_and_claim(
+            done, worker_id, [self._next_attempt() for _ in range(size)], self._cache)
+        self._written(done, completed)
+        batch.add([claim for claim in claimed if self._accept(claim)])
+
+    def _written(self, done: list[Done], completed: list[bool]) -> None:
+        self._held.drop(claim for claim, _ in done)
+        for (claim, _), recorded in zip(done, completed, strict=True):
+            if not recorded:
+                logger.warning("job %s: result discarded, the job was reclaimed", claim.id)
+
+    def _give_up_batches(self, now: float | None = None) -> None:
+        """Write the completions and return the waiting jobs of the batches whose step
+        runs past their HOLD_LIMIT at ``now`` (of every batch without ``now``)."""
+        for batch in list(self._batches):
+            done, waiting = batch.give_up(now)
+            if done:
+                self._written(done, self.store.complete_and_claim(done, "", [])[0])
+            if waiting:
+                self._held.drop(waiting)
+                self.store.unclaim(waiting)
+
     def _step_process(self) -> StepProcess:
         """This thread's child process (one per worker thread, reused between jobs)."""
         step = getattr(self._thread_state, "step", None)
         if step is None:
             step = self._thread_state.step = StepProcess()
-            with self._active_lock:
+            with self._lock:
                 self._step_processes.append(step)
         return step
 
     def _close_step_processes(self) -> None:
-        with self._active_lock:
+        with self._lock:
             steps, self._step_processes = self._step_processes, []
         close_all(steps)
 
@@ -270,21 +303,6 @@ class Worker:
                 logger.exception("job %s: could not store %d characters of its output",
                                  claim.id, len(text))
 
-    @staticmethod
-    def _wants_parent_results(claim: ClaimedJob, func: Callable) -> bool:
-        if claim.pass_parent_results is not None:
-            return claim.pass_parent_results
-        return accepts_parent_results(func)
-
-    def _parent_results(self, parents: list[ParentResult]) -> ParentResults:
-        if any(parent.serializer == "pickle" for parent in parents):
-            self._loader.check_pickle_allowed()
-        return ParentResults([
-            (parent.id, parent.name,
-             loads(parent.result, parent.serializer, what=f"result of parent job {parent.id}"))
-            for parent in parents
-        ])
-
     # -- heartbeat --------------------------------------------------------------------------
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat is not None and not self._heartbeat_stopping:
@@ -293,9 +311,8 @@ class Worker:
         self.store.register_worker(self.instance, self.worker_id, self.concurrency,
                                    self.lease_timeout)
         self._heartbeat_stopping = False
-        self._heartbeat = threading.Thread(
-            target=self._beat, name=f"{self.worker_id}-heartbeat", daemon=True
-        )
+        self._heartbeat = threading.Thread(target=self._beat, daemon=True,
+                                           name=f"{self.worker_id}-heartbeat")
         self._heartbeat.start()
 
     def _beat(self) -> None:
@@ -311,8 +328,8 @@ class Worker:
                         self.store.heartbeat(self.instance)
                         renew_at = now + self.lease_timeout / 3
                     self._time_out_overdue(now)
-                    with self._active_lock:
-                        running = list(self._running.values())
+                    self._give_up_batches(now)
+                    running = self._held.running()
                     if running:
                         self._notice_ended(running)
                     for claim, output, _ in running:
@@ -323,15 +340,12 @@ class Worker:
                 self._heartbeat_wake.clear()  # before reading deadlines: none is missed
                 if self._heartbeat_stopping:  # the stop's wake-up may just have been cleared
                     break
-                with self._active_lock:
-                    deadlines = [deadline for _, deadline in self._active.values()]
-                    if self._running:  # steps run: output stored, cancels seen every second
-                        deadlines.append(time.monotonic() + OUTPUT_STORE_INTERVAL)
+                deadlines = self._held.deadlines()
+                if deadlines:  # busy: output stored, cancels and batches seen every second
+                    deadlines.append(time.monotonic() + OUTPUT_STORE_INTERVAL)
                 self._heartbeat_next_wake = retry_at or min([renew_at, *deadlines])
                 self._heartbeat_wake.wait(max(0.0, self._heartbeat_next_wake - time.monotonic()))
-            with self._active_lock:
-                holding = bool(self._active)
-            if not holding:  # else the lease lapses and other workers reclaim the jobs
+            if not self._held:  # else the lease lapses and other workers reclaim the jobs
                 self.store.unregister_worker(self.instance)
         except Exception:
             logger.exception("worker %s: could not record its stop", self.worker_id)
@@ -339,11 +353,9 @@ class Worker:
             self.store.close()
 
     def _time_out_overdue(self, now: float) -> None:
-        with self._active_lock:
-            overdue = [claim for claim, deadline in self._active.values() if deadline <= now]
-        for claim in overdue:  # the job's thread runs on; what it writes later is fenced off
+        for claim in self._held.overdue(now):  # its thread runs on; its writes are fenced off
             self.store.time_out(claim)
-            self._end_attempt(claim.execution_id, "timeout")
+            self._held.end(claim.execution_id, "timeout")
 
     def _notice_ended(self, running: list[tuple[ClaimedJob, Output, Attempt]]) -> None:
         """Mark the attempts that ended without this worker (cancelled while they ran,
@@ -352,19 +364,8 @@ class Worker:
         for claim, _, attempt in running:
             held, status = states.get(claim.id, (None, "deleted"))
             if attempt.ended is None and (held != claim.execution_id or status != "running"):
-                self._end_attempt(claim.execution_id,
-                                  status if held == claim.execution_id else "reclaimed")
-
-    def _end_attempt(self, execution_id: str, how: str) -> None:
-        """The attempt is over (``how``): no deadline to watch, its step is told."""
-        with self._active_lock:
-            self._active.pop(execution_id, None)
-            running = self._running.get(execution_id)
-        if running is not None:
-            attempt = running[2]
-            attempt.ended = how
-            if attempt.stop is not None:
-                attempt.stop()
+                self._held.end(claim.execution_id,
+                               status if held == claim.execution_id else "reclaimed")
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat_stopping = True
@@ -379,11 +380,14 @@ class Worker:
         try:
             if self.executor == "processes":
                 self._step_process().start()  # its start-up overlaps the first claim's
-            self._thread_state.chains = True
+            batch = self._thread_state.batch = ClaimBatch()
+            with self._lock:
+                self._batches.append(batch)
             while True:
                 try:
-                    since = self.store.watch()  # before the checks: no wake-up is missed
-                    if not self.running and "next" not in self._thread_state.__dict__:
+                    # Before the checks, so that no wake-up is missed; none if a job waits.
+                    since = None if batch.waiting else self.store.watch()
+                    if since is not None and not self.running:
                         break
                     if self._process_one(worker_id):
                         continue
@@ -417,10 +421,8 @@ class Worker:
                     break
             alive[0].join(SUPERVISE_INTERVAL)
             alive = [thread for thread in alive if thread.is_alive()]
-        with self._active_lock:
-            unfinished = [claim for claim, _ in self._active.values()]
-            self._active.clear()
-            stopping = [attempt for _, _, attempt in self._running.values() if attempt.stop]
+        self._give_up_batches()
+        unfinished, stopping = self._held.take_all()
         for attempt in stopping:  # released below: their processes end now
             attempt.ended = "interrupted"  # its thread drops the killed step's exit
             attempt.stop()  # type: ignore[misc]

@@ -184,11 +184,19 @@ class Store(Protocol):
     def complete(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
         """Store the result and release the children; False when the claim went stale."""
 
-    def complete_and_claim(self, claim: ClaimedJob, result: str | bytes | None,
-                           execution_id: str, probe: CacheProbe | None = None
-                           ) -> tuple[bool, ClaimedJob | None]:
-        """``complete`` then ``claim`` (as ``claim.worker_id``) in one transaction: whether
-        the completion was recorded, and the next claim or None."""
+    def complete_and_claim(self, done: Sequence[tuple[ClaimedJob, str | bytes | None]],
+                           worker_id: str, execution_ids: Sequence[str],
+                           probe: CacheProbe | None = None
+                           ) -> tuple[list[bool], list[ClaimedJob]]:
+        """``complete`` each of ``done`` (a claim and its result), then ``claim`` as
+        ``worker_id`` up to one job per id of ``execution_ids``, in one transaction:
+        whether each completion was recorded, and the jobs claimed (fewer when fewer
+        were ready)."""
+        ...
+
+    def unclaim(self, claims: Sequence[ClaimedJob]) -> int:
+        """Return claimed jobs whose steps never started to pending, their claim not
+        counted as an attempt; returns how many were still held by their claim."""
         ...
 
     def fail(self, claim: ClaimedJob, error: str, *, retry: bool,

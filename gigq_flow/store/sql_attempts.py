@@ -57,21 +57,46 @@ class SQLAttempts(SQLBase):
             return True
         return self._run_and_wake(lambda tx: self._complete_in(tx, claim, stored))
 
-    def complete_and_claim(self, claim: ClaimedJob, result: str | bytes | None,
-                           execution_id: str, probe: CacheProbe | None = None
-                           ) -> tuple[bool, ClaimedJob | None]:
-        stored = self.blob(result)
+    def complete_and_claim(self, done: Sequence[tuple[ClaimedJob, str | bytes | None]],
+                           worker_id: str, execution_ids: Sequence[str],
+                           probe: CacheProbe | None = None
+                           ) -> tuple[list[bool], list[ClaimedJob]]:
+        settlers = [self._settler(worker_id, execution_id, probe)
+                    for execution_id in execution_ids]
 
-        def body(tx: Tx) -> tuple[bool, ClaimedJob | None]:
-            completed = ((not claim.has_children and self.complete_childless(claim, stored, tx))
-                         or self._complete_in(tx, claim, stored))
-            return completed, self.claim_in(
-                tx, claim.worker_id, execution_id,
-                self._settler(claim.worker_id, execution_id, probe))
+        def body(tx: Tx) -> tuple[list[bool], list[ClaimedJob]]:
+            completed = [
+                (not claim.has_children
+                 and self.complete_childless(claim, self.blob(result), tx))
+                or self._complete_in(tx, claim, self.blob(result))
+                for claim, result in done
+            ]
+            claimed = []
+            for execution_id, settle in zip(execution_ids, settlers, strict=True):
+                claim = self.claim_in(tx, worker_id, execution_id, settle)
+                if claim is None:
+                    break
+                claimed.append(claim)
+            return completed, claimed
 
         completed, claimed = self.db.run(body, patient=True)
-        self.wake.bump()  # the completed job's children may be ready for other threads
+        self.wake.bump()  # the completed jobs' children may be ready for other threads
         return completed, claimed
+
+    def unclaim(self, claims: Sequence[ClaimedJob]) -> int:
+        """Return claimed jobs whose steps never started to the queue, as if unclaimed."""
+        def body(tx: Tx) -> int:
+            now = now_iso()
+            return sum(tx.execute(
+                "UPDATE jobs SET status = 'pending', worker_id = NULL, execution_id = NULL, "
+                "started_at = NULL, updated_at = ?, "
+                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+                f"WHERE {HELD}", (now, claim.id, claim.execution_id)).rowcount
+                for claim in claims)
+
+        returned = self.db.run(body)
+        self.wake.bump()
+        return returned
 
     def _complete_in(self, tx: Tx, claim: ClaimedJob, stored: Any) -> bool:
         now = now_iso()

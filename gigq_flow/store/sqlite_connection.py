@@ -2,10 +2,12 @@
 
 Connection policy: one connection per thread and file, opened on first use and kept
 until :func:`close_thread_connections`. Connections run in autocommit mode; every
-write is one ``BEGIN IMMEDIATE`` transaction, so lock waits happen at its start and
-are retried here with short randomized sleeps: no "database is locked" reaches the
-caller. WAL journal, ``synchronous=NORMAL`` by default: a power cut may roll back the
-last commits but never corrupts the file; ``synchronous="FULL"`` makes each commit
+write is one ``BEGIN IMMEDIATE`` transaction. The threads of one process take turns on
+a lock of the file's own (:func:`writer_lock`), so they queue rather than meet SQLite's
+lock; waits on another process's lock happen at the transaction's start and are retried
+here with short randomized sleeps: no "database is locked" reaches the caller. WAL
+journal, ``synchronous=NORMAL`` by default: a power cut may roll back the last commits
+but never corrupts the file; ``synchronous="FULL"`` makes each commit
 durable on return, at the cost of an fsync per transaction.
 """
 
@@ -50,6 +52,22 @@ NETWORK_FILESYSTEMS = frozenset(
 T = TypeVar("T")
 _jitter = random.Random()  # not the random module's: users may seed that one
 _local = threading.local()
+_writer_locks: dict[str, threading.RLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def writer_lock(path: str) -> threading.RLock:
+    """The lock this process's writers of the file ``path`` take turns on.
+
+    SQLite lets one connection write at a time; threads that meet its lock sleep and try
+    again, and a woken sleeper often finds the lock taken anew. Queued on a lock of
+    their own, a process's threads write one after the other with no sleep between.
+    """
+    lock = _writer_locks.get(path)
+    if lock is None:
+        with _writer_locks_guard:
+            lock = _writer_locks.setdefault(path, threading.RLock())
+    return lock
 
 
 def close_thread_connections(path: str | None = None) -> None:
@@ -127,6 +145,7 @@ class SQLiteConnections:
             )
         self.path = os.path.abspath(raw)
         self.synchronous = synchronous.upper()
+        self.writing = writer_lock(self.path)
         self._check_path()
         self._create_private_file()
         self._warn_if_network_filesystem()
@@ -238,9 +257,24 @@ class SQLiteConnections:
                 time.sleep(delay * _jitter.uniform(0.5, 1.5))
                 delay = min(delay * 2, longest)
 
+    def hold_writer_lock(self) -> None:
+        """Take this process's turn to write the file (released by the caller)."""
+        if not self.writing.acquire(timeout=LOCK_RETRY_SECONDS):
+            raise DatabaseError(
+                f"{self.path}: another thread of this process held its write turn for "
+                f"{LOCK_RETRY_SECONDS:.0f}s; is a thread holding a long transaction on it?"
+            )
+
     def run(self, body: Callable[[QueueConnection], T], *, patient: bool = False) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction: committed on success,
         rolled back on error. ``patient``: back off far while the file is locked."""
+        self.hold_writer_lock()
+        try:
+            return self._run(body, patient)
+        finally:
+            self.writing.release()
+
+    def _run(self, body: Callable[[QueueConnection], T], patient: bool) -> T:
         conn = self.connection()
         try:
             self.retry_locked(conn.hot.execute, "BEGIN IMMEDIATE", patient=patient)
@@ -264,10 +298,13 @@ class SQLiteConnections:
         """Run one write statement (without RETURNING) as its own transaction; returns its
         row count."""
         conn = self.connection()
+        self.hold_writer_lock()
         try:
             changed = self.retry_locked(conn.hot.execute, sql, args).rowcount
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
+        finally:
+            self.writing.release()
         conn.committed()
         return changed
 

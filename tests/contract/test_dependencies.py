@@ -212,11 +212,46 @@ def test_a_completion_claims_the_next_job_in_its_own_transaction(queue, db_path,
     store = make_worker(db_path).store
     claim = store.claim("w", "w-1")
     assert claim.id == parent and claim.has_children
-    completed, following = store.complete_and_claim(claim, "1", "w-2")
-    assert completed and following.id == child  # released by the completion, claimed with it
+    completed, following = store.complete_and_claim([(claim, "1")], "w", ["w-2", "w-3"])
+    assert completed == [True]  # released by the completion, claimed with it; nothing more
+    assert [job.id for job in following] == [child] and following[0].execution_id == "w-2"
     assert (queue.get_status(parent)["status"], queue.get_status(child)["status"]) == (
         "completed", "running")
-    assert store.complete_and_claim(claim, "1", "w-3") == (False, None)  # fenced: done already
-    completed, following = store.complete_and_claim(following, "2", "w-4")
-    assert completed and following is None
+    assert store.complete_and_claim([(claim, "1")], "w", ["w-4"]) == ([False], [])  # fenced
+    completed, following = store.complete_and_claim([(following[0], "2")], "w", [])
+    assert completed == [True] and following == []
     assert queue.get_result(child) == 2
+
+
+def test_a_batch_completes_several_jobs_and_claims_several_in_priority_order(
+        queue, db_path, make_worker):
+    firsts = [queue.submit(Job(f"first-{i}", jobs.identity, params={"value": i}, priority=9))
+              for i in range(3)]
+    later = [queue.submit(Job(f"later-{i}", jobs.identity, params={"value": i}, priority=i))
+             for i in range(3)]
+    store = make_worker(db_path).store
+    claimed = store.complete_and_claim([], "w", ["w-1", "w-2", "w-3"])[1]
+    assert [claim.id for claim in claimed] == firsts
+    completed, following = store.complete_and_claim(
+        [(claim, str(i)) for i, claim in enumerate(claimed)], "w", ["w-4", "w-5"])
+    assert completed == [True, True, True]
+    assert [claim.id for claim in following] == [later[2], later[1]]  # by priority
+    assert [queue.get_result(job_id) for job_id in firsts] == [0, 1, 2]
+    assert {queue.get_status(job_id)["status"] for job_id in later[1:]} == {"running"}
+
+
+def test_unclaim_returns_jobs_that_never_started_without_counting_an_attempt(
+        queue, db_path, make_worker):
+    job_ids = [queue.submit(Job(f"job-{i}", jobs.identity, params={"value": i}))
+               for i in range(2)]
+    store = make_worker(db_path).store
+    claimed = store.complete_and_claim([], "w", ["w-1", "w-2"])[1]
+    assert store.unclaim(claimed) == 2
+    assert store.unclaim(claimed) == 0  # no longer held by these claims
+    for job_id in job_ids:
+        status = queue.get_status(job_id)
+        assert (status["status"], status["attempts"], status["worker_id"]) == (
+            "pending", 0, None)
+        assert status["executions"] == []
+    assert drain(make_worker(db_path)) == 2
+    assert [queue.get_result(job_id) for job_id in job_ids] == [0, 1]

@@ -248,16 +248,17 @@ def test_an_outcome_the_database_refused_ends_at_the_deadline_not_never(queue, d
     worker = make_worker(db_path, polling_interval=0.1)
     refusals = []
 
-    def refuse_once(record):  # a loop thread completes and claims its next job at once
-        def refused(claim, result, *next_claim):
+    def refuse_once(record, execution_id):  # a loop thread writes its completions in batches
+        def refused(first, *rest):
             if not refusals:
-                refusals.append(claim.execution_id)
+                refusals.append(execution_id(first))
                 raise DatabaseError("disk I/O error (simulated)")
-            return record(claim, result, *next_claim)
+            return record(first, *rest)
         return refused
 
-    worker.store.complete = refuse_once(worker.store.complete)
-    worker.store.complete_and_claim = refuse_once(worker.store.complete_and_claim)
+    worker.store.complete = refuse_once(worker.store.complete, lambda claim: claim.execution_id)
+    worker.store.complete_and_claim = refuse_once(worker.store.complete_and_claim,
+                                                  lambda done: done[0][0].execution_id)
     worker.start_background()
     wait_until(lambda: queue.get_status(job_id)["status"] == "completed", timeout=20)
     executions = queue.get_status(job_id)["executions"]

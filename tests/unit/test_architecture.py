@@ -25,7 +25,8 @@ LAYERS = (
     ("viz", ("viz",)),
     ("handles", ("run", "job_queue", "worker", "migrate", "db_utils", "fingerprint", "step_cache",
                  "mapping",
-                 "output", "current", "loader", "step_process")),
+                 "output", "current", "loader", "step_process", "claim_batch",
+                 "held")),
     ("workflow", ("workflow",)),
     ("top", ("demo", "cli", "mcp", "__main__", "")),
 )

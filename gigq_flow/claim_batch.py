@@ -1,0 +1,91 @@
+"""A worker thread's batch: jobs claimed together, completions written together.
+
+A thread whose steps are quick claims several ready jobs in one transaction and writes
+their completions in the transaction of its next claims, so a step of no work costs a
+fraction of a transaction. The batch doubles while its steps take under QUICK_STEP
+seconds on average, up to MAX_BATCH, and is back to one job as soon as they do not.
+Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
+lease); each one's timeout counts from its own start. A step that runs on for longer
+than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are
+written and the waiting jobs go back to the queue, so that a slow step keeps neither its
+batch's children nor its waiting jobs from other threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import ClaimedJob
+
+QUICK_STEP = 0.002
+"""Seconds: a batch whose steps took less than this on average doubles."""
+MAX_BATCH = 32
+"""The most jobs a thread claims in one transaction."""
+HOLD_LIMIT = 1.0
+"""Seconds a step may run before its batch gives up what it holds."""
+
+Done = tuple["ClaimedJob", "str | bytes | None"]
+
+
+class ClaimBatch:
+    """The claims one worker thread holds and the completions it has not written yet."""
+
+    def __init__(self) -> None:
+        self.size = 1
+        self.waiting: deque[ClaimedJob] = deque()
+        self.done: list[Done] = []
+        self.since = time.monotonic()  # when the batch's first step could start
+        self.step_started: float | None = None  # a step of the batch runs since then
+        self._lock = threading.Lock()  # the heartbeat may give the batch up
+
+    def started(self) -> None:
+        """A claim made on its own starts a batch of one."""
+        self.size, self.since = 1, time.monotonic()
+
+    def next(self) -> ClaimedJob | None:
+        """The next claimed job to run, or None."""
+        with self._lock:
+            return self.waiting.popleft() if self.waiting else None
+
+    def holds(self, claim: ClaimedJob) -> bool:
+        """Whether the completion of ``claim`` waits to be written."""
+        with self._lock:  # a held completion is the last one kept
+            return bool(self.done) and self.done[-1][0] is claim
+
+    def finished(self, claim: ClaimedJob, result: str | bytes | None) -> bool:
+        """Keep a completion; True when it is time to write the batch (no job waits)."""
+        with self._lock:
+            self.done.append((claim, result))
+            return not self.waiting
+
+    def take(self, claiming: bool) -> tuple[list[Done], int]:
+        """The completions to write and how many jobs to claim with them: the next
+        batch's size, from how quick the steps were (none when not ``claiming``)."""
+        with self._lock:
+            done, self.done = self.done, []
+        now = time.monotonic()
+        quick = bool(done) and (now - self.since) / len(done) < QUICK_STEP
+        self.size = min(self.size * 2, MAX_BATCH) if quick else 1
+        self.since = now
+        return done, self.size if claiming else 0
+
+    def add(self, claims: list[ClaimedJob]) -> None:
+        with self._lock:
+            self.waiting.extend(claims)
+
+    def give_up(self, now: float | None = None) -> tuple[list[Done], list[ClaimedJob]]:
+        """The completions to write now and the waiting jobs to return, when a step has
+        run past HOLD_LIMIT at ``now`` (always without ``now``); the batch starts over
+        at one."""
+        with self._lock:
+            if now is not None and (self.step_started is None
+                                    or now - self.step_started < HOLD_LIMIT):
+                return [], []
+            done, self.done = self.done, []
+            waiting, self.waiting = list(self.waiting), deque()
+            self.size = 1
+        return done, waiting
