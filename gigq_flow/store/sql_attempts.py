@@ -65,23 +65,18 @@ class SQLAttempts(SQLBase):
                     for execution_id in execution_ids]
 
         def body(tx: Tx) -> tuple[list[bool], list[ClaimedJob]]:
-            completed = [
-                (not claim.has_children
-                 and self.complete_childless(claim, self.blob(result), tx))
-                or self._complete_in(tx, claim, self.blob(result))
-                for claim, result in done
-            ]
-            claimed = []
-            for execution_id, settle in zip(execution_ids, settlers, strict=True):
-                claim = self.claim_in(tx, worker_id, execution_id, settle)
-                if claim is None:
-                    break
-                claimed.append(claim)
-            return completed, claimed
+            completed = self.complete_many_in(tx, done)
+            return completed, self.claim_many_in(tx, worker_id, execution_ids, settlers)
 
         completed, claimed = self.db.run(body, patient=True)
         self.wake.bump()  # the completed jobs' children may be ready for other threads
         return completed, claimed
+
+    def complete_many_in(self, tx: Any, done: Sequence[tuple[ClaimedJob, str | bytes | None]]
+                         ) -> list[bool]:
+        """``complete`` each of ``done`` inside ``tx``: whether each was recorded."""
+        return [(not claim.has_children and self.complete_childless(claim, self.blob(result), tx))
+                or self._complete_in(tx, claim, self.blob(result)) for claim, result in done]
 
     def unclaim(self, claims: Sequence[ClaimedJob]) -> int:
         """Return claimed jobs whose steps never started to the queue, as if unclaimed."""

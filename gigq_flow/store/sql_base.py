@@ -59,6 +59,18 @@ class SQLBase:
         """``claim_row``'s work inside the write transaction ``tx``."""
         raise NotImplementedError
 
+    def claim_many_in(self, tx: Any, worker_id: str, execution_ids: Sequence[str],
+                      settlers: Sequence[Callable[[Tx, Sequence[Any]], ClaimedJob]]
+                      ) -> list[ClaimedJob]:
+        """Claim up to one job per id of ``execution_ids`` inside ``tx``, in claim order."""
+        claimed = []
+        for execution_id, settle in zip(execution_ids, settlers, strict=True):
+            claim = self.claim_in(tx, worker_id, execution_id, settle)
+            if claim is None:
+                break
+            claimed.append(claim)
+        return claimed
+
     def complete_childless(self, claim: ClaimedJob, result: Any, tx: Any = None) -> bool:
         """Complete a job that has no children in one statement (inside ``tx`` if given),
         if the backend can check and write atomically; False when it did not (children, a

@@ -19,7 +19,14 @@ from .contract import ClaimedJob
 from .sql import SQLStore
 from .sqlite_connection import QueueConnection, SQLiteConnections
 from .sqlite_schema import SCHEMA_VERSION, check_version, migrate
-from .statements import CLAIM_SET, CLAIMED_COLUMNS, COMPLETE_SET, READY, RELEASE_CHILDREN
+from .statements import (
+    CLAIM_SET,
+    CLAIMED_COLUMNS,
+    COMPLETE_SET,
+    READY,
+    READY_FIRST,
+    RELEASE_CHILDREN,
+)
 from .transport import Tx
 from .wakeup import signal_for
 
@@ -29,7 +36,18 @@ CHANGE_POLL_SECONDS = 0.02
 # reads again every page it needs).
 CLAIM_HEAD = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
     FROM jobs INDEXED BY idx_jobs_ready_free WHERE {READY}"""
+CLAIM_HEADS = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
+    FROM jobs INDEXED BY idx_jobs_ready_free WHERE {READY_FIRST} LIMIT ?"""
 CLAIM_ROW = f"UPDATE jobs SET {CLAIM_SET} WHERE rowid = ?"
+COMPLETE_HELD = f"""UPDATE jobs SET {COMPLETE_SET}
+    WHERE rowid = ? AND execution_id = ? AND status = 'running'"""
+COMPLETED_BY = """SELECT 1 FROM jobs WHERE rowid = ? AND execution_id = ?
+    AND status = 'completed'"""
+ANY_READY = f"""SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs INDEXED BY idx_jobs_ready_free
+    WHERE {READY}) OR EXISTS (SELECT 1 FROM jobs WHERE status = 'pending'
+    AND pending_deps = 0 AND gate IS NOT NULL)"""
+ANY_READY_GATED = """SELECT 1 FROM jobs WHERE status = 'pending' AND pending_deps = 0
+    AND gate IS NOT NULL ORDER BY gate LIMIT 1"""
 CLAIM_GATED = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
     FROM jobs WHERE rowid = ?"""
 # One statement is one transaction, and SQLite serializes writers: no child can be added
@@ -68,6 +86,9 @@ class SQLiteStore(SQLStore):
 
     def claim_row(self, worker_id: str, execution_id: str,
                   settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
+        # A read first: threads that find nothing take no write lock from those that work.
+        if self.db.connection().hot.execute(ANY_READY, (now_iso(),)).fetchone() is None:
+            return None
         return self.db.run(lambda conn: self.claim_in(conn, worker_id, execution_id, settle),
                            patient=True)
 
@@ -86,6 +107,41 @@ class SQLiteStore(SQLStore):
             return None
         conn.hot.execute(CLAIM_ROW, (worker_id, now, now, execution_id, row[-1]))
         return settle(conn, row)
+
+    def claim_many_in(self, conn: QueueConnection, worker_id: str,
+                      execution_ids: Sequence[str],
+                      settlers: Sequence[Callable[[Tx, Sequence[Any]], ClaimedJob]]
+                      ) -> list[ClaimedJob]:
+        # Without ready gated jobs, the first rows of the index are the claims, read at once.
+        if len(execution_ids) < 2 or conn.hot.execute(ANY_READY_GATED).fetchone():
+            return super().claim_many_in(conn, worker_id, execution_ids, settlers)
+        now = now_iso()
+        rows = conn.hot.execute(CLAIM_HEADS, (now, len(execution_ids))).fetchall()
+        held = zip(rows, execution_ids, strict=False)  # fewer rows when fewer are ready
+        conn.hot.executemany(CLAIM_ROW, [(worker_id, now, now, execution_id, row[-1])
+                                         for row, execution_id in held])
+        return [settle(conn, row) for row, settle in zip(rows, settlers, strict=False)]
+
+    def complete_many_in(self, conn: QueueConnection,
+                         done: Sequence[tuple[ClaimedJob, str | bytes | None]]) -> list[bool]:
+        # Every row at once; only when some claim went stale is each one looked at.
+        if len(done) < 2:
+            return super().complete_many_in(conn, done)
+        now = now_iso()
+        written = conn.hot.executemany(COMPLETE_HELD, [
+            (result, now, now, claim.row_key, claim.execution_id) for claim, result in done
+        ]).rowcount
+        completed = [True] * len(done)
+        if written != len(done):
+            completed = [conn.execute(COMPLETED_BY, (claim.row_key, claim.execution_id))
+                         .fetchone() is not None for claim, _ in done]
+            for (claim, _), recorded in zip(done, completed, strict=True):
+                if not recorded:
+                    self._note_stale(conn, claim, "completed", now)
+        conn.hot.executemany(RELEASE_CHILDREN, [
+            (claim.id,) for (claim, _), recorded in zip(done, completed, strict=True) if recorded
+        ])
+        return completed
 
     def complete_childless(self, claim: ClaimedJob, result: Any, tx: Any = None) -> bool:
         now = now_iso()

@@ -21,10 +21,12 @@ DESCENDANTS = """
         SELECT job_id FROM job_dependencies WHERE depends_on = ?
         UNION SELECT d.job_id FROM job_dependencies d JOIN down ON d.depends_on = down.id)
 """
-READY = """status = 'pending' AND pending_deps = 0 AND gate IS NULL
-    AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at LIMIT 1"""
-"""The head of the ready index of jobs without a limit (``idx_jobs_ready_free``): the
-job a claim takes, unless a gated job with room comes first (:mod:`.sql_limits`)."""
+READY_FIRST = """status = 'pending' AND pending_deps = 0 AND gate IS NULL
+    AND (retry_after IS NULL OR retry_after <= ?) ORDER BY priority DESC, created_at"""
+"""The ready jobs without a limit in the order of their index (``idx_jobs_ready_free``)."""
+READY = READY_FIRST + " LIMIT 1"
+"""The head of that index: the job a claim takes, unless a gated job with room comes
+first (:mod:`.sql_limits`)."""
 CLAIM_SET = """status = 'running', worker_id = ?, started_at = ?, updated_at = ?,
     attempts = attempts + 1, execution_id = ?"""
 COMPLETE_SET = """status = 'completed', result = ?, error = NULL, completed_at = ?,
