@@ -2,7 +2,7 @@
 
 A thread whose steps are quick claims several ready jobs in one transaction and writes
 their completions in the transaction of its next claims, so a step of no work costs a
-fraction of a transaction. The batch doubles while its steps take under QUICK_STEP
+fraction of a transaction. The batch doubles while its steps run under QUICK_STEP
 seconds on average, up to MAX_BATCH, and is back to one job as soon as they do not.
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
@@ -38,13 +38,17 @@ class ClaimBatch:
         self.size = 1
         self.waiting: deque[ClaimedJob] = deque()
         self.done: list[Done] = []
-        self.since = time.monotonic()  # when the batch's first step could start
+        self.step_time = 0.0  # seconds its steps ran since the last write
         self.step_started: float | None = None  # a step of the batch runs since then
         self._lock = threading.Lock()  # the heartbeat may give the batch up
 
-    def started(self) -> None:
-        """A claim made on its own starts a batch of one."""
-        self.size, self.since = 1, time.monotonic()
+    def begin_step(self) -> None:
+        self.step_started = time.monotonic()
+
+    def end_step(self) -> None:
+        if self.step_started is not None:
+            self.step_time += time.monotonic() - self.step_started
+        self.step_started = None
 
     def next(self) -> ClaimedJob | None:
         """The next claimed job to run, or None."""
@@ -67,10 +71,9 @@ class ClaimBatch:
         batch's size, from how quick the steps were (none when not ``claiming``)."""
         with self._lock:
             done, self.done = self.done, []
-        now = time.monotonic()
-        quick = bool(done) and (now - self.since) / len(done) < QUICK_STEP
+        quick = bool(done) and self.step_time / len(done) < QUICK_STEP
         self.size = min(self.size * 2, MAX_BATCH) if quick else 1
-        self.since = now
+        self.step_time = 0.0
         return done, self.size if claiming else 0
 
     def add(self, claims: list[ClaimedJob]) -> None:

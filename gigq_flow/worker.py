@@ -149,8 +149,6 @@ class Worker:
             claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
             if claim is None:
                 return False
-            if batch is not None:
-                batch.started()
             if not self._accept(claim):
                 return True
         else:
@@ -208,7 +206,7 @@ class Worker:
         if time.monotonic() + OUTPUT_STORE_INTERVAL < self._heartbeat_next_wake:
             self._heartbeat_wake.set()  # it stores the output and sees cancels every second
         if batch is not None:
-            batch.step_started = time.monotonic()
+            batch.begin_step()
         try:
             if step is None or code is None:
                 outcome = call_step(func, params, claim.serializer, output, attempt)
@@ -217,7 +215,7 @@ class Worker:
                                         self.output_limit), output)
         finally:
             if batch is not None:
-                batch.step_started = None
+                batch.end_step()
             self._held.stop(claim)
             self._store_output(claim, output)
         if attempt.ended == "cancelled" or (attempt.ended and step is not None):

@@ -1,0 +1,68 @@
+"""A worker thread claims quick steps in batches and writes their completions together; a
+slow step makes its batch give back what it holds."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from support import jobs
+from support.helpers import wait_until
+
+from gigq_flow import Job, claim_batch
+
+pytestmark = pytest.mark.contract
+
+
+def statuses(queue, job_ids):
+    return [queue.get_status(job_id)["status"] for job_id in job_ids]
+
+
+def test_quick_steps_are_claimed_and_completed_in_batches(queue, db_path, make_worker):
+    job_ids = [queue.submit(Job(f"quick-{i}", jobs.identity, params={"value": i}))
+               for i in range(120)]
+    worker = make_worker(db_path, polling_interval=0.05)
+    writes = []
+    write = worker.store.complete_and_claim
+
+    def counted(done, worker_id, execution_ids, probe=None):
+        writes.append((len(done), len(execution_ids)))
+        return write(done, worker_id, execution_ids, probe)
+
+    worker.store.complete_and_claim = counted
+    worker.start_background()
+    wait_until(lambda: set(statuses(queue, job_ids)) == {"completed"})
+    assert [queue.get_result(job_id) for job_id in job_ids] == list(range(120))
+    assert sum(done for done, _ in writes) == 120  # every completion written once
+    assert len(writes) <= 60  # several a transaction, the batch growing while steps are quick
+    assert max(claims for _, claims in writes) > 1
+    for job_id in job_ids:  # a job claimed in a batch is one attempt like any other
+        status = queue.get_status(job_id)
+        assert status["attempts"] == 1
+        assert [e["status"] for e in status["executions"]] == ["completed"]
+
+
+def test_a_slow_step_gives_back_its_batch(queue, db_path, make_worker, monkeypatch):
+    """The completions kept before a slow step are written, and the jobs claimed after it
+    return to the queue (no attempt counted), while it still runs."""
+    monkeypatch.setattr(claim_batch, "QUICK_STEP", 60.0)  # every step counts as quick
+    key = f"slow-{uuid.uuid4().hex}"
+    before = [queue.submit(Job(f"before-{i}", jobs.noop, priority=10)) for i in range(20)]
+    slow = queue.submit(Job("slow", jobs.block_until_released, params={"key": key},
+                            priority=5))
+    after = [queue.submit(Job(f"after-{i}", jobs.noop, priority=1)) for i in range(20)]
+    worker = make_worker(db_path, polling_interval=0.05)
+    worker.start_background()
+    assert jobs.event(f"{key}:started").wait(20)
+    held = {job_id for job_id in after if queue.get_status(job_id)["status"] == "running"}
+    assert held  # claimed with the slow step, waiting behind it
+    wait_until(lambda: {job["id"] for job in queue.list_jobs(status="running")} == {slow},
+               timeout=10)
+    assert set(statuses(queue, before)) == {"completed"}
+    for job_id in held:
+        status = queue.get_status(job_id)
+        assert (status["status"], status["attempts"], status["executions"]) == (
+            "pending", 0, [])
+    jobs.event(f"{key}:release").set()
+    wait_until(lambda: set(statuses(queue, [slow, *after])) == {"completed"})
+    assert all(queue.get_status(job_id)["attempts"] == 1 for job_id in after)
