@@ -86,11 +86,15 @@ class SQLiteStore(SQLStore):
 
     def claim_row(self, worker_id: str, execution_id: str,
                   settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:
-        # A read first: threads that find nothing take no write lock from those that work.
-        if self.db.connection().hot.execute(ANY_READY, (now_iso(),)).fetchone() is None:
+        # After a claim that found nothing, a read first: idle threads take no write lock
+        # from those that work.
+        conn = self.db.connection()
+        if conn.idle and conn.hot.execute(ANY_READY, (now_iso(),)).fetchone() is None:
             return None
-        return self.db.run(lambda conn: self.claim_in(conn, worker_id, execution_id, settle),
-                           patient=True)
+        claim = self.db.run(lambda tx: self.claim_in(tx, worker_id, execution_id, settle),
+                            patient=True)
+        conn.idle = claim is None
+        return claim
 
     def claim_in(self, conn: QueueConnection, worker_id: str, execution_id: str,
                  settle: Callable[[Tx, Sequence[Any]], ClaimedJob]) -> ClaimedJob | None:

@@ -113,6 +113,7 @@ class QueueConnection(sqlite3.Connection):
 
     commits = 0
     changes_at_checkpoint = 0
+    idle = False  # its last claim found nothing
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
