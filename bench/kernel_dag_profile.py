@@ -9,9 +9,10 @@ In this process, on fresh SQLite files:
   run (a ``Worker(concurrency=--workers)`` in background threads, ``run.wait()``, then
   ``worker.stop(wait=True)``), results (``run.results()``); then ``Workflow.run`` end to
   end for comparison; with 1 worker and with ``--workers``.
-- cProfile of the run with one worker: the same DAG, submitted, drained by
-  ``Worker.process_one()`` in this thread until it returns False, under cProfile; the
-  top ``--top`` functions by own time and by cumulative time.
+- cProfile of the run with one worker: the same DAG, submitted, drained by one worker
+  thread's loop (claims and completions in batches, as ``Workflow.run``'s threads do)
+  run in this thread, under cProfile; the top ``--top`` functions by own time and by
+  cumulative time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import cProfile
 import io
 import os
 import pstats
+import threading
 import time
 
 from harness.jobs import noop
@@ -70,24 +72,32 @@ def breakdown(steps: int, workers: int) -> dict[str, float]:
 
 
 def profile(steps: int, top: int) -> str:
+    """cProfile of one worker thread's loop draining the DAG, run in this thread (as a
+    ``Workflow.run`` thread runs it: claims and completions in batches)."""
     with temporary_directory() as directory:
         queue = JobQueue(os.path.join(directory, "queue.db"))
-        build(steps).submit(queue)
-        worker = Worker(queue)
+        run = build(steps).submit(queue)
+        worker = Worker(queue, polling_interval=0.05)
+        worker.running = True
+
+        def stop_when_done() -> None:
+            run.wait()
+            worker.stop()
+
+        threading.Thread(target=stop_when_done, daemon=True).start()
         profiler = cProfile.Profile()
         began = time.perf_counter()
         profiler.enable()
-        drained = 0
-        while worker.process_one():
-            drained += 1
+        worker._loop(0)  # the loop of a worker thread, here, until the run is done
         profiler.disable()
         seconds = time.perf_counter() - began
+        worker.close()
+        assert sum(len(values) for values in run.results().values()) == steps
         queue.close()
-    assert drained == steps, drained
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()
-    out.write(f"process_one x {drained}: {seconds:.3f} s under cProfile, "
-              f"{1e6 * seconds / drained:.0f} µs a step\n")
+    out.write(f"one worker thread's loop, {steps} steps: {seconds:.3f} s under cProfile, "
+              f"{1e6 * seconds / steps:.0f} µs a step\n")
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
