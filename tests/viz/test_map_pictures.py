@@ -144,7 +144,8 @@ def test_panel_map_node_and_row_follow_the_items(queue, gate):
             wait_until(items_run, what="the map's node running while its items run")
             node = panel_svg_nodes(panel)[f"job-{map_id}"]
             assert texts_of(node)[0] == "square ×30"
-            assert re.fullmatch(r"\d+ done(, \d+ failed)?, [12] running", texts_of(node)[1])
+            # a thread's batch may hold items claimed behind the one that runs
+            assert re.fullmatch(r"\d+ done(, \d+ failed)?, \d+ running", texts_of(node)[1])
             rows = table_rows(panel)
             assert [row["name"].split(" ×")[0] for row in rows] == [
                 "discover", "▸ square", "total"]
