@@ -137,6 +137,7 @@ class RunPanel(widgets.VBox):
         self._view: GraphView | None = None
         self._live: LiveSvg | None = None
         self._members: dict[str, tuple[str, ...]] = {}
+        self._labels: dict[str, str] = {}
         self._selected: str | None = None
         self._output_read = 0.0
         self.output_text = ""
@@ -328,6 +329,7 @@ class RunPanel(widgets.VBox):
                           group_threshold=self.group_threshold)
         self._view = view
         self._members = {node.key: node.job_ids for node in view.nodes}
+        self._labels = {node.key: node.name for node in view.nodes}
         if not view.nodes or len(view.nodes) > MAX_GRAPH_NODES:
             self.graph_view.value = (
                 "<i>no jobs to draw</i>" if not view.nodes else
@@ -351,11 +353,11 @@ class RunPanel(widgets.VBox):
         members = self._members[key]
         first = self._states[members[0]]
         if key.startswith("g"):
-            return group_node(key, first.name, members, self._states, True)
+            return group_node(key, self._labels[key], members, self._states, True)
         if first.is_map:
             return map_node(key, first.id, first.name, first,
                             snapshot.items_of.get(first.id, ()), self._over.get(first.id))
-        return job_node(key, first.id, first.name, None, first, True)
+        return job_node(key, first.id, first.name, "", first, True)
 
     @staticmethod
     def _wrap_svg(svg: str) -> str:
