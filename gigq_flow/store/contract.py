@@ -309,9 +309,10 @@ class Store(Protocol):
 
     def get_workflow(self, workflow_id: str) -> Row | None: ...
 
-    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+    def workflow_jobs(self, workflow_id: str, updated_since: str | None = None) -> list[Row]:
         """The run-state columns of a workflow's jobs (with ``cache``, ``cache_note``,
-        ``cached_from``, the map columns and ``tags``), in submission order."""
+        ``cached_from``, the map columns, ``tags`` and ``updated_at``), in submission
+        order; with ``updated_since`` only those whose ``updated_at`` is not before it."""
 
     def workflow_definitions(self, workflow_id: str) -> list[Row]:
         """What it takes to submit a workflow's jobs again (``NewJob``'s fields, payloads

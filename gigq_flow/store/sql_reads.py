@@ -103,13 +103,18 @@ class SQLReads(SQLBase):
             "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
         return rows[0] if rows else None
 
-    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+    def workflow_jobs(self, workflow_id: str, updated_since: str | None = None) -> list[Row]:
+        # Every write of a job's state sets updated_at: the live panel reads what changed
+        # (one pass over the run's rows, no new index for the claim to keep up).
+        since = "" if updated_since is None else "AND updated_at >= ?"
         return self.db.read(
             f"""SELECT id, name, function_module, function_name, status, attempts,
                     max_attempts, started_at, completed_at, worker_id, error, cache,
-                    cache_note, cached_from, map_param, map_size, map_of, map_index, tags
-                FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
-            (workflow_id,),
+                    cache_note, cached_from, map_param, map_size, map_of, map_index, tags,
+                    updated_at
+                FROM jobs WHERE workflow_id = ? {since}
+                ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,) if updated_since is None else (workflow_id, updated_since),
         )
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]:

@@ -57,7 +57,10 @@ class LiveRun(Protocol):
     id: str
     name: str
 
-    def snapshot(self) -> RunSnapshot: ...
+    def snapshot(self, since: RunSnapshot | None = None) -> RunSnapshot:
+        """The run's state now; with ``since``, read from what changed since it (the
+        jobs that did in ``changes``)."""
+        ...
 
     def attempts(self) -> list[Attempt]: ...
 
@@ -131,6 +134,7 @@ class RunPanel(widgets.VBox):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._states: dict[str, JobState] = {}
+        self._running: set[str] = set()
         self._table = JobTable(self.styles, self.run.attempts)
         self._over: dict[str, str] = {}
         """map id -> the name of the job it maps over (read at the first refresh)."""
@@ -281,12 +285,23 @@ class RunPanel(widgets.VBox):
             return done
 
     def _refresh(self) -> bool:
-        snapshot = self.run.snapshot()
+        last = self.snapshot
+        snapshot = self.run.snapshot() if last is None else self.run.snapshot(since=last)
         previous = self._states
-        changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
-        running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
-        self._states = {job.id: job for job in snapshot.jobs}
-        first = self.snapshot is None
+        if last is not None and snapshot.changes is not None:
+            changed = list(snapshot.changes)
+            self._states = dict(previous) if changed else previous
+            self._states.update((job.id, job) for job in changed)
+        else:  # read whole
+            changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
+            self._states = {job.id: job for job in snapshot.jobs}
+        running = self._running
+        if last is None or snapshot.changes is None:
+            self._running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
+        elif changed:
+            self._running = (running - {job.id for job in changed}) | {
+                job.id for job in changed if job.status is JobStatus.RUNNING}
+        first = last is None
         if first:
             self._over = maps_over(snapshot)
         try:
@@ -294,16 +309,16 @@ class RunPanel(widgets.VBox):
                 self._summary.update(snapshot)
                 if self._show_graph:
                     self._update_graph(snapshot, changed)
-            if self._show_table and (changed or running or first):
-                self._update_table(snapshot, {job.id for job in changed} | running)
+            if self._show_table and (changed or self._running or first):
+                self._update_table(snapshot, {job.id for job in changed} | self._running)
             selected = self._selected
             if selected is not None and (
                     any(selected in (job.id, job.map_of) for job in changed) or (
-                    selected in running
+                    selected in self._running
                     and time.monotonic() - self._output_read >= OUTPUT_READ_INTERVAL)):
                 self._show_output(self._states[selected], snapshot)
         except BaseException:
-            self._states = previous  # the next refresh redoes these changes
+            self._states, self._running = previous, running  # the next refresh redoes these
             raise
         self.snapshot = snapshot
         return snapshot.done
