@@ -7,6 +7,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from .errors import JobNotFoundError, WorkflowNotFoundError
 from .job import CACHE_NEVER, Job, cache_mode
 from .job_status import JobStatus
 from .results import group_by_name
-from .snapshot import Attempt, JobState, RunSnapshot
+from .snapshot import Attempt, JobState, RunOutline, RunSnapshot
 from .store import NewJob, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -80,6 +81,22 @@ class WorkflowRun:
             if self._store.workflow_counts(self.id) != counts:
                 return self.snapshot()
         return since.updated(changed, read_at.isoformat(timespec="microseconds"))
+
+    def outline(self) -> RunOutline:
+        """Every job's id, name, function and status in columns: what a grouped picture
+        of a large run draws from (``visualize()`` reads it for a run without maps)."""
+        rows = self._store.workflow_outline(self.id)
+        ids, names, functions, statuses, cached, erred, mapped = (
+            tuple(column) for column in zip(*rows, strict=True)) if rows else ((),) * 7
+
+        def read(job_ids: Sequence[str]) -> dict[str, JobState]:
+            found = self._store.workflow_jobs_by_id(self.id, job_ids) if job_ids else []
+            return {row["id"]: _state(row) for row in found}
+
+        return RunOutline(self.id, self.name, ids, names, functions,
+                          tuple(map(_STATUSES.__getitem__, statuses)),
+                          tuple(map(bool, cached)), tuple(map(bool, erred)),
+                          self._edges, read, any(mapped))
 
     def status(self) -> dict[str, Any]:
         """``jobs`` (id -> status), ``tasks`` (name -> status, a list for shared names),
@@ -260,11 +277,16 @@ class WorkflowRun:
     def visualize(self, **options: Any) -> Picture:
         """The DAG coloured by live status: a Picture that shows inline in Jupyter and
         ``save(path)``s svg/png/pdf. Options: ``rankdir``, ``legend``, ``filename``,
-        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``,
-        ``expand_maps`` (a map is one node with its items' progress unless True),
-        ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
+        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``max_nodes``
+        (the grouping rule's bound), ``expand_maps`` (a map is one node with its items'
+        progress unless True), ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
         from .viz.draw import visualize
 
+        plain = (options.get("around") is None and not options.get("expand_maps")
+                 and options.get("group_threshold", 0) is not None)
+        outline = self.outline() if plain else None
+        if outline is not None and not outline.has_maps:
+            return visualize(None, outline, **options)
         return visualize(None, self.snapshot(), **options)
 
     def widget(self, **options: Any) -> RunPanel:
@@ -291,13 +313,16 @@ class WorkflowRun:
         return f"<WorkflowRun {self.snapshot().summary()}>"
 
 
+_STATUSES = {status.value: status for status in JobStatus}
+
+
 def _state(row: dict[str, Any]) -> JobState:
     """A job's state from its ``workflow_jobs`` row."""
     tags = row["tags"]
     return JobState(
         id=row["id"], name=row["name"],
         function=f"{row['function_module']}.{row['function_name']}",
-        status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
+        status=_STATUSES[row["status"]], attempts=row["attempts"] or 0,
         max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
         completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
         cached_from=row["cached_from"], map_param=row["map_param"],

@@ -15,6 +15,7 @@ has at most ``max_nodes`` nodes:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import count
 
@@ -31,14 +32,12 @@ _NUMBERED = re.compile(r"^(.*?)(\d+)$", re.DOTALL)
 def group_labels(names: Sequence[str], functions: Sequence[str], *,
                  max_nodes: int = GROUP_MAX_NODES) -> list[str | None]:
     """Each job's group label (None: drawn alone), from its name and its function."""
-    sizes: dict[str, int] = {}
-    for name in names:
-        sizes[name] = sizes.get(name, 0) + 1
+    sizes = dict(Counter(names))
     by_name = {name: name if n >= GROUP_MIN_INSTANCES else None for name, n in sizes.items()}
     if _nodes(by_name, sizes) <= max_nodes:
-        return [by_name[name] for name in names]
+        return list(map(by_name.__getitem__, names))
     by_name = _by_number(sizes, max_nodes)
-    labels = [by_name[name] for name in names]
+    labels = list(map(by_name.__getitem__, names))
     alone = sum(label is None for label in labels)
     if len(set(labels)) - (alone > 0) + alone <= max_nodes:
         return labels

@@ -447,6 +447,13 @@ def group_node(key: str, name: str, members: Sequence[str], states: Mapping[str,
             tally[state.status] = tally.get(state.status, 0) + 1
             cached += reused(state)
             error = error or state.error
+    return tally_node(key, name, members, tally, cached, error, compact)
+
+
+def tally_node(key: str, name: str, members: Sequence[str], tally: Mapping[JobStatus, int],
+               cached: int, error: str | None, compact: bool) -> ViewNode:
+    """A group node from its members' counts per status, reused results and first error."""
+    head = f"{name} ×{len(members)}"
     counts = tuple((status, tally[status]) for status in JobStatus if tally.get(status))
     text = counts_text(counts, cached)
     lines = (head,) if compact else (head, text)

@@ -1,10 +1,9 @@
 """The live panel: an ipywidgets view of a run that a background thread keeps current.
 
-It reads the run's status snapshots (``WorkflowRun.snapshot()``), never in-memory
-worker state, so it follows workers in other processes and opens on old runs from
-another kernel. The graph is laid out once; each refresh restyles only the nodes and
-table rows whose state changed. A map is one node and one row with its items' progress
-(:mod:`.maps`): its items cost a refresh a count, not a node or a row each.
+It reads the run's status snapshots (``WorkflowRun.snapshot()``, then only the jobs
+written since the last), never in-memory worker state, so it follows workers in other
+processes and opens on old runs from another kernel. The graph is laid out once; a
+refresh restyles only the nodes and rows whose state changed (a map: :mod:`.maps`).
 """
 
 from __future__ import annotations
@@ -194,7 +193,7 @@ class RunPanel(widgets.VBox):
     @property
     def counts(self) -> dict[str, int]:
         """Jobs per status at the last refresh."""
-        return dict(self.snapshot.counts) if self.snapshot is not None else {}
+        return dict(self.snapshot.counts) if self.snapshot else {}
 
     @property
     def cached(self) -> int:
@@ -287,20 +286,17 @@ class RunPanel(widgets.VBox):
     def _refresh(self) -> bool:
         last = self.snapshot
         snapshot = self.run.snapshot() if last is None else self.run.snapshot(since=last)
-        previous = self._states
-        if last is not None and snapshot.changes is not None:
+        previous, running = self._states, self._running
+        if last is not None and snapshot.changes is not None:  # only what changed was read
             changed = list(snapshot.changes)
-            self._states = dict(previous) if changed else previous
-            self._states.update((job.id, job) for job in changed)
+            self._states = {**previous, **{job.id: job for job in changed}} if changed \
+                else previous
+            self._running = (running - {job.id for job in changed}) | {
+                job.id for job in changed if job.status is JobStatus.RUNNING}
         else:  # read whole
             changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
             self._states = {job.id: job for job in snapshot.jobs}
-        running = self._running
-        if last is None or snapshot.changes is None:
             self._running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
-        elif changed:
-            self._running = (running - {job.id for job in changed}) | {
-                job.id for job in changed if job.status is JobStatus.RUNNING}
         first = last is None
         if first:
             self._over = maps_over(snapshot)
