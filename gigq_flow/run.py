@@ -7,7 +7,8 @@ import json
 import math
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .codec import decode_payload, result_of
@@ -15,7 +16,7 @@ from .errors import JobNotFoundError, WorkflowNotFoundError
 from .job import CACHE_NEVER, Job, cache_mode
 from .job_status import JobStatus
 from .results import group_by_name
-from .snapshot import Attempt, JobState, RunSnapshot
+from .snapshot import Attempt, JobState, RunOutline, RunSnapshot
 from .store import NewJob, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from .viz.widget import RunPanel
 
 WAIT_POLL_SECONDS = 0.05
+CHANGE_SLACK = 0.5
+"""Seconds before the last read from which ``snapshot(since=...)`` reads again: a write
+stamped just before that read may commit just after it."""
 COUNT_SHARE = 10
 """``wait()`` leaves the workers this many times as long as its last count took."""
 
@@ -48,22 +52,51 @@ class WorkflowRun:
         self._edges = tuple(self._store.workflow_edges(workflow_id))
 
     # -- state ------------------------------------------------------------------------------
-    def snapshot(self) -> RunSnapshot:
-        """Every job's state now, in submission order."""
-        jobs = tuple(
-            JobState(
-                id=row["id"], name=row["name"],
-                function=f"{row['function_module']}.{row['function_name']}",
-                status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
-                max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
-                completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
-                cached_from=row["cached_from"], map_param=row["map_param"],
-                map_size=row["map_size"], map_of=row["map_of"], map_index=row["map_index"],
-                tags=tuple(json.loads(row["tags"] or "[]")),
-            )
-            for row in self._store.workflow_jobs(self.id)
-        )
-        return RunSnapshot(self.id, self.name, jobs, self._edges)
+    def snapshot(self, since: RunSnapshot | None = None) -> RunSnapshot:
+        """Every job's state now, in submission order.
+
+        ``since`` (an earlier snapshot of this run) reads only the jobs written since it
+        was read (give or take :data:`CHANGE_SLACK` seconds): the snapshot returned
+        lists them in ``changes``. When none changed while jobs are unfinished, the
+        counts per status are checked as well, and differing counts read the run whole
+        (a writer whose clock is behind the reader's is caught that way).
+        """
+        read_at = datetime.now()
+        if since is None or since.workflow_id != self.id or since.read_at is None:
+            jobs = tuple(_state(row) for row in self._store.workflow_jobs(self.id))
+            return RunSnapshot(self.id, self.name, jobs, self._edges,
+                               read_at.isoformat(timespec="microseconds"))
+        start = datetime.fromisoformat(since.read_at) - timedelta(seconds=CHANGE_SLACK)
+        rows = self._store.workflow_jobs(self.id, start.isoformat(timespec="microseconds"))
+        changed = []
+        for row in rows:
+            known = since.job(row["id"])
+            if known is not None and known.updated_at == row["updated_at"]:
+                continue  # read again within the slack: as it was
+            state = _state(row)
+            if state != known:
+                changed.append(state)
+        if not changed and not since.done:
+            counts = {status: n for status, n in since.counts.items() if n}
+            if self._store.workflow_counts(self.id) != counts:
+                return self.snapshot()
+        return since.updated(changed, read_at.isoformat(timespec="microseconds"))
+
+    def outline(self) -> RunOutline:
+        """Every job's id, name, function and status in columns: what a grouped picture
+        of a large run draws from (``visualize()`` reads it for a run without maps)."""
+        rows = self._store.workflow_outline(self.id)
+        ids, names, functions, statuses, cached, erred, mapped = (
+            tuple(column) for column in zip(*rows, strict=True)) if rows else ((),) * 7
+
+        def read(job_ids: Sequence[str]) -> dict[str, JobState]:
+            found = self._store.workflow_jobs_by_id(self.id, job_ids) if job_ids else []
+            return {row["id"]: _state(row) for row in found}
+
+        return RunOutline(self.id, self.name, ids, names, functions,
+                          tuple(map(_STATUSES.__getitem__, statuses)),
+                          tuple(map(bool, cached)), tuple(map(bool, erred)),
+                          self._edges, read, any(mapped))
 
     def status(self) -> dict[str, Any]:
         """``jobs`` (id -> status), ``tasks`` (name -> status, a list for shared names),
@@ -244,11 +277,16 @@ class WorkflowRun:
     def visualize(self, **options: Any) -> Picture:
         """The DAG coloured by live status: a Picture that shows inline in Jupyter and
         ``save(path)``s svg/png/pdf. Options: ``rankdir``, ``legend``, ``filename``,
-        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``,
-        ``expand_maps`` (a map is one node with its items' progress unless True),
-        ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
+        ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``max_nodes``
+        (the grouping rule's bound), ``expand_maps`` (a map is one node with its items'
+        progress unless True), ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
         from .viz.draw import visualize
 
+        plain = (options.get("around") is None and not options.get("expand_maps")
+                 and options.get("group_threshold", 0) is not None)
+        outline = self.outline() if plain else None
+        if outline is not None and not outline.has_maps:
+            return visualize(None, outline, **options)
         return visualize(None, self.snapshot(), **options)
 
     def widget(self, **options: Any) -> RunPanel:
@@ -273,6 +311,25 @@ class WorkflowRun:
 
     def __repr__(self) -> str:
         return f"<WorkflowRun {self.snapshot().summary()}>"
+
+
+_STATUSES = {status.value: status for status in JobStatus}
+
+
+def _state(row: dict[str, Any]) -> JobState:
+    """A job's state from its ``workflow_jobs`` row."""
+    tags = row["tags"]
+    return JobState(
+        id=row["id"], name=row["name"],
+        function=f"{row['function_module']}.{row['function_name']}",
+        status=_STATUSES[row["status"]], attempts=row["attempts"] or 0,
+        max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
+        completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
+        cached_from=row["cached_from"], map_param=row["map_param"],
+        map_size=row["map_size"], map_of=row["map_of"], map_index=row["map_index"],
+        tags=tuple(json.loads(tags)) if tags and tags != "[]" else (),
+        updated_at=row["updated_at"],
+    )
 
 
 def _reason(row: dict[str, Any]) -> str:

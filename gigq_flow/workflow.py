@@ -272,7 +272,7 @@ class Workflow:
         from .viz.draw import visualize
 
         if self.last_run is not None:
-            return visualize(None, self.last_run.snapshot(), **options)
+            return self.last_run.visualize(**options)
         return visualize(self.graph, None, **options)
 
     def widget(self, **options: Any) -> RunPanel:

@@ -317,9 +317,19 @@ class Store(Protocol):
 
     def get_workflow(self, workflow_id: str) -> Row | None: ...
 
-    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+    def workflow_jobs(self, workflow_id: str, updated_since: str | None = None) -> list[Row]:
         """The run-state columns of a workflow's jobs (with ``cache``, ``cache_note``,
-        ``cached_from``, the map columns and ``tags``), in submission order."""
+        ``cached_from``, the map columns, ``tags`` and ``updated_at``), in submission
+        order; with ``updated_since`` only those whose ``updated_at`` is not before it."""
+
+    def workflow_outline(self, workflow_id: str) -> list[tuple[Any, ...]]:
+        """What a grouped picture of a large run reads of each job, in submission order:
+        ``(id, name, function, status, cached, erred, mapped)`` tuples (``function`` is
+        ``module.name``; ``cached``: it reused a result; ``erred``: it has an error;
+        ``mapped``: a map or a map's item)."""
+
+    def workflow_jobs_by_id(self, workflow_id: str, job_ids: Iterable[str]) -> list[Row]:
+        """``workflow_jobs``'s rows of the jobs of these ids (in no order)."""
 
     def workflow_definitions(self, workflow_id: str) -> list[Row]:
         """What it takes to submit a workflow's jobs again (``NewJob``'s fields, payloads

@@ -172,6 +172,14 @@ class PostgresConnections:
         except self.psycopg.Error as exc:
             raise self.wrap(exc) from exc
 
+    def read_tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self.pool.connection() as conn:
+                with conn.cursor() as cursor:
+                    return cursor.execute(translate(sql), tuple(params)).fetchall()
+        except self.psycopg.Error as exc:
+            raise self.wrap(exc) from exc
+
     def ensure_listener(self, channel: str, on_notify: Callable[[], None]) -> None:
         """Start this process's listener thread for the queue unless it is running."""
         with _pools_lock:

@@ -12,6 +12,11 @@ from .contract import INSTANCE_DIGITS, ParentResult, Row
 from .sql_base import SQLBase
 from .statements import PARENT_DIGESTS, PARENT_RESULTS, chunks, job_result, marks
 
+WORKFLOW_JOB_COLUMNS = """id, name, function_module, function_name, status, attempts,
+    max_attempts, started_at, completed_at, worker_id, error, cache, cache_note, cached_from,
+    map_param, map_size, map_of, map_index, tags, updated_at"""
+"""A job's run state, as ``workflow_jobs`` reads it."""
+
 
 class SQLReads(SQLBase):
     """Read-only queries of :class:`~gigq_flow.store.sql.SQLStore` (one statement each)."""
@@ -103,14 +108,32 @@ class SQLReads(SQLBase):
             "SELECT id, name, created_at FROM workflows WHERE id = ?", (workflow_id,))
         return rows[0] if rows else None
 
-    def workflow_jobs(self, workflow_id: str) -> list[Row]:
+    def workflow_jobs(self, workflow_id: str, updated_since: str | None = None) -> list[Row]:
+        # Every write of a job's state sets updated_at: the live panel reads what changed
+        # (one pass over the run's rows, no new index for the claim to keep up).
+        since = "" if updated_since is None else "AND updated_at >= ?"
         return self.db.read(
-            f"""SELECT id, name, function_module, function_name, status, attempts,
-                    max_attempts, started_at, completed_at, worker_id, error, cache,
-                    cache_note, cached_from, map_param, map_size, map_of, map_index, tags
+            f"""SELECT {WORKFLOW_JOB_COLUMNS} FROM jobs WHERE workflow_id = ? {since}
+                ORDER BY created_at, {self.insertion_order}""",
+            (workflow_id,) if updated_since is None else (workflow_id, updated_since),
+        )
+
+    def workflow_outline(self, workflow_id: str) -> list[tuple[Any, ...]]:
+        return self.db.read_tuples(
+            f"""SELECT id, name, function_module || '.' || function_name, status,
+                    cached_from IS NOT NULL, error IS NOT NULL,
+                    map_param IS NOT NULL OR map_of IS NOT NULL
                 FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
             (workflow_id,),
         )
+
+    def workflow_jobs_by_id(self, workflow_id: str, job_ids: Iterable[str]) -> list[Row]:
+        found: list[Row] = []
+        for chunk in chunks(sorted(job_ids)):
+            found.extend(self.db.read(
+                f"SELECT {WORKFLOW_JOB_COLUMNS} FROM jobs WHERE workflow_id = ? "
+                f"AND id IN ({marks(chunk)})", (workflow_id, *chunk)))
+        return found
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]:
         rows = self.db.read(

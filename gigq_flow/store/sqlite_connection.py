@@ -311,17 +311,24 @@ class SQLiteConnections:
 
     def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         """Rows of one read statement as dicts (WAL: readers do not wait for writers)."""
+        names, rows = self._fetch(sql, args)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def read_tuples(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read statement as tuples."""
+        return self._fetch(sql, args)[1]
+
+    def _fetch(self, sql: str, args: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
         conn = self.connection()
 
-        def fetch() -> tuple[list[str], list[tuple]]:
+        def fetch() -> tuple[list[str], list[tuple[Any, ...]]]:
             cursor = conn.execute(sql, args)
             return [column[0] for column in cursor.description or ()], cursor.fetchall()
 
         try:
-            names, rows = self.retry_locked(fetch)
+            return self.retry_locked(fetch)
         except sqlite3.Error as exc:
             raise self.wrap(exc) from exc
-        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another

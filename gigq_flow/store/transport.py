@@ -45,6 +45,11 @@ class Transport(Protocol):
         """The rows of one read statement, as dicts."""
         ...
 
+    def read_tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read statement, as tuples in the order of its columns (no
+        dict a row: for reads of a whole large run)."""
+        ...
+
     def close(self) -> None:
         """Release what this thread holds."""
         ...

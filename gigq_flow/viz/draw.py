@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..snapshot import RunOutline
 from .dot import to_digraph
+from .grouping import GROUP_MAX_NODES, GROUP_THRESHOLD
 from .mermaid import to_mermaid
+from .outline import outline_view
 from .render import Picture
 from .styles import DEFAULT_RANKDIR, StyleOverrides
-from .view import GROUP_THRESHOLD, build_view
+from .view import build_view
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
 
 def visualize(
     graph: nx.DiGraph | None,
-    snapshot: RunSnapshot | None = None,
+    snapshot: RunSnapshot | RunOutline | None = None,
     *,
     rankdir: str = DEFAULT_RANKDIR,
     legend: bool = False,
@@ -29,6 +32,7 @@ def visualize(
     around: Any = None,
     hops: int = 1,
     group_threshold: int | None = GROUP_THRESHOLD,
+    max_nodes: int = GROUP_MAX_NODES,
     expand_maps: bool = False,
     renderer: str = "auto",
 ) -> Picture:
@@ -36,9 +40,15 @@ def visualize(
     (``format`` from the extension, or appended as the extension when it has none).
 
     A map is one node with its items' progress; ``expand_maps=True`` draws its items
-    too (see :func:`~.view.build_view`)."""
-    view = build_view(graph, snapshot, rankdir=rankdir, around=around, hops=hops,
-                      group_threshold=group_threshold, expand_maps=expand_maps)
+    too (see :func:`~.view.build_view`). A run's outline (a run without maps, drawn
+    without ``around`` or ``expand_maps``) draws the same picture from its columns."""
+    if isinstance(snapshot, RunOutline):
+        view = outline_view(snapshot, rankdir=rankdir, group_threshold=group_threshold,
+                            max_nodes=max_nodes)
+    else:
+        view = build_view(graph, snapshot, rankdir=rankdir, around=around, hops=hops,
+                          group_threshold=group_threshold, max_nodes=max_nodes,
+                          expand_maps=expand_maps)
     picture = Picture(
         to_digraph(view, styles=styles, legend=legend), format=format or "svg",
         summary=view.summary, mermaid=to_mermaid(view, styles=styles), renderer=renderer,

@@ -33,6 +33,10 @@ _ITEM_NAME = "padding-left:1.5em"
 MAP_ROWS_SHOWN = 50
 """Rows of items listed under a selected map: the failed ones first, then the running
 ones, then the rest in input order (and the selected item, wherever it is)."""
+MAX_ROWS = 200
+"""Rows of jobs listed at most: past it the failed and running ones and the selected one,
+then the first in submission order, and a row saying how many more there are."""
+_NOTABLE = frozenset({JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.RUNNING})
 # the order in which a selected map lists its items
 _ITEM_ORDER = {JobStatus.FAILED: 0, JobStatus.TIMEOUT: 0, JobStatus.RUNNING: 1}
 
@@ -103,10 +107,11 @@ def _tr(job_id: str, status: JobStatus, cells: Iterable[str], error: str, select
             f'title="{title}">{tds}</tr>')
 
 
-def more_row(name: str, hidden: int) -> str:
-    """The row that says how many items of a selected map are not listed."""
+def more_row(hidden: int, name: str | None = None) -> str:
+    """The row that says how many jobs (items of the selected map ``name``) are not listed."""
     text = (f"… {hidden} more items of {name} (select one by name, e.g. "
-            f"panel.select('{name}[0]'))")
+            f"panel.select('{name}[0]'))" if name is not None else
+            f"… {hidden} more jobs (select one by name or id: panel.select(...))")
     cells = [f'<i style="{_ITEM_NAME};color:#666">{html.escape(text)}</i>'] + [""] * 6
     tds = "".join(f'<td style="{_CELL}">{cell}</td>' for cell in cells)
     return f'<tr class="gigq-flow-more">{tds}</tr>'
@@ -138,11 +143,15 @@ class JobTable:
         self._workers: dict[str, str] = {}
         self._selected: str | None = None
         self._expanded: str | None = None
+        self._seen = -1
+        self._top: list[str] = []
+        """The ids of the rows a table of every job lists (a map's items are not)."""
+        self._notable: set[str] = set()
+        """Failed, timed out and running jobs: listed first past MAX_ROWS."""
 
     def html(self, snapshot: RunSnapshot, dirty: set[str], selected: str | None) -> str:
         """The table's HTML; ``dirty`` are the jobs whose rows may have changed."""
-        states = {job.id: job for job in snapshot.jobs}
-        chosen = states.get(selected) if selected is not None else None
+        chosen = snapshot.job(selected) if selected is not None else None
         expanded = chosen.map_of if chosen is not None and chosen.map_of else (
             selected if chosen is not None and chosen.is_map else None)
         if (selected, expanded) != (self._selected, self._expanded):
@@ -153,18 +162,52 @@ class JobTable:
             self._selected, self._expanded = selected, expanded
         for job_id in dirty:  # and the map of a changed item: its counts changed
             self._rows.pop(job_id, None)
-            self._rows.pop(getattr(states.get(job_id), "map_of", None) or "", None)
-        self._learn_workers(snapshot, dirty, expanded)
+            job = snapshot.job(job_id)
+            self._rows.pop(job.map_of if job is not None and job.map_of else "", None)
+        listed, hidden = self._listed(snapshot, dirty, selected)
+        self._learn_workers(snapshot, dirty | set(listed), expanded)
         rows = []
-        for job in snapshot.jobs:
-            if job.map_of is not None and job.map_of in states:
-                continue  # listed under its map
+        for job_id in listed:
+            job = snapshot.job(job_id)
+            assert job is not None
             if job.id not in self._rows:
                 self._rows[job.id] = self._row(job, snapshot.items_of.get(job.id, ()))
             rows.append(self._rows[job.id])
             if job.id == expanded:
                 rows.extend(self._item_rows(job, snapshot.items_of.get(job.id, ())))
+        if hidden:
+            rows.append(more_row(hidden))
         return job_table(rows)
+
+    def _listed(self, snapshot: RunSnapshot, dirty: set[str],
+                selected: str | None) -> tuple[list[str], int]:
+        """The rows listed (ids in submission order) and how many are left out: every
+        row up to :data:`MAX_ROWS`; past it the failed and running ones and the selected
+        one first, then the first in submission order."""
+        if len(snapshot.jobs) != self._seen:  # new jobs: a map's items (listed under it)
+            self._seen = len(snapshot.jobs)
+            self._top = [job.id for job in snapshot.jobs
+                         if job.map_of is None or snapshot.job(job.map_of) is None]
+            self._notable = {job.id for job in snapshot.jobs if job.status in _NOTABLE}
+        else:
+            for job_id in dirty:
+                job = snapshot.job(job_id)
+                if job is not None and job.status in _NOTABLE:
+                    self._notable.add(job_id)
+                else:
+                    self._notable.discard(job_id)
+        if len(self._top) <= MAX_ROWS:
+            return self._top, 0
+        first = {job_id for job_id in self._notable
+                 if getattr(snapshot.job(job_id), "map_of", None) is None}
+        chosen = self._selected if self._expanded is None else self._expanded
+        if chosen is not None:
+            first.add(chosen)
+        order = snapshot.position
+        picked = sorted(first, key=order)[:MAX_ROWS]
+        rest = (job_id for job_id in self._top if job_id not in first)
+        picked.extend(next(rest) for _ in range(MAX_ROWS - len(picked)))
+        return sorted(picked, key=order), len(self._top) - len(picked)
 
     def _row(self, job: JobState, items: Sequence[JobState]) -> str:
         if job.is_map:
@@ -184,16 +227,16 @@ class JobTable:
                 self._rows[item.id] = self._row(item, ())
             rows.append(self._rows[item.id])
         if len(items) > len(listed):
-            rows.append(more_row(job.name, len(items) - len(listed)))
+            rows.append(more_row(len(items) - len(listed), job.name))
         return rows
 
     def _learn_workers(self, snapshot: RunSnapshot, dirty: set[str],
                        expanded: str | None) -> None:
-        """The worker of a listed job's last attempt: seen while running, else from its
+        """The worker of a changed or listed job's last attempt: seen while running, else from its
         executions (read only when a finished job's worker is not known yet; never for
         the items of a map that is not listed)."""
         missing = False
-        for job in snapshot.jobs:
+        for job in filter(None, map(snapshot.job, dirty)):
             if job.worker_id:
                 self._workers[job.id] = job.worker_id
             elif (job.id in dirty and job.attempts and job.id not in self._workers

@@ -18,6 +18,7 @@ from ..checks import check_int
 from ..errors import ConfigurationError, JobNotFoundError
 from ..job_status import JobStatus
 from ..snapshot import JobState, RunSnapshot
+from .grouping import GROUP_MAX_NODES, GROUP_THRESHOLD, group_labels
 from .maps import map_lines, map_tooltip, progress_of, reserve_lines
 from .styles import CACHED, DEFAULT_RANKDIR, RANKDIRS, StyleKey, look_of
 from .text import counts_text, first_line, format_duration, short_id
@@ -25,10 +26,6 @@ from .text import counts_text, first_line, format_duration, short_id
 if TYPE_CHECKING:
     import networkx as nx
 
-GROUP_THRESHOLD = 100
-"""Above this many jobs in the picture, tasks with many instances collapse into groups."""
-GROUP_MIN_INSTANCES = 3
-"""A task collapses into a group node when it has at least this many instances."""
 
 # A group node takes the look of its most telling member status.
 _GROUP_PRIORITY = (
@@ -146,20 +143,57 @@ def group_status(counts: Mapping[JobStatus, int]) -> JobStatus:
 
 
 # -- building the view ------------------------------------------------------------------
-def _ordered_ids(graph: nx.DiGraph, snapshot: RunSnapshot | None) -> list[str]:
+class _Structure:
+    """What the view reads of a DAG: each job's attributes (``name``, ``function``,
+    ``map``) and its edges, from a ``Workflow.graph`` or straight from a snapshot (a
+    run of 100,000 jobs draws without building a networkx graph of them)."""
+
+    def __init__(self, graph: nx.DiGraph | None, snapshot: RunSnapshot | None) -> None:
+        self.attrs: Mapping[str, Mapping[str, Any]]
+        self.edges: list[tuple[str, str]]
+        self._adjacency: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
+        if graph is not None:
+            self.attrs, self.edges = graph.nodes, list(graph.edges)
+            self.name = str(graph.graph.get("name") or (snapshot.name if snapshot else "workflow"))
+            return
+        assert snapshot is not None
+        self.attrs = {}  # a run's jobs are all in its snapshot
+        self.name = snapshot.name
+        self.edges = list(snapshot.edges)
+        known = {job.id for job in snapshot.jobs} if snapshot.items_of else ()
+        # items expanded after the run's edges were read still hang off their map
+        self.edges.extend((job.id, job.map_of) for job in snapshot.jobs
+                          if job.map_of is not None and job.map_of in known)
+
+    def adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Parents and children of each job (built on first use)."""
+        if self._adjacency is None:
+            parents: dict[str, list[str]] = {}
+            children: dict[str, list[str]] = {}
+            for u, v in self.edges:
+                parents.setdefault(v, []).append(u)
+                children.setdefault(u, []).append(v)
+            self._adjacency = (parents, children)
+        return self._adjacency
+
+
+def _ordered_ids(graph: nx.DiGraph | None, snapshot: RunSnapshot | None) -> list[str]:
     if snapshot is None:
+        assert graph is not None
         return list(graph.nodes)
     ids = [job.id for job in snapshot.jobs]
+    if graph is None:
+        return ids
     seen = set(ids)
     return ids + [node for node in graph.nodes if node not in seen]
 
 
-def _resolve(around: Any, graph: nx.DiGraph) -> str:
+def _resolve(around: Any, ids: Sequence[str], name_of: Callable[[str], str]) -> str:
     job_id = getattr(around, "id", around)
-    if isinstance(job_id, str) and job_id in graph:
+    if isinstance(job_id, str) and job_id in set(ids):
         return job_id
     if isinstance(around, str):
-        named = [node for node, data in graph.nodes(data=True) if data.get("name") == around]
+        named = [job_id for job_id in ids if name_of(job_id) == around]
         if len(named) == 1:
             return named[0]
         if named:
@@ -169,8 +203,9 @@ def _resolve(around: Any, graph: nx.DiGraph) -> str:
     raise JobNotFoundError(f"around={around!r} is neither a job, a job id nor a task name here")
 
 
-def neighbourhood(graph: nx.DiGraph, centre: str, hops: int) -> set[str]:
-    """``centre`` and the jobs at most ``hops`` edges upstream or downstream of it."""
+def neighbourhood(graph: Any, centre: str, hops: int) -> set[str]:
+    """``centre`` and the jobs at most ``hops`` edges upstream or downstream of it
+    (``graph``: a networkx graph, or anything with ``predecessors`` and ``successors``)."""
     check_int("hops", hops, minimum=0)
     keep = {centre}
     for neighbours in (graph.predecessors, graph.successors):
@@ -188,6 +223,19 @@ def neighbourhood(graph: nx.DiGraph, centre: str, hops: int) -> set[str]:
     return keep
 
 
+class _Adjacent:
+    """``predecessors`` and ``successors`` of a structure, as :func:`neighbourhood` reads them."""
+
+    def __init__(self, structure: _Structure) -> None:
+        self.parents, self.children = structure.adjacency()
+
+    def predecessors(self, job_id: str) -> list[str]:
+        return self.parents.get(job_id, [])
+
+    def successors(self, job_id: str) -> list[str]:
+        return self.children.get(job_id, [])
+
+
 def build_view(
     graph: nx.DiGraph | None,
     snapshot: RunSnapshot | None = None,
@@ -196,6 +244,7 @@ def build_view(
     around: Any = None,
     hops: int = 1,
     group_threshold: int | None = GROUP_THRESHOLD,
+    max_nodes: int = GROUP_MAX_NODES,
     compact: bool = False,
     expand_maps: bool = False,
 ) -> GraphView:
@@ -204,9 +253,10 @@ def build_view(
     ``graph`` has a node per job id with a ``name`` attribute (``Workflow.graph``);
     with only a ``snapshot`` the structure comes from it. ``around`` (a Job, job id
     or unique task name) keeps the jobs within ``hops`` edges of it. When more than
-    ``group_threshold`` jobs remain (None: never), each task with at least
-    :data:`GROUP_MIN_INSTANCES` instances becomes one group node. ``compact`` keeps
-    labels to the name (the live panel lays out once, so its labels must not change).
+    ``group_threshold`` jobs remain (None: never), jobs collapse into group nodes by
+    the rule of :mod:`.grouping`, until at most ``max_nodes`` nodes remain. ``compact``
+    keeps labels to the name (the live panel lays out once, so its labels must not
+    change).
 
     A map is one node labelled with its items' progress (``square ×120`` over ``37
     done, 2 failed``) that stands for its items; ``expand_maps=True`` draws the items
@@ -217,30 +267,41 @@ def build_view(
         raise ConfigurationError(f"rankdir must be one of {RANKDIRS}, got {rankdir!r}")
     if group_threshold is not None:
         check_int("group_threshold", group_threshold, minimum=0)
-    if graph is None:
-        if snapshot is None:
-            raise ConfigurationError("build_view() needs a graph, a snapshot or both")
-        graph = snapshot.to_graph()
+    check_int("max_nodes", max_nodes, minimum=1)
+    if graph is None and snapshot is None:
+        raise ConfigurationError("build_view() needs a graph, a snapshot or both")
+    structure = _Structure(graph, snapshot)
     states = {job.id: job for job in snapshot.jobs} if snapshot is not None else {}
     order = _ordered_ids(graph, snapshot)
     index = {job_id: i for i, job_id in enumerate(order)}
-    name = str(graph.graph.get("name") or (snapshot.name if snapshot else "workflow"))
+    name = structure.name
     title = name if snapshot is None else f"{name} — {snapshot.finished}/{snapshot.total} finished"
 
-    shown = order
-    if around is not None:
-        centre = _resolve(around, graph)
-        keep = neighbourhood(graph, centre, hops)
-        shown = [job_id for job_id in order if job_id in keep]
-        title += f" (around {graph.nodes[centre].get('name', centre)}, {hops} hops)"
+    def attr(job_id: str, key: str, default: Any) -> Any:
+        node = structure.attrs.get(job_id)
+        return default if node is None else node.get(key, default)
 
     def task_name(job_id: str) -> str:
         state = states.get(job_id)
-        return state.name if state else str(graph.nodes[job_id].get("name", job_id))
+        return state.name if state else str(attr(job_id, "name", job_id))
 
-    maps, items_of = _maps(graph, states, order)
-    over = {map_id: _over(graph, map_id, items_of.get(map_id, ()), task_name)
-            for map_id in maps}
+    def function(job_id: str) -> str:
+        state = states.get(job_id)
+        return state.function if state else str(attr(job_id, "function", "") or task_name(job_id))
+
+    shown = order
+    if around is not None:
+        centre = _resolve(around, order, task_name)
+        keep = neighbourhood(_Adjacent(structure), centre, hops)
+        shown = [job_id for job_id in order if job_id in keep]
+        title += f" (around {task_name(centre)}, {hops} hops)"
+
+    maps, items_of = _maps(structure, states, order)
+    over: dict[str, str | None] = {}
+    if maps:
+        parents = structure.adjacency()[0]
+        over = {map_id: _over(parents.get(map_id, ()), items_of.get(map_id, ()), task_name)
+                for map_id in maps}
     if not expand_maps:  # a map's node stands for its items
         present = set(shown)
         folded = {item for map_id, items in items_of.items() if map_id in present
@@ -253,29 +314,33 @@ def build_view(
             return f"{task_name(state.map_of)}[i]"  # the items of one map group together
         return task_name(job_id)
 
+    label_of: dict[str, str] = {}
     grouped: dict[str, list[str]] = {}
     if group_threshold is not None and len(shown) > group_threshold:
-        by_name: dict[str, list[str]] = {}
-        for job_id in shown:
-            by_name.setdefault(group_name(job_id), []).append(job_id)
-        grouped = {n: ids for n, ids in by_name.items() if len(ids) >= GROUP_MIN_INSTANCES}
+        labels = group_labels([group_name(job_id) for job_id in shown],
+                              [function(job_id) for job_id in shown], max_nodes=max_nodes)
+        for job_id, label in zip(shown, labels, strict=True):
+            if label is not None:
+                label_of[job_id] = label
+                grouped.setdefault(label, []).append(job_id)
 
     nodes: list[ViewNode] = []
     node_of_job: dict[str, str] = {}
     for job_id in shown:
-        gname = group_name(job_id)
-        if gname in grouped:
-            members = grouped[gname]
+        label = label_of.get(job_id)
+        if label is not None:
+            members = grouped[label]
             if members[0] != job_id:
                 continue
-            node = group_node(f"g{index[job_id]}", gname, members, states, compact)
+            node = group_node(f"g{index[job_id]}", label, members, states, compact)
         elif job_id in maps:
             items = items_of.get(job_id, ())
             node = map_node(f"j{index[job_id]}", job_id, task_name(job_id),
                             states.get(job_id), [states[item] for item in items],
                             over.get(job_id))
         else:
-            node = job_node(f"j{index[job_id]}", job_id, task_name(job_id), graph,
+            node = job_node(f"j{index[job_id]}", job_id, task_name(job_id),
+                            function(job_id) if job_id not in states else "",
                             states.get(job_id), compact)
         nodes.append(node)
         for member in node.job_ids:
@@ -286,12 +351,13 @@ def build_view(
                 node_of_job.update((item, node_of_job[map_id]) for item in items)
 
     edges: set[tuple[str, str]] = set()
-    for u, v in _edges(graph, items_of, node_of_job, expand_maps):
-        if u in node_of_job and v in node_of_job and node_of_job[u] != node_of_job[v]:
-            edges.add((node_of_job[u], node_of_job[v]))
+    for u, v in _edges(structure.edges, items_of, node_of_job, expand_maps):
+        tail, head = node_of_job.get(u), node_of_job.get(v)
+        if tail is not None and head is not None and tail != head:
+            edges.add((tail, head))
     position = {node.key: i for i, node in enumerate(nodes)}
     summary = snapshot.summary() if snapshot is not None else (
-        f"workflow {name!r}: {graph.number_of_nodes()} jobs, not submitted"
+        f"workflow {name!r}: {len(order)} jobs, not submitted"
     )
     return GraphView(
         name=name, title=title, summary=summary, nodes=tuple(nodes),
@@ -300,37 +366,39 @@ def build_view(
     )
 
 
-def _maps(graph: nx.DiGraph, states: Mapping[str, JobState],
+def _maps(structure: _Structure, states: Mapping[str, JobState],
           order: Sequence[str]) -> tuple[set[str], dict[str, list[str]]]:
     """The maps among the jobs, and each map's items in input order."""
     maps = {job_id for job_id in order
             if (states[job_id].is_map if job_id in states
-                else bool(graph.nodes[job_id].get("map")))}
+                else bool(structure.attrs.get(job_id, {}).get("map")))}
     items_of: dict[str, list[JobState]] = {}
-    for state in states.values():
-        if state.map_of in maps:
-            items_of.setdefault(state.map_of, []).append(state)
+    if maps:
+        for state in states.values():
+            if state.map_of in maps:
+                items_of.setdefault(state.map_of, []).append(state)
     return maps, {map_id: [item.id for item in sorted(items, key=lambda j: j.map_index or 0)]
                   for map_id, items in items_of.items()}
 
 
-def _over(graph: nx.DiGraph, map_id: str, items: Sequence[str],
+def _over(parents: Sequence[str], items: Sequence[str],
           task_name: Callable[[str], str]) -> str | None:
     """The name of the job whose list a map maps over (its parent that is not its item)."""
     own = set(items)
-    parents = [parent for parent in graph.predecessors(map_id) if parent not in own]
-    return ", ".join(task_name(parent) for parent in parents) or None
+    return ", ".join(task_name(parent) for parent in parents if parent not in own) or None
 
 
-def _edges(graph: nx.DiGraph, items_of: Mapping[str, Sequence[str]],
-           node_of_job: Mapping[str, str], expand: bool) -> list[tuple[str, str]]:
+def _edges(job_edges: Sequence[tuple[str, str]], items_of: Mapping[str, Sequence[str]],
+           node_of_job: Mapping[str, str], expand: bool) -> Sequence[tuple[str, str]]:
     """The job edges to draw: as submitted, except that a map whose items are drawn
     takes its parent's edge through them (parent -> items -> map)."""
     drawn = {map_id: [item for item in items if item in node_of_job]
              for map_id, items in items_of.items()} if expand else {}
+    if not any(drawn.values()):
+        return job_edges
     own = {item: map_id for map_id, items in drawn.items() for item in items}
     found: list[tuple[str, str]] = []
-    for u, v in graph.edges:
+    for u, v in job_edges:
         if drawn.get(v) and own.get(u) != v:
             found.extend((u, item) for item in drawn[v])
         else:
@@ -338,13 +406,10 @@ def _edges(graph: nx.DiGraph, items_of: Mapping[str, Sequence[str]],
     return found
 
 
-def job_node(key: str, job_id: str, name: str, graph: nx.DiGraph | None,
+def job_node(key: str, job_id: str, name: str, function: str,
              state: JobState | None, compact: bool) -> ViewNode:
-    """The node of one job (``state`` None before submission)."""
+    """The node of one job (``state`` None before submission, its tooltip ``function``)."""
     if state is None:
-        function = ""
-        if graph is not None and job_id in graph:
-            function = graph.nodes[job_id].get("function", "")
         return ViewNode(key, f"job-{job_id}", name, (job_id,), None, (), (name,),
                         function or name)
     detail = "" if compact else job_detail(state)
@@ -375,17 +440,25 @@ def group_node(key: str, name: str, members: Sequence[str], states: Mapping[str,
                         f"{len(members)} instances of {name}")
     tally: dict[JobStatus, int] = {}
     cached = 0
+    error = None
     for job_id in members:
         state = states.get(job_id)
         if state is not None:
             tally[state.status] = tally.get(state.status, 0) + 1
             cached += reused(state)
+            error = error or state.error
+    return tally_node(key, name, members, tally, cached, error, compact)
+
+
+def tally_node(key: str, name: str, members: Sequence[str], tally: Mapping[JobStatus, int],
+               cached: int, error: str | None, compact: bool) -> ViewNode:
+    """A group node from its members' counts per status, reused results and first error."""
+    head = f"{name} ×{len(members)}"
     counts = tuple((status, tally[status]) for status in JobStatus if tally.get(status))
     text = counts_text(counts, cached)
     lines = (head,) if compact else (head, text)
-    errors = [first_line(states[j].error) for j in members if j in states and states[j].error]
     tooltip = f"{name}: {len(members)} jobs — {text}"
-    if errors:
-        tooltip += f"; first error: {errors[0]}"
+    if error:
+        tooltip += f"; first error: {first_line(error)}"
     return ViewNode(key, f"group-{key}", name, tuple(members), group_status(tally), counts,
                     lines, first_line(tooltip), cached)

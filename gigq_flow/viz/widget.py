@@ -1,10 +1,9 @@
 """The live panel: an ipywidgets view of a run that a background thread keeps current.
 
-It reads the run's status snapshots (``WorkflowRun.snapshot()``), never in-memory
-worker state, so it follows workers in other processes and opens on old runs from
-another kernel. The graph is laid out once; each refresh restyles only the nodes and
-table rows whose state changed. A map is one node and one row with its items' progress
-(:mod:`.maps`): its items cost a refresh a count, not a node or a row each.
+It reads the run's status snapshots (``WorkflowRun.snapshot()``, then only the jobs
+written since the last), never in-memory worker state, so it follows workers in other
+processes and opens on old runs from another kernel. The graph is laid out once; a
+refresh restyles only the nodes and rows whose state changed (a map: :mod:`.maps`).
 """
 
 from __future__ import annotations
@@ -57,7 +56,10 @@ class LiveRun(Protocol):
     id: str
     name: str
 
-    def snapshot(self) -> RunSnapshot: ...
+    def snapshot(self, since: RunSnapshot | None = None) -> RunSnapshot:
+        """The run's state now; with ``since``, read from what changed since it (the
+        jobs that did in ``changes``)."""
+        ...
 
     def attempts(self) -> list[Attempt]: ...
 
@@ -131,12 +133,14 @@ class RunPanel(widgets.VBox):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._states: dict[str, JobState] = {}
+        self._running: set[str] = set()
         self._table = JobTable(self.styles, self.run.attempts)
         self._over: dict[str, str] = {}
         """map id -> the name of the job it maps over (read at the first refresh)."""
         self._view: GraphView | None = None
         self._live: LiveSvg | None = None
         self._members: dict[str, tuple[str, ...]] = {}
+        self._labels: dict[str, str] = {}
         self._selected: str | None = None
         self._output_read = 0.0
         self.output_text = ""
@@ -189,7 +193,7 @@ class RunPanel(widgets.VBox):
     @property
     def counts(self) -> dict[str, int]:
         """Jobs per status at the last refresh."""
-        return dict(self.snapshot.counts) if self.snapshot is not None else {}
+        return dict(self.snapshot.counts) if self.snapshot else {}
 
     @property
     def cached(self) -> int:
@@ -280,12 +284,20 @@ class RunPanel(widgets.VBox):
             return done
 
     def _refresh(self) -> bool:
-        snapshot = self.run.snapshot()
-        previous = self._states
-        changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
-        running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
-        self._states = {job.id: job for job in snapshot.jobs}
-        first = self.snapshot is None
+        last = self.snapshot
+        snapshot = self.run.snapshot() if last is None else self.run.snapshot(since=last)
+        previous, running = self._states, self._running
+        if last is not None and snapshot.changes is not None:  # only what changed was read
+            changed = list(snapshot.changes)
+            self._states = {**previous, **{job.id: job for job in changed}} if changed \
+                else previous
+            self._running = (running - {job.id for job in changed}) | {
+                job.id for job in changed if job.status is JobStatus.RUNNING}
+        else:  # read whole
+            changed = [job for job in snapshot.jobs if previous.get(job.id) != job]
+            self._states = {job.id: job for job in snapshot.jobs}
+            self._running = {job.id for job in snapshot.jobs if job.status is JobStatus.RUNNING}
+        first = last is None
         if first:
             self._over = maps_over(snapshot)
         try:
@@ -293,16 +305,16 @@ class RunPanel(widgets.VBox):
                 self._summary.update(snapshot)
                 if self._show_graph:
                     self._update_graph(snapshot, changed)
-            if self._show_table and (changed or running or first):
-                self._update_table(snapshot, {job.id for job in changed} | running)
+            if self._show_table and (changed or self._running or first):
+                self._update_table(snapshot, {job.id for job in changed} | self._running)
             selected = self._selected
             if selected is not None and (
                     any(selected in (job.id, job.map_of) for job in changed) or (
-                    selected in running
+                    selected in self._running
                     and time.monotonic() - self._output_read >= OUTPUT_READ_INTERVAL)):
                 self._show_output(self._states[selected], snapshot)
         except BaseException:
-            self._states = previous  # the next refresh redoes these changes
+            self._states, self._running = previous, running  # the next refresh redoes these
             raise
         self.snapshot = snapshot
         return snapshot.done
@@ -328,6 +340,7 @@ class RunPanel(widgets.VBox):
                           group_threshold=self.group_threshold)
         self._view = view
         self._members = {node.key: node.job_ids for node in view.nodes}
+        self._labels = {node.key: node.name for node in view.nodes}
         if not view.nodes or len(view.nodes) > MAX_GRAPH_NODES:
             self.graph_view.value = (
                 "<i>no jobs to draw</i>" if not view.nodes else
@@ -351,11 +364,11 @@ class RunPanel(widgets.VBox):
         members = self._members[key]
         first = self._states[members[0]]
         if key.startswith("g"):
-            return group_node(key, first.name, members, self._states, True)
+            return group_node(key, self._labels[key], members, self._states, True)
         if first.is_map:
             return map_node(key, first.id, first.name, first,
                             snapshot.items_of.get(first.id, ()), self._over.get(first.id))
-        return job_node(key, first.id, first.name, None, first, True)
+        return job_node(key, first.id, first.name, "", first, True)
 
     @staticmethod
     def _wrap_svg(svg: str) -> str:

@@ -164,10 +164,10 @@ def test_errors_in_the_refresh_thread_show_in_the_panel_and_it_recovers(queue, k
     broken = threading.Event()
     real = run.snapshot
 
-    def flaky_snapshot():
+    def flaky_snapshot(**options):
         if broken.is_set():
             raise OSError("queue file unreachable")
-        return real()
+        return real(**options)
 
     monkeypatch.setattr(run, "snapshot", flaky_snapshot)
     broken.set()
@@ -189,7 +189,7 @@ def test_refresh_by_hand_reports_and_raises(queue, monkeypatch):
     run = wf.submit(queue)
     panel = run.widget(autostart=False)
 
-    def fails():
+    def fails(**options):
         raise RuntimeError("nope")
 
     monkeypatch.setattr(run, "snapshot", fails)
