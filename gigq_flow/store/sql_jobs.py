@@ -37,13 +37,19 @@ def json_ids(ids: Sequence[str]) -> str:
     return f"[{', '.join(map(encode_basestring_ascii, ids))}]"
 
 
+def outside_parents(jobs: Sequence[NewJob]) -> set[str]:
+    """The parents of ``jobs`` that are not among them: jobs already in the queue."""
+    inside = {job.id for job in jobs}
+    return {dep for job in jobs for dep in job.dependencies if dep not in inside}
+
+
 class SQLJobs(SQLLimits):
     """Jobs and their edges: inserted atomically, cancelled, requeued, cleared."""
 
     # -- submit -------------------------------------------------------------------------------
     def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
         new_ids = [job.id for job in jobs]
-        outside = sorted({dep for job in jobs for dep in job.dependencies} - set(new_ids))
+        outside = sorted(outside_parents(jobs))
 
         def body(tx: Tx) -> None:
             taken = self._statuses(tx, new_ids)
