@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobState:
-    """One job of a run as last read from the queue."""
+    """One job of a run as last read from the queue (slots: a snapshot holds one per job)."""
 
     id: str
     name: str

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ..errors import DuplicateJobError, UnknownDependencyError
+from ..job import new_id
 from ..job_status import JobStatus
 from .clock import now_iso
 from .contract import ClaimedJob, NewJob, WorkflowRecord, map_tag
@@ -30,13 +31,25 @@ MAP_ITEM = f"""INSERT INTO jobs (id, name, params, {", ".join(MAP_OPTIONS)}, dep
 """One item of a map: the map's function and options, its own params and name."""
 
 
+def json_ids(ids: Sequence[str]) -> str:
+    """``json.dumps(list(ids))`` for strings, without the encoder ``json.dumps`` builds
+    at every call (a submission encodes one list of dependencies per job)."""
+    return f"[{', '.join(map(encode_basestring_ascii, ids))}]"
+
+
+def outside_parents(jobs: Sequence[NewJob]) -> set[str]:
+    """The parents of ``jobs`` that are not among them: jobs already in the queue."""
+    inside = {job.id for job in jobs}
+    return {dep for job in jobs for dep in job.dependencies if dep not in inside}
+
+
 class SQLJobs(SQLLimits):
     """Jobs and their edges: inserted atomically, cancelled, requeued, cleared."""
 
     # -- submit -------------------------------------------------------------------------------
     def submit(self, jobs: Sequence[NewJob], workflow: WorkflowRecord | None = None) -> None:
         new_ids = [job.id for job in jobs]
-        outside = sorted({dep for job in jobs for dep in job.dependencies} - set(new_ids))
+        outside = sorted(outside_parents(jobs))
 
         def body(tx: Tx) -> None:
             taken = self._statuses(tx, new_ids)
@@ -87,7 +100,17 @@ class SQLJobs(SQLLimits):
     ) -> None:
         now = now_iso()
         completed = JobStatus.COMPLETED.value
+        workflow_id = workflow.id if workflow else None
+
+        def waiting(dependencies: tuple[str, ...]) -> int:
+            """How many parents have yet to complete (all of them, inside the submission)."""
+            if not parent_status:
+                return len(dependencies)
+            return sum(parent_status.get(dep) != completed for dep in dependencies)
+
         gates = self.gate_new_jobs(tx, [job.tags for job in jobs])
+        # Rows and edges are generated as the driver inserts them, never held as lists:
+        # a 100,000-step workflow's would take tens of MB at once.
         tx.executemany(
             """INSERT INTO jobs (id, name, function_name, function_module, params, priority,
                    dependencies, max_attempts, timeout, description, status, created_at,
@@ -96,20 +119,19 @@ class SQLJobs(SQLLimits):
                    map_limit, tags, gate)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?,
                    ?, ?, ?, ?)""",
-            [
+            (
                 (
                     job.id, job.name, job.function_name, job.function_module,
-                    self.blob(job.params), job.priority, json.dumps(list(job.dependencies)),
+                    self.blob(job.params), job.priority, json_ids(job.dependencies),
                     job.max_attempts, job.timeout, job.description, job.created_at, now,
                     None if job.pass_parent_results is None else int(job.pass_parent_results),
-                    job.retry_delay, workflow.id if workflow else None,
-                    sum(parent_status.get(dep) != completed for dep in job.dependencies),
+                    job.retry_delay, workflow_id, waiting(job.dependencies),
                     job.serializer, job.cache, job.cache_version, job.code_digest,
                     job.map_param, job.map_limit, json.dumps(job.tags) if job.tags else None,
                     gate,
                 )
                 for job, gate in zip(jobs, gates, strict=True)
-            ],
+            ),
         )
         code = {job.code_digest: job.code for job in jobs if job.code is not None}
         if code:
@@ -118,11 +140,10 @@ class SQLJobs(SQLLimits):
                 "ON CONFLICT (digest) DO NOTHING",
                 [(digest, self.blob(data), len(data), now) for digest, data in code.items()],
             )
-        edges = [(job.id, dep, i) for job in jobs for i, dep in enumerate(job.dependencies)]
-        if edges:
+        if any(job.dependencies for job in jobs):
             tx.executemany(
                 "INSERT INTO job_dependencies (job_id, depends_on, position) VALUES (?, ?, ?)",
-                edges,
+                ((job.id, dep, i) for job in jobs for i, dep in enumerate(job.dependencies)),
             )
 
     def expand_map(self, claim: ClaimedJob, item_params: Sequence[str | bytes]) -> bool:
@@ -145,7 +166,7 @@ class SQLJobs(SQLLimits):
             (gate,) = self.gate_new_jobs(tx, [item_tags + own], also_limited=own)
             item_tags += own
             encoded_tags = json.dumps(item_tags) if item_tags else None
-            items = [(str(uuid.uuid4()), i) for i in range(len(item_params))]
+            items = [(new_id(), i) for i in range(len(item_params))]
             for chunk in chunks(list(zip(items, item_params, strict=True))):
                 tx.executemany(MAP_ITEM, [
                     (item_id, f"{name}[{i}]", self.blob(params), *options, now, now,

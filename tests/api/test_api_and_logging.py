@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 
 from support import jobs
 from support.helpers import drain, subprocess_env
@@ -21,6 +22,16 @@ def test_gigq_names_are_exported():
         assert name in gigq_flow.__all__
         assert callable(getattr(gigq_flow, name))
     assert gigq_flow.__all__ == sorted(gigq_flow.__all__)
+
+
+
+def test_a_job_id_is_the_text_of_a_random_uuid():
+    ids = {Job("step", jobs.identity).id for _ in range(2000)}
+    assert len(ids) == 2000
+    for job_id in ids:
+        parsed = uuid.UUID(job_id)
+        assert str(parsed) == job_id
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_close_connections_closes_this_threads_connection(db_path):
