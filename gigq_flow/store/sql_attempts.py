@@ -69,7 +69,8 @@ class SQLAttempts(SQLBase):
             return completed, self.claim_many_in(tx, worker_id, execution_ids, settlers)
 
         completed, claimed = self.db.run(body, patient=True)
-        self.wake.bump()  # the completed jobs' children may be ready for other threads
+        if len(claimed) in (0, len(execution_ids)):  # else it took every ready job: no
+            self.wake.bump()  # other thread would find one, and the run is not done
         return completed, claimed
 
     def complete_many_in(self, tx: Any, done: Sequence[tuple[ClaimedJob, str | bytes | None]]

@@ -35,7 +35,7 @@ PATIENT_BACKOFF = (0.001, 0.02)
 PROMPT_BACKOFF = (0.0001, 0.001)
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
-CACHE_KIB = 32 * 1024  # per connection: keeps the hot pages of large queues in memory
+CACHE_KIB = 8 * 1024  # per connection: the hot pages of large queues (the OS caches the rest)
 # SQLite's own checkpoint runs after every commit once the WAL holds 1,000 pages; while
 # other processes keep using the WAL it cannot start the WAL over, and then every commit
 # pays a checkpoint and its fsyncs. Each connection checkpoints instead after
