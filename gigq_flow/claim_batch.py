@@ -4,6 +4,10 @@ A thread whose steps are quick claims several ready jobs in one transaction and 
 their completions in the transaction of its next claims, so a step of no work costs a
 fraction of a transaction. The batch doubles while its steps run under QUICK_STEP
 seconds on average, up to MAX_BATCH, and is back to one job as soon as they do not.
+Steps that quick gain nothing from running on several threads, whose transactions
+would only queue for the one writer: while the worker's first thread runs them in
+batches, its other threads finish what they hold and claim only when woken by a batch
+that left ready jobs behind.
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
 than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are
@@ -21,9 +25,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .store import ClaimedJob
 
-QUICK_STEP = 0.002
-"""Seconds: a batch whose steps took less than this on average doubles."""
-MAX_BATCH = 32
+QUICK_STEP = 0.0005
+"""Seconds: a batch whose steps ran less than this on average doubles (a step that
+short costs less than the transactions of its claim and completion)."""
+MAX_BATCH = 64
 """The most jobs a thread claims in one transaction."""
 HOLD_LIMIT = 1.0
 """Seconds a step may run before its batch gives up what it holds."""
@@ -40,7 +45,13 @@ class ClaimBatch:
         self.done: list[Done] = []
         self.step_time = 0.0  # seconds its steps ran since the last write
         self.step_started: float | None = None  # a step of the batch runs since then
+        self.idle = False  # its thread waits for work
         self._lock = threading.Lock()  # the heartbeat may give the batch up
+
+    @property
+    def batching(self) -> bool:
+        """Whether its thread runs quick steps in batches and has not gone idle."""
+        return self.size > 1 and not self.idle
 
     def begin_step(self) -> None:
         self.step_started = time.monotonic()

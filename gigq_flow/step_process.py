@@ -193,13 +193,37 @@ class StepProcess:
             return None
 
 
-def close_all(steps: list[StepProcess]) -> None:
-    """Close ``steps`` at once: each waits up to CLOSE_WAIT for its child."""
-    closing = [threading.Thread(target=step.close, daemon=True) for step in steps]
-    for thread in closing:
-        thread.start()
-    for thread in closing:
-        thread.join()
+class ThreadSteps:
+    """A worker's step processes: one for each thread that asks, closed together."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[StepProcess] = []
+        self._lock = threading.Lock()
+
+    def mine(self) -> StepProcess:
+        """The calling thread's step process (made on first use, reused after)."""
+        step = getattr(self._local, "step", None)
+        if step is None:
+            step = self._local.step = StepProcess()
+            with self._lock:
+                self._all.append(step)
+        return step
+
+    def pids(self) -> list[int]:
+        """The pids of their children now."""
+        with self._lock:
+            return [step.pid for step in self._all if step.pid is not None]
+
+    def close_all(self) -> None:
+        """Close every one at once: each waits up to CLOSE_WAIT for its child."""
+        with self._lock:
+            steps, self._all = self._all, []
+        closing = [threading.Thread(target=step.close, daemon=True) for step in steps]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
 
 
 def _kill_if_running(process: subprocess.Popen[bytes]) -> None:

@@ -26,7 +26,7 @@ from .output import DEFAULT_OUTPUT_LIMIT, Output, describe_error
 from .output import install as install_output_routing
 from .serialization import loads
 from .step_cache import CACHED_MODES, StepCache
-from .step_process import Call, StepProcess, call_step, close_all
+from .step_process import Call, ThreadSteps, call_step
 from .store import REUSED, ClaimedJob, Store, new_instance, open_store
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Worker:
         self.running = False
         self._attempt_numbers = itertools.count(1)
         self._held = HeldJobs()
-        self._lock = threading.Lock()  # the lists of step processes and batches
+        self._lock = threading.Lock()  # the list of batches
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stopping = False
         self._heartbeat_wake = threading.Event()
@@ -120,8 +120,8 @@ class Worker:
         self._signals_received = 0
         self._next_lost_check = 0.0
         self._cache = StepCache(self.store, self._loader.loaded, self._next_attempt)
-        self._thread_state = threading.local()  # a thread's StepProcess and ClaimBatch
-        self._step_processes: list[StepProcess] = []
+        self._thread_state = threading.local()  # a thread's ClaimBatch
+        self._steps = ThreadSteps()  # each thread's child process, with executor="processes"
         self._batches: list[ClaimBatch] = []  # the loop threads'
 
     # -- one job ----------------------------------------------------------------------------
@@ -141,6 +141,8 @@ class Worker:
                 self._write_batch(batch, worker_id)
             claim = batch.next()
         if claim is None:
+            if batch is not None and self._defers(batch):
+                return False
             now = time.monotonic()
             if now >= self._next_lost_check:  # a cheap read, but not on every job
                 self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
@@ -192,7 +194,7 @@ class Worker:
             if parents is not None:
                 params["parent_results"] = self._loader.parent_results(parents)
             if self.executor == "processes":
-                step = self._step_process()
+                step = self._steps.mine()
                 code = self._loader.code_ref(claim, func, step.start())
         except Exception as exc:  # deterministic: retrying cannot help
             self._finish_failed(claim, f"cannot start job: {describe_error(exc)}", retry=False)
@@ -245,12 +247,16 @@ class Worker:
 
     def _write_batch(self, batch: ClaimBatch, worker_id: str) -> None:
         """Write a loop thread's completions and claim its next batch, in one transaction."""
-        done, size = batch.take(claiming=self.running)
+        done, size = batch.take(claiming=self.running and not self._defers(batch))
         self._cache.begin_claim()
         completed, claimed = self.store.complete_and_claim(
             done, worker_id, [self._next_attempt() for _ in range(size)], self._cache)
         self._written(done, completed)
         batch.add([claim for claim in claimed if self._accept(claim)])
+
+    def _defers(self, batch: ClaimBatch) -> bool:
+        """Whether a thread leaves the claims to the first thread, which runs quick steps."""
+        return batch is not self._batches[0] and self._batches[0].batching
 
     def _written(self, done: list[Done], completed: list[bool]) -> None:
         self._held.drop(claim for claim, _ in done)
@@ -268,20 +274,6 @@ class Worker:
             if waiting:
                 self._held.drop(waiting)
                 self.store.unclaim(waiting)
-
-    def _step_process(self) -> StepProcess:
-        """This thread's child process (one per worker thread, reused between jobs)."""
-        step = getattr(self._thread_state, "step", None)
-        if step is None:
-            step = self._thread_state.step = StepProcess()
-            with self._lock:
-                self._step_processes.append(step)
-        return step
-
-    def _close_step_processes(self) -> None:
-        with self._lock:
-            steps, self._step_processes = self._step_processes, []
-        close_all(steps)
 
     def _finish_failed(self, claim: ClaimedJob, error: str, *, retry: bool,
                        traceback: str | None = None) -> None:
@@ -377,7 +369,7 @@ class Worker:
         logger.info("worker thread %s started", worker_id)
         try:
             if self.executor == "processes":
-                self._step_process().start()  # its start-up overlaps the first claim's
+                self._steps.mine().start()  # its start-up overlaps the first claim's
             batch = self._thread_state.batch = ClaimBatch()
             with self._lock:
                 self._batches.append(batch)
@@ -391,7 +383,9 @@ class Worker:
                         continue
                     due = self.store.next_due()
                     idle = self.polling_interval if due is None else min(self.polling_interval, due)
+                    batch.idle = True  # until woken: no thread defers to it
                     self.store.wait_for_work(idle, since)
+                    batch.idle = False
                 except DatabaseError:
                     logger.exception("worker thread %s: database error", worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)
@@ -424,7 +418,7 @@ class Worker:
         for attempt in stopping:  # released below: their processes end now
             attempt.ended = "interrupted"  # its thread drops the killed step's exit
             attempt.stop()  # type: ignore[misc]
-        self._close_step_processes()
+        self._steps.close_all()
         if unfinished:
             released = self.store.release(unfinished)
             logger.warning("worker %s: grace period over; %d unfinished job(s) returned to the "
@@ -477,7 +471,7 @@ class Worker:
 
     def close(self) -> None:
         """Stop the heartbeat and the step processes; close this thread's connection."""
-        self._close_step_processes()
+        self._steps.close_all()
         self._stop_heartbeat()
         self.store.close()
 

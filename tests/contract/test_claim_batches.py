@@ -66,3 +66,21 @@ def test_a_slow_step_gives_back_its_batch(queue, db_path, make_worker, monkeypat
     jobs.event(f"{key}:release").set()
     wait_until(lambda: set(statuses(queue, [slow, *after])) == {"completed"})
     assert all(queue.get_status(job_id)["attempts"] == 1 for job_id in after)
+
+
+def test_other_threads_leave_quick_steps_to_the_batching_thread(queue, db_path, make_worker,
+                                                                monkeypatch):
+    """Quick steps gain nothing from several threads, whose transactions would queue for
+    the one writer: the worker's first thread takes them in batches, the others wait."""
+    monkeypatch.setattr(claim_batch, "QUICK_STEP", 60.0)  # every step counts as quick
+    job_ids = [queue.submit(Job(f"quick-{i}", jobs.identity, params={"value": i}))
+               for i in range(400)]
+    worker = make_worker(db_path, concurrency=4, polling_interval=0.05)
+    worker.start_background()
+    wait_until(lambda: set(statuses(queue, job_ids)) == {"completed"})
+    by_thread: dict[str, int] = {}
+    for job_id in job_ids:
+        thread = queue.get_status(job_id)["worker_id"]
+        by_thread[thread] = by_thread.get(thread, 0) + 1
+    assert sum(by_thread.values()) == 400
+    assert max(by_thread.values()) >= 300, by_thread  # one thread ran nearly all of them

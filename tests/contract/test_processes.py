@@ -18,7 +18,7 @@ pytestmark = pytest.mark.contract
 
 
 def children(worker) -> list[int]:
-    return [step.pid for step in worker._step_processes if step.pid is not None]
+    return worker._steps.pids()
 
 
 def test_steps_run_in_child_processes_with_results_parents_and_output(queue, db_path,
