@@ -63,12 +63,11 @@ class WorkflowRun:
         (a writer whose clock is behind the reader's is caught that way).
         """
         read_at = datetime.now()
-        # Each row brings its own copy of every string: one object per repeated value
-        # (ids in edges, names, functions, workers) keeps a 100,000-step snapshot about
-        # 40 MB smaller.
-        shared: dict[Any, Any] = {}
-        edges = self._read_edges(shared)  # before the jobs: a map's items read later are in
+        edges = self._read_edges()  # before the jobs: a map's items read later are in them
         if since is None or since.workflow_id != self.id or since.read_at is None:
+            # Each row brings its own copy of every string: one object per repeated name,
+            # function and worker keeps a large snapshot smaller.
+            shared: dict[Any, Any] = {}
             jobs = tuple(_state(row, shared) for row in self._store.workflow_jobs(self.id))
             return RunSnapshot(self.id, self.name, jobs, edges,
                                read_at.isoformat(timespec="microseconds"))
@@ -88,13 +87,10 @@ class WorkflowRun:
                 return self.snapshot()
         return since.updated(changed, read_at.isoformat(timespec="microseconds"))
 
-    def _read_edges(self, shared: dict[Any, Any]) -> tuple[tuple[str, str], ...]:
-        """The run's edges, read once (a run that is only waited for never holds them),
-        their ids kept in ``shared``."""
+    def _read_edges(self) -> tuple[tuple[str, str], ...]:
+        """The run's edges, read once: a run that is only waited for never holds them."""
         if self._edges is None:
-            self._edges = tuple((shared.setdefault(parent, parent),
-                                 shared.setdefault(child, child))
-                                for parent, child in self._store.workflow_edges(self.id))
+            self._edges = tuple(self._store.workflow_edges(self.id))
         return self._edges
 
     def outline(self) -> RunOutline:
@@ -111,7 +107,7 @@ class WorkflowRun:
         return RunOutline(self.id, self.name, ids, names, functions,
                           tuple(map(_STATUSES.__getitem__, statuses)),
                           tuple(map(bool, cached)), tuple(map(bool, erred)),
-                          self._read_edges({}), read, any(mapped))
+                          self._read_edges(), read, any(mapped))
 
     def status(self) -> dict[str, Any]:
         """``jobs`` (id -> status), ``tasks`` (name -> status, a list for shared names),
@@ -332,14 +328,14 @@ _STATUSES = {status.value: status for status in JobStatus}
 
 
 def _state(row: dict[str, Any], shared: dict[Any, Any] | None = None) -> JobState:
-    """A job's state from its ``workflow_jobs`` row; with ``shared``, repeated ids, names,
+    """A job's state from its ``workflow_jobs`` row; with ``shared``, repeated names,
     functions and workers are one object each."""
     def one(value: Any) -> Any:
         return value if shared is None else shared.setdefault(value, value)
 
     tags = row["tags"]
     return JobState(
-        id=one(row["id"]), name=one(row["name"]),
+        id=row["id"], name=one(row["name"]),
         function=one(f"{row['function_module']}.{row['function_name']}"),
         status=_STATUSES[row["status"]], attempts=row["attempts"] or 0,
         max_attempts=row["max_attempts"] or 1, started_at=row["started_at"],
