@@ -18,8 +18,9 @@
                     default) and its SVG, opening ``run.widget()`` and one
                     ``panel.refresh()``, each timed once.
 
-Every run is in a fresh spawned process (``kernel_dag_systems``); with ``--repeat`` each
-kernel-dag figure is the best of that many runs; the large run is measured once.
+Every run is in a fresh interpreter (``kernel_dag_systems``) that imports only the
+system it runs; with ``--repeat`` each kernel-dag figure is the best of that many runs;
+the large run is measured once.
 """
 
 from __future__ import annotations

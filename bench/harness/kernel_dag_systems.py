@@ -1,4 +1,4 @@
-"""One run of the kernel-DAG scenarios (``kernel_dag``), each in a fresh spawned process.
+"""One run of the kernel-DAG scenarios (``kernel_dag``), each in a fresh interpreter.
 
 The DAG: ``steps / WIDTH`` layers of WIDTH no-op steps, step i of a layer after steps i
 and (i + 1) % WIDTH of the layer above. Every run is timed with ``time.perf_counter``
@@ -12,13 +12,13 @@ takes the parents' results as arguments, the way those libraries pass dependenci
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
-import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from .jobs import noop, noop_after
@@ -27,6 +27,7 @@ from .tempdirs import temporary_directory
 WIDTH = 50
 WORKERS = 4
 CHILD_TIMEOUT = 1800.0
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Figures = dict[str, float]
 
@@ -208,30 +209,24 @@ RUNS: dict[str, Callable[[dict[str, Any]], Figures]] = {
 
 
 # -- the fresh process -------------------------------------------------------------------
+FIGURES_MARK = "FIGURES "
+
+
 def in_fresh_process(run: str, spec: dict[str, Any]) -> Figures:
-    """``RUNS[run](spec)`` in a new spawned interpreter; its figures."""
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe(duplex=False)
-    child = context.Process(target=child_main, args=(run, spec, theirs))
-    child.start()
-    theirs.close()
-    try:
-        if not ours.poll(CHILD_TIMEOUT):
-            raise RuntimeError(f"{run}: no answer after {CHILD_TIMEOUT:.0f} s")
-        ok, answer = ours.recv()
-    except EOFError:
-        ok, answer = False, "the process ended without an answer"
-    finally:
-        child.join(CHILD_TIMEOUT)
-    if not ok:
-        raise RuntimeError(f"{run} in a fresh process (exit code {child.exitcode}): {answer}")
-    return answer
+    """``RUNS[run](spec)`` in a new interpreter that imports this module and the system it
+    runs, nothing of the benchmark's other systems; its figures."""
+    code = "from harness.kernel_dag_systems import child_main; child_main()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=BENCH_DIR, text=True,
+                          input=json.dumps({"run": run, "spec": spec}), capture_output=True,
+                          timeout=CHILD_TIMEOUT, check=False)
+    marked = [line for line in done.stdout.splitlines() if line.startswith(FIGURES_MARK)]
+    if done.returncode != 0 or not marked:
+        raise RuntimeError(f"{run} in a fresh process (exit code {done.returncode}): "
+                           f"{done.stderr[-3000:]}")
+    return json.loads(marked[-1][len(FIGURES_MARK):])
 
 
-def child_main(run: str, spec: dict[str, Any], answer: Connection) -> None:
-    try:
-        figures = RUNS[run](spec)
-    except BaseException:
-        answer.send((False, traceback.format_exc()))
-        raise
-    answer.send((True, figures))
+def child_main() -> None:
+    """Run the request on standard input; print its figures on a marked line."""
+    request = json.loads(sys.stdin.read())
+    print(FIGURES_MARK + json.dumps(RUNS[request["run"]](request["spec"])), flush=True)
