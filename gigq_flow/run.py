@@ -176,9 +176,9 @@ class WorkflowRun:
         """Task name -> result of the completed jobs (a list where tasks share a name);
         ``unpickle=False`` shows pickled results as a placeholder."""
         return group_by_name(
-            (row["name"], decode_payload(row["result"], row["serializer"], unpickle=unpickle,
-                                         what=f"result of job {row['id']}"))
-            for row in self._store.workflow_results(self.id)
+            (name, decode_payload(result, serializer, unpickle=unpickle,
+                                  what=f"result of job {job_id}"))
+            for job_id, name, result, serializer in self._store.workflow_results(self.id)
         )
 
     def result(self, job: Job | str) -> Any:

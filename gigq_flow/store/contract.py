@@ -338,8 +338,9 @@ class Store(Protocol):
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]: ...
 
-    def workflow_results(self, workflow_id: str) -> list[Row]:
-        """id, name, encoded result and serializer of the completed jobs."""
+    def workflow_results(self, workflow_id: str) -> list[tuple[str, str, Any, str | None]]:
+        """(id, name, encoded result, serializer) of the completed jobs, as tuples (a
+        large run's results are read at once)."""
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]: ...
 

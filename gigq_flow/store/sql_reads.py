@@ -141,8 +141,8 @@ class SQLReads(SQLBase):
             (workflow_id,))
         return {row["status"]: row["n"] for row in rows}
 
-    def workflow_results(self, workflow_id: str) -> list[Row]:
-        return self.db.read(
+    def workflow_results(self, workflow_id: str) -> list[tuple[str, str, Any, str | None]]:
+        return self.db.read_tuples(
             f"""SELECT id, name, {job_result("jobs")} AS result, serializer FROM jobs
                 WHERE workflow_id = ? AND status = 'completed'
                 ORDER BY created_at, {self.insertion_order}""",
