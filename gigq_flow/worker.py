@@ -367,12 +367,12 @@ class Worker:
     def _loop(self, index: int) -> None:
         worker_id = self.worker_id if self.concurrency == 1 else f"{self.worker_id}-{index}"
         logger.info("worker thread %s started", worker_id)
+        batch = self._thread_state.batch = ClaimBatch()
+        with self._lock:
+            self._batches.append(batch)
         try:
             if self.executor == "processes":
                 self._steps.mine().start()  # its start-up overlaps the first claim's
-            batch = self._thread_state.batch = ClaimBatch()
-            with self._lock:
-                self._batches.append(batch)
             while True:
                 try:
                     # Before the checks, so that no wake-up is missed; none if a job waits.
@@ -390,6 +390,7 @@ class Worker:
                     logger.exception("worker thread %s: database error", worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)
         finally:
+            batch.idle = True  # no thread defers to a stopped one
             logger.info("worker thread %s stopped", worker_id)
             self.store.close()
 
@@ -414,6 +415,8 @@ class Worker:
             alive[0].join(SUPERVISE_INTERVAL)
             alive = [thread for thread in alive if thread.is_alive()]
         self._give_up_batches()
+        with self._lock:
+            self._batches.clear()  # a restart's threads bring their own
         unfinished, stopping = self._held.take_all()
         for attempt in stopping:  # released below: their processes end now
             attempt.ended = "interrupted"  # its thread drops the killed step's exit

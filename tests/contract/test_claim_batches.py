@@ -84,3 +84,13 @@ def test_other_threads_leave_quick_steps_to_the_batching_thread(queue, db_path, 
         by_thread[thread] = by_thread.get(thread, 0) + 1
     assert sum(by_thread.values()) == 400
     assert max(by_thread.values()) >= 300, by_thread  # one thread ran nearly all of them
+
+
+def test_a_restarted_worker_claims_again(queue, db_path, make_worker, monkeypatch):
+    monkeypatch.setattr(claim_batch, "QUICK_STEP", 60.0)
+    worker = make_worker(db_path, concurrency=2, polling_interval=0.05)
+    for round_ in range(2):
+        job_ids = [queue.submit(Job(f"quick-{round_}-{i}", jobs.noop)) for i in range(50)]
+        worker.start_background()
+        wait_until(lambda ids=job_ids: set(statuses(queue, ids)) == {"completed"})
+        worker.stop(wait=True)
