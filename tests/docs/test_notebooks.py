@@ -33,7 +33,7 @@ def notebook_id(path: Path) -> str:
     return path.stem
 
 
-def test_the_six_notebooks_are_there():
+def test_the_seven_notebooks_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_failures_and_retries.ipynb",
@@ -41,6 +41,7 @@ def test_the_six_notebooks_are_there():
         "04_iterating_on_a_pipeline.ipynb",
         "05_cpu_bound_steps_on_processes.ipynb",
         "06_fan_out_at_run_time.ipynb",
+        "07_large_dags_in_the_kernel.ipynb",
     ]
 
 
