@@ -25,7 +25,7 @@ def new_instance() -> str:
     return uuid.uuid4().hex[:INSTANCE_DIGITS]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewJob:
     """A job ready to be inserted: encoded payload and deduplicated dependency ids
     (slots: a submission holds one per job until its transaction commits)."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 from support import jobs
@@ -25,13 +26,16 @@ def test_gigq_names_are_exported():
 
 
 
-def test_a_job_id_is_the_text_of_a_random_uuid():
-    ids = {Job("step", jobs.identity).id for _ in range(2000)}
-    assert len(ids) == 2000
-    for job_id in ids:
+def test_a_job_id_is_the_text_of_a_time_ordered_uuid():
+    made = [Job("step", jobs.identity).id for _ in range(5000)]
+    assert len(set(made)) == 5000
+    assert made == sorted(made)  # in the order made, within a millisecond too
+    now_ms = time.time_ns() // 1_000_000
+    for job_id in made:
         parsed = uuid.UUID(job_id)
         assert str(parsed) == job_id
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert abs((parsed.int >> 80) - now_ms) < 60_000  # its first 48 bits: Unix ms
 
 
 def test_close_connections_closes_this_threads_connection(db_path):

@@ -21,7 +21,7 @@ def test_job_defaults():
     job = Job("adder", jobs.add)
     after = datetime.now()
 
-    assert uuid.UUID(job.id).version == 4
+    assert uuid.UUID(job.id).version == 7  # time-ordered (GigQ makes version 4 UUIDs)
     assert str(uuid.UUID(job.id)) == job.id
     assert before <= datetime.fromisoformat(job.created_at) <= after
     assert job.name == "adder"
