@@ -157,7 +157,6 @@ def pool(db_path, tmp_path):
     pool.kill_all()
 
 
-
 @pytest.fixture
 def cli_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test's ``gigq-flow`` commands run as real subprocesses, not in this process

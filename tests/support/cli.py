@@ -3,10 +3,11 @@
 :func:`run_cli` and :func:`cli` run the command's ``main`` in this process by default, as
 a fresh process would see it: the command's environment and working directory, its own
 stdout and stderr, an uncaught exception printed as a traceback with status 1, and
-afterwards this process's path, modules, logging and connections as they were. A test that
-needs the real process (the console script, signals, ``__main__``, ``$PYTHONPATH``, the
-process's id) passes ``in_process=False``; ``GIGQ_FLOW_TEST_CLI=subprocess`` runs every
-command as a subprocess. Long-running commands (:func:`start_cli`) are always processes.
+afterwards this process's path, modules, logging and connections as they were. With
+``$GIGQ_FLOW_TEST_CLI`` set to ``subprocess`` (the ``cli_subprocesses`` fixture, for a test
+that needs the real process: ``__main__``, ``$PYTHONPATH``, the process's id; or for the
+whole suite), every command is a real subprocess, as is a ``command`` naming another
+program (the console script). Long-running commands (:func:`start_cli`) are processes.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ def script_command() -> list[str] | None:
 
 def run_cli(
     *args: Any, cwd: Path, command: list[str] | None = None, env: dict[str, str] | None = None,
-    timeout: float = COMMAND_TIMEOUT, in_process: bool = True,
+    timeout: float = COMMAND_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """The command's status and output; in this process unless ``command`` names another
-    program, ``in_process`` is False or ``$GIGQ_FLOW_TEST_CLI`` says ``subprocess``."""
+    program or ``$GIGQ_FLOW_TEST_CLI`` says ``subprocess``."""
     argv = [str(arg) for arg in args]
-    if in_process and command is None and os.environ.get(MODE_ENV) != "subprocess":
+    if command is None and os.environ.get(MODE_ENV) != "subprocess":
         return run_in_process(argv, cwd=cwd, env=env or cli_env())
     return subprocess.run(
         [*(command or module_command()), *argv], cwd=cwd, env=env or cli_env(),
