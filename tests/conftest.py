@@ -23,15 +23,20 @@ A test that leaves a worker running makes it with ``make_worker``: ``process_one
 a heartbeat thread that only ``close()`` ends, and ``start_background`` runs until
 ``stop()``. Those workers are stopped and closed at teardown, on PostgreSQL before the
 schema they work on is dropped.
+
+``support.cli`` runs ``gigq-flow`` commands in this process; a test that uses the
+``cli_subprocesses`` fixture runs them as real subprocesses.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import MODE_ENV
 from support.db import drop_schema, postgres_unavailable, schema_url
 from support.processes import WorkerPool
 
@@ -88,12 +93,23 @@ def make_worker():
     workers.close_all()
 
 
+@pytest.fixture(scope="session")
+def pool_closers():
+    """The threads closing the connection pools of the tests' schemas, joined at the end."""
+    closers: list[threading.Thread] = []
+    yield closers
+    for closer in closers:
+        closer.join()
+
+
 @pytest.fixture
-def postgres_url(make_worker: Workers):
+def postgres_url(make_worker: Workers, pool_closers: list[threading.Thread]):
     """A URL naming a fresh schema on the test server (dropped afterwards); skips without one.
 
     The test's workers (``make_worker``) are closed before the schema is dropped, so that
-    no heartbeat thread goes on writing to a schema that no longer exists."""
+    no heartbeat thread goes on writing to a schema that no longer exists. The schema's
+    pools are closed on a thread of their own while it is dropped: closing waits for the
+    queue's listener thread to see its stop, up to a LISTEN poll (half a second)."""
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -105,7 +121,9 @@ def postgres_url(make_worker: Workers):
         yield url
     finally:
         make_worker.close_all()
-        close_pools(url)
+        closer = threading.Thread(target=close_pools, args=(url,), name=f"close-{schema}")
+        closer.start()
+        pool_closers.append(closer)
         drop_schema(schema)
 
 
@@ -138,3 +156,9 @@ def pool(db_path, tmp_path):
     yield pool
     pool.kill_all()
 
+
+@pytest.fixture
+def cli_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's ``gigq-flow`` commands run as real subprocesses, not in this process
+    (see support.cli): each command family keeps such a test."""
+    monkeypatch.setenv(MODE_ENV, "subprocess")

@@ -1,7 +1,7 @@
 """Incremental runs from the command line: ``workflow status`` showing reused steps,
-``workflow explain``, ``workflow rerun`` and the ``cache`` commands, run as real
-subprocesses on real files, with real workers (threads of the test process, or a
-``gigq-flow worker`` subprocess)."""
+``workflow explain``, ``workflow rerun`` and the ``cache`` commands, run on real files
+(in this process, one test as subprocesses: see support.cli), with real workers (threads
+of the test process, or a ``gigq-flow worker`` subprocess)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def wait_json(db: Path, *args: str) -> dict:
 
 
 # -- status and explain of a cached run -------------------------------------------------------
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_a_second_run_reuses_every_step_and_status_and_explain_say_so(db, tmp_path, worker):
     log = tmp_path / "calls.log"
     first, first_ids = submit_chain(db, log)

@@ -105,6 +105,7 @@ def test_db_between_a_command_and_its_action(tmp_path):
 
 
 # -- the database variables ----------------------------------------------------------------
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_the_database_is_the_flag_then_gigq_flow_db_then_gigq_db_then_the_default(tmp_path):
     def submit(**env: str) -> None:
         flag = env.pop("flag", None)

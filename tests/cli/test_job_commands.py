@@ -1,4 +1,6 @@
-"""The ``gigq-flow`` job commands, run as real subprocesses against real files.
+"""The ``gigq-flow`` job commands, run against real files in this process
+(see support.cli); the console script, a submit-run-status round, a module of the working
+directory and a worker stopped by SIGTERM run as real subprocesses.
 
 GigQ's commands and options (submit, status, list, stats, cancel, requeue, clear,
 worker), ``--json`` output, exit statuses, and bad input: one line on stderr, status 2.
@@ -73,6 +75,7 @@ def test_db_may_follow_the_command(tmp_path, db):
 
 
 # -- submit, worker --once, status ---------------------------------------------------------
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_submit_run_once_and_read_the_result(db):
     job_id = submitted_id(cli(db, "submit", "support.jobs.add", "--name", "adder",
                               "--param", "a=2", "-p", "b=3"))
@@ -154,6 +157,7 @@ def test_a_lambda_named_by_its_path_runs_by_that_path(db):
     assert ok_json(cli(db, "status", status["id"], "--json"))["result"] == "from a lambda"
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_submit_imports_modules_of_the_working_directory(tmp_path, db):
     (tmp_path / "localjobs.py").write_text("def hello(who):\n    return 'hello ' + who\n")
     env = cli_env(PYTHONPATH=str(REPO_ROOT))  # this checkout, and nothing else, on the path

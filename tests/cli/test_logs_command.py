@@ -1,5 +1,5 @@
 """``gigq-flow logs``: what a job's attempt printed and logged, then its traceback, from
-real workers (``worker --once`` subprocesses, a worker thread of this process for a step
+real workers (``worker --once`` commands, a worker thread of this process for a step
 held open); ``--follow`` as a subprocess that streams a running step; ``--json``; bad ids
 and attempts are one line and exit status 2."""
 
@@ -42,6 +42,7 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_a_jobs_prints_logs_and_traceback_per_attempt(db):
     job_id = submitted_id(cli(db, "submit", "support.jobs.print_then_fail", "-p", "label=p",
                               "--max-attempts", "2"))

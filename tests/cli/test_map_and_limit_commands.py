@@ -1,6 +1,7 @@
 """Maps in ``workflow status`` (a map's row counts its items, ``--items`` lists them,
 ``--json`` carries the map and tag fields), ``submit --tag``, and ``limits`` / ``limits
-set`` / ``limits clear``, run as real subprocesses against real files."""
+set`` / ``limits clear``, run against real files (in this process, one test as
+subprocesses: see support.cli)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,7 @@ def test_limits_round_trip(db):
     assert drain_by_command(db) == 1  # the tagged job ran, limits or not
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_limits_counts_the_running_jobs_of_each_tag(db, make_worker):
     queue = gigq_flow.JobQueue(db)
     keys = [f"limits-{uuid.uuid4()}" for _ in range(2)]

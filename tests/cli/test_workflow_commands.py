@@ -1,5 +1,6 @@
 """``gigq-flow workflows``, ``workflow status [--wait]``, ``workflow graph`` and ``demo``,
-run as real subprocesses against real files."""
+run against real files (in this process, the demo's and a failed wait's tests as
+subprocesses: see support.cli)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ def test_wait_follows_a_live_worker_to_the_end_and_exits_0(db):
     assert status["results"] == {"start": 2, "left": 10, "right": 20, "join": 30}
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_wait_exits_1_when_a_job_failed(db):
     run_id, ids = submit_diamond(db, fail_middle=True)
     drain_by_command(db)
@@ -221,6 +223,7 @@ def test_graph_refuses_an_unknown_extension(db):
 
 
 # -- demo -----------------------------------------------------------------------------------
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_demo_runs_the_sample_pipeline_and_draws_it(tmp_path):
     started = time.monotonic()
     result = run_cli("demo", cwd=tmp_path)

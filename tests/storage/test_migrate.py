@@ -174,6 +174,7 @@ def test_same_queue_and_missing_source_are_refused(tmp_path):
 
 
 # -- the command ---------------------------------------------------------------------------
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_cli_migrate_copies_then_refuses_a_non_empty_destination_with_status_2(tmp_path):
     source, moved = tmp_path / "source.db", tmp_path / "moved.db"
     build_source(source, tmp_path)

@@ -1,18 +1,34 @@
-"""Run the real ``gigq-flow`` command in subprocesses, as a user or a script would, and
-check what it prints."""
+"""Run the ``gigq-flow`` command, as a user or a script would, and check what it prints.
+
+:func:`run_cli` and :func:`cli` run the command's ``main`` in this process by default, as
+a fresh process would see it: the command's environment and working directory, its own
+stdout and stderr, an uncaught exception printed as a traceback with status 1, and
+afterwards this process's path, modules, logging and connections as they were. With
+``$GIGQ_FLOW_TEST_CLI`` set to ``subprocess`` (the ``cli_subprocesses`` fixture, for a test
+that needs the real process: ``__main__``, ``$PYTHONPATH``, the process's id; or for the
+whole suite), every command is a real subprocess, as is a ``command`` naming another
+program (the console script). Long-running commands (:func:`start_cli`) are processes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from support.helpers import subprocess_env
+import gigq_flow
+from support.helpers import REPO_ROOT, subprocess_env
 
 COMMAND_TIMEOUT = 60
+MODE_ENV = "GIGQ_FLOW_TEST_CLI"
+"""``subprocess``: every command a test runs is a real process."""
 
 
 DEFAULT_VARIABLES = ("GIGQ_FLOW_DB", "GIGQ_DB", "GIGQ_WORKER_ID", "GIGQ_POLLING_INTERVAL")
@@ -58,10 +74,65 @@ def run_cli(
     *args: Any, cwd: Path, command: list[str] | None = None, env: dict[str, str] | None = None,
     timeout: float = COMMAND_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
+    """The command's status and output; in this process unless ``command`` names another
+    program or ``$GIGQ_FLOW_TEST_CLI`` says ``subprocess``."""
+    argv = [str(arg) for arg in args]
+    if command is None and os.environ.get(MODE_ENV) != "subprocess":
+        return run_in_process(argv, cwd=cwd, env=env or cli_env())
     return subprocess.run(
-        [*(command or module_command()), *map(str, args)], cwd=cwd, env=env or cli_env(),
+        [*(command or module_command()), *argv], cwd=cwd, env=env or cli_env(),
         capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str]
+                   ) -> subprocess.CompletedProcess[str]:
+    """``gigq_flow.cli.main(argv)`` with ``env`` as the environment (a pipe's 80 columns
+    unless it says otherwise), ``cwd`` as the working directory and its own stdout and
+    stderr; then the environment, directory, ``sys.path``, the modules imported from
+    outside this checkout and the installed packages (the working directory's), the
+    loggers' handlers and this thread's connections are put back as they were."""
+    from gigq_flow.cli import main
+
+    saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
+    saved_modules = set(sys.modules)
+    loggers = [logging.getLogger(), logging.getLogger("gigq_flow")]
+    saved_loggers = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update({"COLUMNS": "80", "LINES": "24", **env})
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv)
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:  # what the interpreter prints for an uncaught exception
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if not _installed(getattr(sys.modules[name], "__file__", None)):
+                del sys.modules[name]
+        for logger, level, handlers in saved_loggers:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+        gigq_flow.close_connections()
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
+
+
+def _installed(path: str | None) -> bool:
+    """A module file of this checkout or of the interpreter's installation (kept once
+    imported, as any test would import it), not one of a test's directories."""
+    if path is None:
+        return True
+    prefixes = {str(REPO_ROOT), sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return any(os.path.abspath(path).startswith(prefix + os.sep) for prefix in prefixes)
 
 
 def cli(db: Path | str, *args: Any, cwd: Path | None = None,

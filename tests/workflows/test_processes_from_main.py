@@ -80,6 +80,7 @@ def test_a_scripts_main_steps_run_on_processes_and_none_outlives_it(tmp_path):
     assert not any(alive(pid) for pid in pids)  # the run's worker ended its children
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 @pytest.mark.parametrize("executor", ["threads", "processes"])
 def test_a_worker_of_another_process_runs_main_steps_only_with_allow_pickle(tmp_path,
                                                                             executor):
@@ -116,6 +117,7 @@ NAMED_MAIN = """
 """
 
 
+@pytest.mark.usefixtures("cli_subprocesses")
 def test_a_main_step_named_like_the_commands_own_main_runs_its_own_code(tmp_path):
     """The command's ``__main__`` imports a ``main`` too: a step shipped by value is
     found by name there only if it was defined there."""
