@@ -206,6 +206,8 @@ class PostgresConnections:
                     on_notify()  # anything sent while we were not listening
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=LISTEN_POLL_SECONDS):
+                            if stop.is_set():  # close_pools' wake-up: stop now
+                                break
                             on_notify()
             except self.psycopg.Error:
                 if stop.is_set():
