@@ -256,7 +256,8 @@ class Worker:
 
     def _defers(self, batch: ClaimBatch) -> bool:
         """Whether a thread leaves the claims to the first thread, which runs quick steps."""
-        return batch is not self._batches[0] and self._batches[0].batching
+        leader = next(iter(self._batches), batch)  # none after a stop's grace period
+        return batch is not leader and leader.batching
 
     def _written(self, done: list[Done], completed: list[bool]) -> None:
         self._held.drop(claim for claim, _ in done)
