@@ -382,6 +382,9 @@ class Worker:
                         break
                     if self._process_one(worker_id):
                         continue
+                    if self._defers(batch):  # the first thread wakes it if it leaves work
+                        self.store.wait_for_work(self.polling_interval, since, this_process=True)
+                        continue
                     due = self.store.next_due()
                     idle = self.polling_interval if due is None else min(self.polling_interval, due)
                     batch.idle = True  # until woken: no thread defers to it

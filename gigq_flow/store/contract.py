@@ -368,9 +368,11 @@ class Store(Protocol):
     def watch(self) -> Any:
         """A token for ``wait_for_work``: changes committed after it wake the waiter."""
 
-    def wait_for_work(self, timeout: float, since: Any = None) -> None:
+    def wait_for_work(self, timeout: float, since: Any = None, *,
+                      this_process: bool = False) -> None:
         """Block until work may have appeared since ``since`` (default: now) or a wake-up,
-        at most ``timeout`` seconds."""
+        at most ``timeout`` seconds; with ``this_process``, only a wake-up from this
+        process ends the wait early."""
 
     def wake_all(self) -> None:
         """Wake every thread of this process blocked in ``wait_for_work``."""

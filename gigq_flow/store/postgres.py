@@ -98,8 +98,11 @@ class PostgresStore(SQLStore):
         self.db.ensure_listener(self.channel, self.wake.bump)
         return self.wake.generation
 
-    def wait_for_work(self, timeout: float, since: Any = None) -> None:
-        """Wake on a NOTIFY from any host or a same-process bump, else after ``timeout``."""
+    def wait_for_work(self, timeout: float, since: Any = None, *,
+                      this_process: bool = False) -> None:
+        """Wake on a NOTIFY from any host or a same-process bump, else after ``timeout``
+        (the listener's NOTIFYs are this process's bumps: ``this_process`` changes
+        nothing)."""
         generation = self.watch() if since is None else since
         self.wake.wait(generation, timeout)
 

@@ -166,11 +166,16 @@ class SQLiteStore(SQLStore):
     def watch(self) -> tuple[int, int]:
         return self.wake.generation, self.db.data_version()
 
-    def wait_for_work(self, timeout: float, since: Any = None) -> None:
+    def wait_for_work(self, timeout: float, since: Any = None, *,
+                      this_process: bool = False) -> None:
         """Wake on a same-process bump at once, on another process's commit within
-        CHANGE_POLL_SECONDS (``PRAGMA data_version``), else after ``timeout``."""
+        CHANGE_POLL_SECONDS (``PRAGMA data_version``; not with ``this_process``), else
+        after ``timeout``."""
         deadline = time.monotonic() + timeout
         generation, version = since if since is not None else self.watch()
+        if this_process:
+            self.wake.wait(generation, timeout)
+            return
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
