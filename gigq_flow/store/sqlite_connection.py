@@ -40,9 +40,10 @@ CACHE_KIB = 8 * 1024  # per connection: the hot pages of large queues (the OS ca
 # other processes keep using the WAL it cannot start the WAL over, and then every commit
 # pays a checkpoint and its fsyncs. Each connection checkpoints instead after
 # CHECKPOINT_COMMITS of its own commits (about 1,000 pages of a worker's), or sooner
-# once its commits changed CHECKPOINT_ROWS rows (a bulk submit).
+# once its commits changed CHECKPOINT_ROWS rows (a bulk submit; a worker thread's batch
+# changes a few hundred rows a commit, most of them on the same pages).
 CHECKPOINT_COMMITS = 512
-CHECKPOINT_ROWS = 1024
+CHECKPOINT_ROWS = 16384
 SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # result codes (the sqlite3 module names them from 3.11)
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
