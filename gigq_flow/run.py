@@ -7,7 +7,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,8 @@ class WorkflowRun:
     Any process can rebuild one with ``queue.get_workflow(workflow_id)``.
     """
 
-    def __init__(self, queue: JobQueue, workflow_id: str) -> None:
+    def __init__(self, queue: JobQueue, workflow_id: str, *,
+                 edges: Callable[[], Sequence[tuple[str, str]]] | None = None) -> None:
         self.queue = queue
         self._store = queue.store
         record = self._store.get_workflow(workflow_id)
@@ -51,6 +52,9 @@ class WorkflowRun:
         self.created_at: str = record["created_at"]
         self._edges: tuple[tuple[str, str], ...] | None = None
         """Read by the first snapshot: a run that is only waited for never holds them."""
+        self._known_edges = edges
+        """The edges as the submitting process knows them (a run without maps), which
+        the first picture takes rather than read them back."""
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self, since: RunSnapshot | None = None) -> RunSnapshot:
@@ -90,7 +94,9 @@ class WorkflowRun:
     def _read_edges(self) -> tuple[tuple[str, str], ...]:
         """The run's edges, read once: a run that is only waited for never holds them."""
         if self._edges is None:
-            self._edges = tuple(self._store.workflow_edges(self.id))
+            known, self._known_edges = self._known_edges, None
+            self._edges = tuple(known() if known is not None
+                                else self._store.workflow_edges(self.id))
         return self._edges
 
     def outline(self) -> RunOutline:

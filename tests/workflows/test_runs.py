@@ -352,3 +352,22 @@ def test_work_submitted_while_a_thread_is_claiming_is_picked_up_promptly(queue):
     finally:
         worker.stop(wait=True, timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_submitted_runs_edges_are_known_without_reading_them_back(queue):
+    """The submitting process draws from the edges it submitted: the same edges, in the
+    order the queue lists them, as any other process reads back."""
+    outside = queue.submit(Job("outside", jobs.noop))
+    late = Job("late", jobs.noop)  # created first, added last
+    time.sleep(0.002)  # a creation time of its own
+    first = Job("first", jobs.noop)
+    second = Job("second", jobs.noop, dependencies=[first.id, outside, first.id])
+    wf = Workflow("edges")
+    wf.add_job(first)
+    wf.add_job(second)
+    wf.add_job(late, depends_on=[second, first])
+    run = wf.submit(queue)
+    read_back = queue.get_workflow(run.id)
+    assert read_back._read_edges() == tuple(queue.store.workflow_edges(run.id))
+    assert run._read_edges() == read_back._read_edges()
+    assert run._read_edges()[0] == (second.id, late.id)  # the earliest created child first
