@@ -25,29 +25,17 @@ import pstats
 import threading
 import time
 
-from harness.jobs import noop
-from harness.kernel_dag_systems import WIDTH, layers, parents_of
+from harness.kernel_dag_systems import WIDTH, gigq_flow_workflow
 from harness.tempdirs import temporary_directory
 
-from gigq_flow import JobQueue, Worker, Workflow
-
-
-def build(steps: int) -> Workflow:
-    workflow = Workflow(f"kernel-dag-{steps}")
-    jobs: dict[tuple[int, int], object] = {}
-    for layer in layers(steps):
-        for i in range(WIDTH):
-            jobs[layer, i] = workflow.add_task(
-                noop, depends_on=[jobs[p] for p in parents_of(layer, i)] or None,
-                name=f"layer-{layer}")
-    return workflow
+from gigq_flow import JobQueue, Worker
 
 
 def breakdown(steps: int, workers: int) -> dict[str, float]:
     with temporary_directory() as directory:
         queue = JobQueue(os.path.join(directory, "queue.db"))
         began = time.perf_counter()
-        workflow = build(steps)
+        workflow = gigq_flow_workflow(steps)
         built = time.perf_counter()
         worker = Worker(queue, polling_interval=1, concurrency=workers)
         worker.start_background()
@@ -63,7 +51,7 @@ def breakdown(steps: int, workers: int) -> dict[str, float]:
     with temporary_directory() as directory:
         queue = JobQueue(os.path.join(directory, "queue.db"))
         whole = time.perf_counter()
-        build(steps).run(queue, workers=workers, progress=False).results()
+        gigq_flow_workflow(steps).run(queue, workers=workers, progress=False).results()
         whole = time.perf_counter() - whole
         queue.close()
     return {"build": built - began, "validate+submit (worker starting)": submitted - built,
@@ -76,7 +64,7 @@ def profile(steps: int, top: int) -> str:
     ``Workflow.run`` thread runs it: claims and completions in batches)."""
     with temporary_directory() as directory:
         queue = JobQueue(os.path.join(directory, "queue.db"))
-        run = build(steps).submit(queue)
+        run = gigq_flow_workflow(steps).submit(queue)
         worker = Worker(queue, polling_interval=0.05)
         worker.running = True
 

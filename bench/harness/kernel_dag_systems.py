@@ -60,25 +60,32 @@ def check_count(what: str, got: int, steps: int) -> None:
 
 
 # -- gigq_flow ---------------------------------------------------------------------------
+def gigq_flow_workflow(steps: int) -> Any:
+    """The DAG as a gigq_flow ``Workflow``: ``jobs.noop`` steps named after their layer."""
+    from gigq_flow import Workflow
+
+    workflow = Workflow(f"kernel-dag-{steps}")
+    jobs: dict[tuple[int, int], Any] = {}
+    for layer in layers(steps):
+        for i in range(WIDTH):
+            jobs[layer, i] = workflow.add_task(
+                noop, depends_on=[jobs[p] for p in parents_of(layer, i)] or None,
+                name=f"layer-{layer}")
+    return workflow
+
+
 def gigq_flow_dag(spec: dict[str, Any]) -> Figures:
     """``Workflow.run(queue, workers=spec["workers"])`` on a fresh SQLite file, then
     ``run.results()``; with ``spec["large"]``, also the peak RSS, ``run.visualize()``,
     its SVG, opening ``run.widget()`` and one ``panel.refresh()``, each timed once."""
-    from gigq_flow import JobQueue, Workflow
+    from gigq_flow import JobQueue
 
     steps, workers = spec["steps"], spec["workers"]
     with temporary_directory() as directory:
         before = peak_rss_mb()
         began = time.perf_counter()
         queue = JobQueue(os.path.join(directory, "queue.db"))
-        workflow = Workflow(f"kernel-dag-{steps}")
-        jobs: dict[tuple[int, int], Any] = {}
-        for layer in layers(steps):
-            for i in range(WIDTH):
-                jobs[layer, i] = workflow.add_task(
-                    noop, depends_on=[jobs[p] for p in parents_of(layer, i)] or None,
-                    name=f"layer-{layer}")
-        run = workflow.run(queue, workers=workers, progress=False)
+        run = gigq_flow_workflow(steps).run(queue, workers=workers, progress=False)
         results = run.results()
         seconds = time.perf_counter() - began
         check_count("gigq_flow", sum(len(values) for values in results.values()), steps)
