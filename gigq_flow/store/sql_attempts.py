@@ -76,8 +76,13 @@ class SQLAttempts(SQLBase):
     def complete_many_in(self, tx: Any, done: Sequence[tuple[ClaimedJob, str | bytes | None]]
                          ) -> list[bool]:
         """``complete`` each of ``done`` inside ``tx``: whether each was recorded."""
-        return [(not claim.has_children and self.complete_childless(claim, self.blob(result), tx))
-                or self._complete_in(tx, claim, self.blob(result)) for claim, result in done]
+        completed = []
+        for claim, result in done:
+            stored = self.blob(result)
+            completed.append((not claim.has_children
+                              and self.complete_childless(claim, stored, tx))
+                             or self._complete_in(tx, claim, stored))
+        return completed
 
     def unclaim(self, claims: Sequence[ClaimedJob]) -> int:
         """Return claimed jobs whose steps never started to the queue, as if unclaimed."""

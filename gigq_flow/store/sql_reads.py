@@ -150,12 +150,12 @@ class SQLReads(SQLBase):
         )
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
-        return [tuple(row) for row in self.db.read_tuples(
+        return self.db.read_tuples(
             f"""SELECT d.depends_on, d.job_id FROM job_dependencies d
                 JOIN jobs j ON j.id = d.job_id WHERE j.workflow_id = ?
                 ORDER BY j.created_at, j.{self.insertion_order}, d.position""",
             (workflow_id,),
-        )]
+        )
 
     def workflow_executions(self, workflow_id: str) -> list[Row]:
         return self.db.read(

@@ -43,11 +43,10 @@ COMPLETE_HELD = f"""UPDATE jobs SET {COMPLETE_SET}
     WHERE rowid = ? AND execution_id = ? AND status = 'running'"""
 COMPLETED_BY = """SELECT 1 FROM jobs WHERE rowid = ? AND execution_id = ?
     AND status = 'completed'"""
-ANY_READY = f"""SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs INDEXED BY idx_jobs_ready_free
-    WHERE {READY}) OR EXISTS (SELECT 1 FROM jobs WHERE status = 'pending'
-    AND pending_deps = 0 AND gate IS NOT NULL)"""
 ANY_READY_GATED = """SELECT 1 FROM jobs WHERE status = 'pending' AND pending_deps = 0
     AND gate IS NOT NULL ORDER BY gate LIMIT 1"""
+ANY_READY = f"""SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs INDEXED BY idx_jobs_ready_free
+    WHERE {READY}) OR EXISTS ({ANY_READY_GATED})"""
 CLAIM_GATED = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowid
     FROM jobs WHERE rowid = ?"""
 # One statement is one transaction, and SQLite serializes writers: no child can be added
@@ -171,11 +170,11 @@ class SQLiteStore(SQLStore):
         """Wake on a same-process bump at once, on another process's commit within
         CHANGE_POLL_SECONDS (``PRAGMA data_version``; not with ``this_process``), else
         after ``timeout``."""
+        if this_process:
+            self.wake.wait(self.wake.generation if since is None else since[0], timeout)
+            return
         deadline = time.monotonic() + timeout
         generation, version = since if since is not None else self.watch()
-        if this_process:
-            self.wake.wait(generation, timeout)
-            return
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
