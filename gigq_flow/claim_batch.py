@@ -5,9 +5,9 @@ their completions in the transaction of its next claims, so a step of no work co
 fraction of a transaction. The batch doubles while its steps run under QUICK_STEP
 seconds on average, up to MAX_BATCH, and is back to one job as soon as they do not.
 Steps that quick gain nothing from running on several threads, whose transactions
-would only queue for the one writer: while the worker's first thread runs them in
-batches, its other threads finish what they hold and claim only when woken by a batch
-that left ready jobs behind.
+would only queue for the one writer: while one of the worker's threads runs them in
+batches (the first in start order, of those that batch), its other threads finish what
+they hold and claim only when woken by a batch that left ready jobs behind.
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
 than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are

@@ -255,9 +255,10 @@ class Worker:
         batch.add([claim for claim in claimed if self._accept(claim)])
 
     def _defers(self, batch: ClaimBatch) -> bool:
-        """Whether a thread leaves the claims to the first thread, which runs quick steps."""
-        leader = next(iter(self._batches), batch)  # none after a stop's grace period
-        return batch is not leader and leader.batching
+        """Whether a thread leaves the claims to another, which runs quick steps in batches
+        (the first such thread, so that exactly one claims)."""
+        leader = next((other for other in self._batches if other.batching), batch)
+        return batch is not leader
 
     def _written(self, done: list[Done], completed: list[bool]) -> None:
         self._held.drop(claim for claim, _ in done)
@@ -382,13 +383,13 @@ class Worker:
                         break
                     if self._process_one(worker_id):
                         continue
-                    if self._defers(batch):  # the first thread wakes it if it leaves work
+                    batch.idle = True  # until woken: no thread defers to a waiting one
+                    if self._defers(batch):  # the batching thread wakes it if it leaves work
                         self.store.wait_for_work(self.polling_interval, since, this_process=True)
-                        continue
-                    due = self.store.next_due()
-                    idle = self.polling_interval if due is None else min(self.polling_interval, due)
-                    batch.idle = True  # until woken: no thread defers to it
-                    self.store.wait_for_work(idle, since)
+                    else:
+                        due = self.store.next_due()
+                        idle = self.polling_interval if due is None else due
+                        self.store.wait_for_work(min(self.polling_interval, idle), since)
                     batch.idle = False
                 except DatabaseError:
                     logger.exception("worker thread %s: database error", worker_id)
