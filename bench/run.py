@@ -227,7 +227,7 @@ def main() -> None:
     workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
     kernel_dag = (measure_kernel_dag(args.dag_steps, args.prefect_steps, args.repeat)
                   if "kernel-dag" in chosen else None)
-    large = measure_large(args.large_steps) if "kernel-dag-large" in chosen else None
+    large = measure_large(args.large_steps, args.repeat) if "kernel-dag-large" in chosen else None
     print(summary(about))
     print(f"--jobs {args.jobs}, best of {args.repeat}, {time.perf_counter() - began:.0f} s")
     if results:
