@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from .statements import (
     READY,
     READY_FIRST,
     RELEASE_CHILDREN,
+    chunks,
+    marks,
 )
 from .transport import Tx
 from .wakeup import signal_for
@@ -141,10 +144,21 @@ class SQLiteStore(SQLStore):
             for (claim, _), recorded in zip(done, completed, strict=True):
                 if not recorded:
                     self._note_stale(conn, claim, "completed", now)
-        conn.hot.executemany(RELEASE_CHILDREN, [
-            (claim.id,) for (claim, _), recorded in zip(done, completed, strict=True) if recorded
+        self._release_children_of(conn, [
+            claim.id for (claim, _), recorded in zip(done, completed, strict=True) if recorded
         ])
         return completed
+
+    @staticmethod
+    def _release_children_of(conn: QueueConnection, parent_ids: Sequence[str]) -> None:
+        """Count parents completed together off their children: one write a child, however
+        many of its parents are among them."""
+        for chunk in chunks(parent_ids):
+            children = Counter(child for (child,) in conn.hot.execute(
+                f"SELECT job_id FROM job_dependencies WHERE depends_on IN ({marks(chunk)})",
+                chunk).fetchall())
+            conn.hot.executemany("UPDATE jobs SET pending_deps = pending_deps - ? WHERE id = ?",
+                                 [(count, child) for child, count in children.items()])
 
     def complete_childless(self, claim: ClaimedJob, result: Any, tx: Any = None) -> bool:
         now = now_iso()

@@ -240,6 +240,27 @@ def test_a_batch_completes_several_jobs_and_claims_several_in_priority_order(
     assert {queue.get_status(job_id)["status"] for job_id in later[1:]} == {"running"}
 
 
+def test_parents_completed_together_release_their_children_once_all_are_done(
+        queue, db_path, make_worker):
+    """A child shared by parents of one batch, and a child submitted while its parents
+    ran (unknown at their claim), each become ready once, when their last parent is."""
+    parents = [queue.submit(Job(f"parent-{i}", jobs.identity, params={"value": i}))
+               for i in range(3)]
+    store = make_worker(db_path).store
+    claimed = store.complete_and_claim([], "w", ["w-1", "w-2", "w-3"])[1]
+    assert [claim.id for claim in claimed] == parents
+    assert not any(claim.has_children for claim in claimed)
+    shared = queue.submit(Job("shared", jobs.noop, dependencies=parents[:2]))
+    late = queue.submit(Job("late", jobs.noop, dependencies=parents))
+    completed, following = store.complete_and_claim(
+        [(claim, str(i)) for i, claim in enumerate(claimed[:2])], "w", ["w-4", "w-5"])
+    assert completed == [True, True]
+    assert [claim.id for claim in following] == [shared]  # late waits for parent-2
+    assert queue.get_status(late)["status"] == "pending"
+    completed, following = store.complete_and_claim([(claimed[2], "2")], "w", ["w-6"])
+    assert completed == [True] and [claim.id for claim in following] == [late]
+
+
 def test_unclaim_returns_jobs_that_never_started_without_counting_an_attempt(
         queue, db_path, make_worker):
     job_ids = [queue.submit(Job(f"job-{i}", jobs.identity, params={"value": i}))
