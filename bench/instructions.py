@@ -9,8 +9,10 @@ counted). Needs valgrind (Debian: ``apt-get install valgrind``).
 
 Loops: ``gigq_flow`` and ``raw sqlite`` (the systems of ``bench/harness/systems.py``,
 3,000 no-op jobs, ``process_one``), ``sql-only`` (gigq_flow's claim and completion
-statements in a bare loop over a gigq_flow file) and ``dag`` (1,000 parent-child pairs
-of a workflow, drained by ``Worker.process_one``).
+statements in a bare loop over a gigq_flow file), ``dag`` (1,000 parent-child pairs
+of a workflow, drained by ``Worker.process_one``) and ``kernel-dag`` (run.py's layered
+kernel-dag DAG of 3,000 steps, drained as a ``Workflow.run`` thread drains it: quick
+steps claimed and completed in batches).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import sys
 from functools import partial
 
 from harness.jobs import noop
+from harness.kernel_dag_systems import gigq_flow_workflow
 from harness.systems import SYSTEMS
 from harness.tempdirs import temporary_directory
 
 import gigq_flow
+from gigq_flow.claim_batch import ClaimBatch
 from gigq_flow.store import sqlite as sqlite_store
 from gigq_flow.store.clock import now_iso
 
@@ -78,8 +82,23 @@ def dag(drain: bool, directory: str) -> None:
     worker.close()
 
 
+def kernel_dag(drain: bool, directory: str) -> None:
+    queue = gigq_flow.JobQueue(os.path.join(directory, "q.db"))
+    gigq_flow_workflow(JOBS).submit(queue)
+    worker = gigq_flow.Worker(queue, polling_interval=1)
+    worker.running = True
+    worker._thread_state.batch = batch = ClaimBatch()  # as a loop thread, in this one
+    worker._batches.append(batch)
+    misses = 0
+    while drain and misses < 2:  # after the first miss, its last batch is written
+        misses = 0 if worker._process_one("w") else misses + 1
+    worker.running = False
+    worker.close()
+
+
 LOOPS = {"gigq_flow": partial(system_loop, "gigq_flow"),
-         "raw sqlite": partial(system_loop, "raw sqlite"), "sql-only": sql_only, "dag": dag}
+         "raw sqlite": partial(system_loop, "raw sqlite"), "sql-only": sql_only, "dag": dag,
+         "kernel-dag": kernel_dag}
 
 
 def run_phase(loop: str, phase: str) -> None:
