@@ -23,6 +23,7 @@ from ..errors import WorkflowNotFoundError
 from ..locations import describe_location
 from ..run import WorkflowRun
 from ..snapshot import JobState, RunSnapshot
+from ..viz.grouping import GROUP_MAX_NODES
 from ..viz.styles import DEFAULT_RANKDIR, RANKDIRS
 from .common import (
     PROG,
@@ -30,6 +31,7 @@ from .common import (
     console,
     open_queue,
     positive_float,
+    positive_int,
     print_json,
     short_time,
     status_text,
@@ -112,6 +114,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help=f"layout direction: top to bottom, left to right, ... "
                         f"(default: {DEFAULT_RANKDIR})")
     g.add_argument("--legend", action="store_true", help="add a legend of the status colours")
+    g.add_argument("--max-nodes", type=positive_int, default=GROUP_MAX_NODES, metavar="N",
+                   help="draw a large run in at most N nodes, its jobs grouped by shared "
+                        f"name, numbered name, then function (default: {GROUP_MAX_NODES})")
     g.set_defaults(handler=cmd_workflow_graph)
 
 
@@ -350,7 +355,8 @@ def check_picture_path(path: str) -> None:
 def cmd_workflow_graph(args: argparse.Namespace) -> int:
     check_picture_path(args.output)
     run = load_run(args)
-    run.visualize(rankdir=args.rankdir, legend=args.legend).save(args.output)
+    run.visualize(rankdir=args.rankdir, legend=args.legend, max_nodes=args.max_nodes
+                  ).save(args.output)
     print(f"Wrote {os.path.abspath(args.output)}")
     return 0
 

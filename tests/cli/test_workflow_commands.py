@@ -202,6 +202,26 @@ def test_graph_writes_the_picture_in_the_format_of_the_extension(db, name, magic
             assert job_name in text
 
 
+def test_graph_draws_a_large_run_in_at_most_max_nodes_nodes(db):
+    workflow = gigq_flow.Workflow("numbered")
+    for i in range(150):
+        workflow.add_task(jobs.noop, name=f"step-{i}")
+    queue = gigq_flow.JobQueue(db)
+    try:
+        run_id = workflow.submit(queue).id
+    finally:
+        queue.close()
+    drawn = {}
+    for max_nodes in (None, 20):
+        target = db.parent / f"picture-{max_nodes}.dot"
+        extra = [] if max_nodes is None else ["--max-nodes", str(max_nodes)]
+        ok(cli(db, "workflow", "graph", run_id, "-o", target, *extra))
+        drawn[max_nodes] = len(re.findall(r"^\s+[gj]\d+ \[", target.read_text(), re.MULTILINE))
+    assert drawn == {None: 150, 20: 15}  # the default bound (300) draws every job
+    assert_one_error_line(cli(db, "workflow", "graph", run_id, "-o", db.parent / "x.dot",
+                              "--max-nodes", "0"), "--max-nodes")
+
+
 @pytest.mark.parametrize("name, start", [
     ("picture.dot", "digraph"), ("picture.mmd", "flowchart LR"),
 ])
