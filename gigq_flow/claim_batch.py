@@ -6,8 +6,9 @@ fraction of a transaction. The batch doubles while its steps run under QUICK_STE
 seconds on average, up to MAX_BATCH, and is back to one job as soon as they do not.
 Steps that quick gain nothing from running on several threads, whose transactions
 would only queue for the one writer: while one of the worker's threads runs them in
-batches (the first in start order, of those that batch), its other threads finish what
-they hold and claim only when woken by a batch that left ready jobs behind.
+batches (the first to batch, until it goes idle or its steps slow down), its other
+threads finish what they hold and claim only when woken by a batch that left ready jobs
+behind.
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
 than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are

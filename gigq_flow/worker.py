@@ -113,16 +113,15 @@ class Worker:
         self._held = HeldJobs()
         self._lock = threading.Lock()  # the list of batches
         self._heartbeat: threading.Thread | None = None
-        self._heartbeat_stopping = False
+        self._heartbeat_stopping, self._heartbeat_next_wake = False, 0.0
         self._heartbeat_wake = threading.Event()
-        self._heartbeat_next_wake = 0.0
         self._supervisor: threading.Thread | None = None
-        self._signals_received = 0
-        self._next_lost_check = 0.0
+        self._signals_received, self._next_lost_check = 0, 0.0
         self._cache = StepCache(self.store, self._loader.loaded, self._next_attempt)
         self._thread_state = threading.local()  # a thread's ClaimBatch
         self._steps = ThreadSteps()  # each thread's child process, with executor="processes"
         self._batches: list[ClaimBatch] = []  # the loop threads'
+        self._leader: ClaimBatch | None = None  # the one that claims quick steps
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -255,10 +254,12 @@ class Worker:
         batch.add([claim for claim in claimed if self._accept(claim)])
 
     def _defers(self, batch: ClaimBatch) -> bool:
-        """Whether a thread leaves the claims to another, which runs quick steps in batches
-        (the first such thread, so that exactly one claims)."""
-        leader = next((other for other in self._batches if other.batching), batch)
-        return batch is not leader
+        """Whether a thread leaves the claims to another, which runs quick steps in batches:
+        the first thread to batch leads until it stops (idle, or its steps slowed down)."""
+        leader = self._leader
+        if leader is None or not leader.batching:
+            leader = self._leader = batch if batch.batching else None
+        return leader is not None and leader is not batch
 
     def _written(self, done: list[Done], completed: list[bool]) -> None:
         self._held.drop(claim for claim, _ in done)
