@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import string
 
 import pytest
 from support import jobs
-from support.viz import count_in, table_rows
+from support.viz import count_in, node_count, table_rows
 
 from gigq_flow import Workflow
 from gigq_flow.viz.draw import visualize
@@ -36,10 +35,6 @@ def layered(n: int, name, function=lambda i: jobs.identity) -> Workflow:
         parents = [above[i % 10], above[(i + 1) % 10]] if above else None
         made.append(wf.add_task(function(i), name=name(i), depends_on=parents))
     return wf
-
-
-def node_count(dot: str) -> int:
-    return len(re.findall(r'^\s+[gj]\d+ \[', dot, re.MULTILINE))
 
 
 def test_the_rule_groups_names_then_numbered_runs_then_functions():
