@@ -151,12 +151,12 @@ def incremental_runs(queue: JobQueue) -> Incremental:
     return Incremental(first, second, first_jobs, second_jobs)
 
 
-# -- the live panel -------------------------------------------------------------------------
 def node_count(dot: str) -> int:
     """How many nodes a DOT source draws (a job's ``j<i>``, a group's ``g<i>``)."""
     return len(re.findall(r"^\s+[gj]\d+ \[", dot, re.MULTILINE))
 
 
+# -- the live panel -------------------------------------------------------------------------
 def count_in(panel: Any, key: str) -> int:
     """The number on the panel's chip of a status (or of ``cached``)."""
     return int(re.search(r"<b>(\d+)</b>", panel.count_labels[key].value).group(1))
