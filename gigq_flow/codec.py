@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigurationError, SelfDependencyError, SerializationError
 from .job import CACHE_NEVER, Job
@@ -21,13 +21,23 @@ from .shipping import Shipped, local_only, ship
 from .store import NewJob, Row
 
 
+class FunctionRef(NamedTuple):
+    """How a submission stores a job's function: by module and name, and its code when
+    it is shipped by value."""
+
+    module: str
+    name: str
+    code: Shipped | None
+
+
 def to_new_job(job: Job, cache: str | None = None,
-               shipped: dict[Callable, Shipped | None] | None = None) -> NewJob:
+               functions: dict[Callable | str, FunctionRef] | None = None) -> NewJob:
     """Check and encode a Job for the store, its run using the cache as ``cache`` says
     (a stored mode: see ``gigq_flow.job.cache_mode``); raises before anything is written.
 
-    A function only this process can find is shipped by value (:mod:`.shipping`), once
-    per function in ``shipped``, the memo of one submission."""
+    A function only this process can find is shipped by value (:mod:`.shipping`).
+    ``functions`` is the memo of one submission: each function is looked at (and shipped)
+    once, however many of its jobs the submission has."""
     if not isinstance(job, Job):
         raise ConfigurationError(f"expected a Job, got {type(job).__name__}")
     for dep in job.dependencies:
@@ -39,20 +49,19 @@ def to_new_job(job: Job, cache: str | None = None,
         raise SelfDependencyError(
             f"job {job.name!r} depends on itself; remove its own id from its dependencies"
         )
-    code = None
     function = job.function
-    if not isinstance(function, str) and local_only(function):
-        if shipped is not None and function in shipped:
-            code = shipped[function]
-        else:
-            code = ship(function)
-            if shipped is not None:
-                shipped[function] = code
+    ref = None if functions is None else functions.get(function)
+    if ref is None:
+        code = None if isinstance(function, str) or not local_only(function) else ship(function)
+        ref = FunctionRef(job.function_module, job.function_name, code)
+        if functions is not None:
+            functions[function] = ref
+    module, name, code = ref
     return NewJob(
         id=job.id,
         name=job.name,
-        function_module=job.function_module,
-        function_name=job.function_name,
+        function_module=module,
+        function_name=name,
         params=dumps_params(job.params, job.serializer, job.name),
         priority=job.priority,
         dependencies=tuple(dict.fromkeys(job.dependencies)),

@@ -12,12 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .checks import check_int, check_number
-from .codec import decode_executions, decode_job_row, result_of, to_new_job
+from .codec import FunctionRef, decode_executions, decode_job_row, result_of, to_new_job
 from .errors import ConfigurationError, JobNotFoundError
 from .job import Job, cache_mode
 from .job_status import JobStatus
 from .run import WorkflowRun
-from .shipping import Shipped
 from .store import Store, WorkflowRecord, open_store
 
 logger = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ class JobQueue:
         record = WorkflowRecord(
             id=str(uuid.uuid4()), name=name, created_at=datetime.now().isoformat()
         )
-        shipped: dict[Callable, Shipped | None] = {}  # shipped by value once per submission
-        self.store.submit([to_new_job(job, mode, shipped) for job in jobs], record)
+        functions: dict[Callable | str, FunctionRef] = {}  # each looked at once
+        self.store.submit([to_new_job(job, mode, functions) for job in jobs], record)
         logger.info("submitted workflow %s (%s): %d jobs", record.id, name, len(jobs))
         return record.id
 
