@@ -14,6 +14,7 @@ from typing import Any
 from .checks import check_int, check_number
 from .codec import FunctionRef, decode_executions, decode_job_row, result_of, to_new_job
 from .errors import ConfigurationError, JobNotFoundError
+from .gc_pause import collector_paused
 from .job import Job, cache_mode
 from .job_status import JobStatus
 from .run import WorkflowRun
@@ -69,7 +70,8 @@ class JobQueue:
             id=str(uuid.uuid4()), name=name, created_at=datetime.now().isoformat()
         )
         functions: dict[Callable | str, FunctionRef] = {}  # each looked at once
-        self.store.submit([to_new_job(job, mode, functions) for job in jobs], record)
+        with collector_paused():
+            self.store.submit([to_new_job(job, mode, functions) for job in jobs], record)
         logger.info("submitted workflow %s (%s): %d jobs", record.id, name, len(jobs))
         return record.id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import decode_payload, result_of
 from .errors import JobNotFoundError, WorkflowNotFoundError
+from .gc_pause import collector_paused
 from .job import CACHE_NEVER, Job, cache_mode, new_id
 from .job_status import JobStatus
 from .results import group_by_name
@@ -41,7 +43,7 @@ class WorkflowRun:
     """
 
     def __init__(self, queue: JobQueue, workflow_id: str, *,
-                 edges: Callable[[], Sequence[tuple[str, str]]] | None = None) -> None:
+                 jobs: Sequence[Job] | None = None) -> None:
         self.queue = queue
         self._store = queue.store
         record = self._store.get_workflow(workflow_id)
@@ -52,9 +54,10 @@ class WorkflowRun:
         self.created_at: str = record["created_at"]
         self._edges: tuple[tuple[str, str], ...] | None = None
         """Read by the first snapshot: a run that is only waited for never holds them."""
-        self._known_edges = edges
-        """The edges as the submitting process knows them (a run without maps), which
-        the first picture takes rather than read them back."""
+        self._jobs = jobs
+        """The jobs as the submitting process holds them (a run without maps), whose
+        edges, names and functions the pictures take rather than read them back."""
+        self._in_queue_order: tuple[Job, ...] | None = None
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self, since: RunSnapshot | None = None) -> RunSnapshot:
@@ -72,7 +75,8 @@ class WorkflowRun:
             # Each row brings its own copy of every string: one object per repeated name,
             # function and worker keeps a large snapshot smaller.
             shared: dict[Any, Any] = {}
-            jobs = tuple(_state(row, shared) for row in self._store.workflow_jobs(self.id))
+            with collector_paused():
+                jobs = tuple(_state(row, shared) for row in self._store.workflow_jobs(self.id))
             return RunSnapshot(self.id, self.name, jobs, edges,
                                read_at.isoformat(timespec="microseconds"))
         start = datetime.fromisoformat(since.read_at) - timedelta(seconds=CHANGE_SLACK)
@@ -94,18 +98,36 @@ class WorkflowRun:
     def _read_edges(self) -> tuple[tuple[str, str], ...]:
         """The run's edges, read once: a run that is only waited for never holds them."""
         if self._edges is None:
-            known, self._known_edges = self._known_edges, None
-            self._edges = tuple(known() if known is not None
-                                else self._store.workflow_edges(self.id))
+            known = self._submitted()
+            self._edges = tuple(
+                [(parent, job.id) for job in known for parent in dict.fromkeys(job.dependencies)]
+                if known is not None else self._store.workflow_edges(self.id))
         return self._edges
+
+    def _submitted(self) -> tuple[Job, ...] | None:
+        """The submitting process's jobs in the order the queue lists them (creation
+        time, then place in the workflow), or None in any other process."""
+        if self._in_queue_order is None and self._jobs is not None:
+            jobs, created = self._jobs, [job.created_at for job in self._jobs]
+            if not all(map(operator.le, created, created[1:])):  # made in another order
+                jobs = [jobs[i] for i in sorted(range(len(jobs)), key=lambda i: (created[i], i))]
+            self._in_queue_order = tuple(jobs)
+        return self._in_queue_order
 
     def outline(self) -> RunOutline:
         """Every job's id, name, function and status in columns: what a grouped picture
         of a large run draws from (``visualize()`` reads it for a run without maps)."""
-        rows = self._store.workflow_outline(self.id)
-        ids, names, functions, statuses, cached, erred, mapped = (
-            tuple(column) for column in zip(*rows, strict=True)) if rows else ((),) * 7
-
+        known = self._submitted()
+        rows = self._store.workflow_outline(self.id, names=known is None)
+        if known is not None and len(rows) != len(known):  # some were cleared since
+            known, rows = None, self._store.workflow_outline(self.id)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (7 if known is None else 4)
+        if known is None:
+            ids, names, functions, statuses, cached, erred, mapped = columns
+        else:
+            ids, names = tuple(job.id for job in known), tuple(job.name for job in known)
+            functions = _function_names(known)
+            statuses, cached, erred, mapped = columns
         def read(job_ids: Sequence[str]) -> dict[str, JobState]:
             found = self._store.workflow_jobs_by_id(self.id, job_ids) if job_ids else []
             return {row["id"]: _state(row) for row in found}
@@ -297,14 +319,15 @@ class WorkflowRun:
         ``format``, ``styles``, ``around``, ``hops``, ``group_threshold``, ``max_nodes``
         (the grouping rule's bound), ``expand_maps`` (a map is one node with its items'
         progress unless True), ``renderer`` (see :func:`gigq_flow.viz.draw.visualize`)."""
-        from .viz.draw import visualize
+        with collector_paused():
+            from .viz.draw import visualize
 
-        plain = (options.get("around") is None and not options.get("expand_maps")
-                 and options.get("group_threshold", 0) is not None)
-        outline = self.outline() if plain else None
-        if outline is not None and not outline.has_maps:
-            return visualize(None, outline, **options)
-        return visualize(None, self.snapshot(), **options)
+            plain = (options.get("around") is None and not options.get("expand_maps")
+                     and options.get("group_threshold", 0) is not None)
+            outline = self.outline() if plain else None
+            if outline is not None and not outline.has_maps:
+                return visualize(None, outline, **options)
+            return visualize(None, self.snapshot(), **options)
 
     def widget(self, **options: Any) -> RunPanel:
         """A live ipywidgets panel of this run, refreshed by a background thread
@@ -331,6 +354,13 @@ class WorkflowRun:
 
 
 _STATUSES = {status.value: status for status in JobStatus}
+
+
+def _function_names(jobs: Sequence[Job]) -> tuple[str, ...]:
+    """Each job's function as ``module.name``, worked out once a function."""
+    names: dict[Callable | str, str] = {}
+    return tuple(names.get(job.function) or names.setdefault(
+        job.function, f"{job.function_module}.{job.function_name}") for job in jobs)
 
 
 def _state(row: dict[str, Any], shared: dict[Any, Any] | None = None) -> JobState:

@@ -7,7 +7,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .checks import check_int
@@ -19,6 +18,7 @@ from .errors import (
     SelfDependencyError,
     UnknownDependencyError,
 )
+from .gc_pause import collector_paused
 from .job import Job
 from .job_queue import JobQueue
 from .run import WorkflowRun
@@ -222,11 +222,12 @@ class Workflow:
         and refreshes what is stored; False (the default) neither reads nor writes them.
         """
         queue = queue or default_queue()
-        self.validate(queue)
-        self.last_run = WorkflowRun(
-            queue, queue.submit_workflow(self.name, self.jobs, cache=cache),
-            edges=None if any(job.map_param is not None for job in self.jobs)
-            else partial(_submitted_edges, tuple(self.jobs)))
+        with collector_paused():
+            self.validate(queue)
+            self.last_run = WorkflowRun(
+                queue, queue.submit_workflow(self.name, self.jobs, cache=cache),
+                jobs=None if any(job.map_param is not None for job in self.jobs)
+                else tuple(self.jobs))
         return self.last_run
 
     def run(
@@ -319,14 +320,6 @@ def _dependency_id(dep: Job | str) -> str:
     raise ConfigurationError(
         f"depends_on takes Jobs and job ids, got {type(dep).__name__}"
     )
-
-
-def _submitted_edges(jobs: Sequence[Job]) -> list[tuple[str, str]]:
-    """The edges of submitted ``jobs`` in the order the queue lists them (the child's
-    creation time, then its place in the workflow; the parent's place among its
-    dependencies): the run's picture need not read them back."""
-    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].created_at, i))
-    return [(parent, jobs[i].id) for i in order for parent in dict.fromkeys(jobs[i].dependencies)]
 
 
 def _stop_when_done(run: WorkflowRun, worker: Worker) -> None:

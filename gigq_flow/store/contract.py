@@ -9,7 +9,7 @@ never decodes params or results.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -323,11 +323,13 @@ class Store(Protocol):
         ``cached_from``, the map columns, ``tags`` and ``updated_at``), in submission
         order; with ``updated_since`` only those whose ``updated_at`` is not before it."""
 
-    def workflow_outline(self, workflow_id: str) -> list[tuple[Any, ...]]:
+    def workflow_outline(self, workflow_id: str, *, names: bool = True
+                         ) -> list[tuple[Any, ...]]:
         """What a grouped picture of a large run reads of each job, in submission order:
         ``(id, name, function, status, cached, erred, mapped)`` tuples (``function`` is
         ``module.name``; ``cached``: it reused a result; ``erred``: it has an error;
-        ``mapped``: a map or a map's item)."""
+        ``mapped``: a map or a map's item); ``names=False`` leaves out the id, name and
+        function (for a reader that holds them)."""
 
     def workflow_jobs_by_id(self, workflow_id: str, job_ids: Iterable[str]) -> list[Row]:
         """``workflow_jobs``'s rows of the jobs of these ids (in no order)."""
@@ -338,9 +340,9 @@ class Store(Protocol):
 
     def workflow_counts(self, workflow_id: str) -> dict[str, int]: ...
 
-    def workflow_results(self, workflow_id: str) -> list[tuple[str, str, Any, str | None]]:
-        """(id, name, encoded result, serializer) of the completed jobs, as tuples (a
-        large run's results are read at once)."""
+    def workflow_results(self, workflow_id: str) -> Iterator[tuple[str, str, Any, str | None]]:
+        """(id, name, encoded result, serializer) of the completed jobs, as tuples, in
+        submission order; read as they are used (a large run's are never all held)."""
 
     def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]: ...
 

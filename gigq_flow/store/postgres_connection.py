@@ -16,7 +16,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -179,6 +179,10 @@ class PostgresConnections:
                     return cursor.execute(translate(sql), tuple(params)).fetchall()
         except self.psycopg.Error as exc:
             raise self.wrap(exc) from exc
+
+    def stream_tuples(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """``read_tuples`` one row at a time (the driver has read them all)."""
+        return iter(self.read_tuples(sql, params))
 
     def ensure_listener(self, channel: str, on_notify: Callable[[], None]) -> None:
         """Start this process's listener thread for the queue unless it is running."""

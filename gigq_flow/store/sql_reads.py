@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -118,10 +118,11 @@ class SQLReads(SQLBase):
             (workflow_id,) if updated_since is None else (workflow_id, updated_since),
         )
 
-    def workflow_outline(self, workflow_id: str) -> list[tuple[Any, ...]]:
+    def workflow_outline(self, workflow_id: str, *, names: bool = True
+                         ) -> list[tuple[Any, ...]]:
+        named = "id, name, function_module || '.' || function_name," if names else ""
         return self.db.read_tuples(
-            f"""SELECT id, name, function_module || '.' || function_name, status,
-                    cached_from IS NOT NULL, error IS NOT NULL,
+            f"""SELECT {named} status, cached_from IS NOT NULL, error IS NOT NULL,
                     map_param IS NOT NULL OR map_of IS NOT NULL
                 FROM jobs WHERE workflow_id = ? ORDER BY created_at, {self.insertion_order}""",
             (workflow_id,),
@@ -141,8 +142,8 @@ class SQLReads(SQLBase):
             (workflow_id,))
         return {row["status"]: row["n"] for row in rows}
 
-    def workflow_results(self, workflow_id: str) -> list[tuple[str, str, Any, str | None]]:
-        return self.db.read_tuples(
+    def workflow_results(self, workflow_id: str) -> Iterator[tuple[str, str, Any, str | None]]:
+        return self.db.stream_tuples(
             f"""SELECT id, name, {job_result("jobs")} AS result, serializer FROM jobs
                 WHERE workflow_id = ? AND status = 'completed'
                 ORDER BY created_at, {self.insertion_order}""",

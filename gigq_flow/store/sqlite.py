@@ -44,6 +44,8 @@ CLAIM_HEADS = f"""SELECT {CLAIMED_COLUMNS.format(attempts="attempts + 1")}, rowi
 CLAIM_ROW = f"UPDATE jobs SET {CLAIM_SET} WHERE rowid = ?"
 COMPLETE_HELD = f"""UPDATE jobs SET {COMPLETE_SET}
     WHERE rowid = ? AND execution_id = ? AND status = 'running'"""
+# A step that returned None: the sqlite3 module binds None only after failing to adapt it.
+COMPLETE_HELD_NONE = COMPLETE_HELD.replace("result = ?", "result = NULL")
 COMPLETED_BY = """SELECT 1 FROM jobs WHERE rowid = ? AND execution_id = ?
     AND status = 'completed'"""
 ANY_READY_GATED = """SELECT 1 FROM jobs WHERE status = 'pending' AND pending_deps = 0
@@ -134,9 +136,12 @@ class SQLiteStore(SQLStore):
         if len(done) < 2:
             return super().complete_many_in(conn, done)
         now = now_iso()
-        written = conn.hot.executemany(COMPLETE_HELD, [
+        written = conn.hot.executemany(COMPLETE_HELD_NONE, [
+            (now, now, claim.row_key, claim.execution_id) for claim, result in done
+            if result is None]).rowcount
+        written += conn.hot.executemany(COMPLETE_HELD, [
             (result, now, now, claim.row_key, claim.execution_id) for claim, result in done
-        ]).rowcount
+            if result is not None]).rowcount
         completed = [True] * len(done)
         if written != len(done):
             completed = [conn.execute(COMPLETED_BY, (claim.row_key, claim.execution_id))

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, DatabaseError
@@ -35,6 +35,8 @@ PATIENT_BACKOFF = (0.001, 0.02)
 PROMPT_BACKOFF = (0.0001, 0.001)
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+STREAM_ROWS = 1000
+"""Rows a streamed read holds at once (a large run's results)."""
 CACHE_KIB = 8 * 1024  # per connection: the hot pages of large queues (the OS caches the rest)
 # SQLite's own checkpoint runs after every commit once the WAL holds 1,000 pages; while
 # other processes keep using the WAL it cannot start the WAL over, and then every commit
@@ -318,6 +320,16 @@ class SQLiteConnections:
     def read_tuples(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Rows of one read statement as tuples."""
         return self._fetch(sql, args)[1]
+
+    def stream_tuples(self, sql: str, args: Any = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of one read statement as tuples, STREAM_ROWS at a time."""
+        conn = self.connection()
+        try:
+            cursor = self.retry_locked(conn.execute, sql, args)
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise self.wrap(exc) from exc
 
     def _fetch(self, sql: str, args: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
         conn = self.connection()

@@ -50,6 +50,11 @@ class Transport(Protocol):
         dict a row: for reads of a whole large run)."""
         ...
 
+    def stream_tuples(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """``read_tuples`` for a reader that uses each row once: an embedded database
+        reads them a batch at a time rather than hold them all."""
+        ...
+
     def close(self) -> None:
         """Release what this thread holds."""
         ...

@@ -38,7 +38,17 @@ def outline_view(outline: RunOutline, *, rankdir: str = DEFAULT_RANKDIR,
             alone.append(i)
         else:
             members.setdefault(label, []).append(i)
-    erred = {label: next((i for i in found if outline.erred[i]), None)
+    # Counted by label and status in one pass; the searches below skip runs without
+    # reused results or errors (most).
+    tallies: dict[str, dict[JobStatus, int]] = {label: {} for label in members}
+    for (label, status), n in Counter(zip(labels, outline.statuses, strict=True)).items():
+        if label is not None:
+            tallies[label][status] = n
+    cached = Counter(label for label, reused, status in zip(
+        labels, outline.cached, outline.statuses, strict=True)
+        if reused and status is JobStatus.COMPLETED) if any(outline.cached) else Counter()
+    has_errors = any(outline.erred)
+    erred = {label: next((i for i in found if outline.erred[i]), None) if has_errors else None
              for label, found in members.items()}
     states = outline.read([ids[i] for i in alone] +
                           [ids[i] for i in erred.values() if i is not None])
@@ -47,20 +57,19 @@ def outline_view(outline: RunOutline, *, rankdir: str = DEFAULT_RANKDIR,
         keyed.append((i, job_node(f"j{i}", ids[i], outline.names[i], "", states.get(ids[i]),
                                   False)))
     for label, found in members.items():
-        tally: dict[JobStatus, int] = {}
-        cached = 0
-        for i in found:
-            status = outline.statuses[i]
-            tally[status] = tally.get(status, 0) + 1
-            cached += outline.cached[i] and status is JobStatus.COMPLETED
         first = erred[label]
         error = states[ids[first]].error if first is not None and ids[first] in states else None
         keyed.append((found[0], tally_node(f"g{found[0]}", label, [ids[i] for i in found],
-                                           tally, cached, error, False)))
+                                           tallies[label], cached[label], error, False)))
     nodes = tuple(node for _, node in sorted(keyed, key=lambda pair: pair[0]))
-    node_of_job = {job_id: node.key for node in nodes for job_id in node.job_ids}
+    key_of: dict[str | None, str] = {None: ""}  # a job drawn alone: its own key, next
+    key_of.update((label, f"g{found[0]}") for label, found in members.items())
+    node_of_job = dict(zip(ids, map(key_of.__getitem__, labels), strict=True))
+    node_of_job.update((ids[i], f"j{i}") for i in alone)
     position = {node.key: i for i, node in enumerate(nodes)}
-    edges = {(node_of_job[u], node_of_job[v]) for u, v in outline.edges}  # jobs of the run
+    parents, children = zip(*outline.edges, strict=True) if outline.edges else ((), ())
+    edges = set(zip(map(node_of_job.__getitem__, parents),  # jobs of the run
+                    map(node_of_job.__getitem__, children), strict=True))
     counts = Counter(outline.statuses)
     finished = sum(n for status, n in counts.items() if status.is_terminal)
     return GraphView(

@@ -9,7 +9,7 @@ import pytest
 from support import jobs
 from support.helpers import drain, lines, status_of
 
-from gigq_flow import Job, JobQueue, JobStatus
+from gigq_flow import Job, JobQueue, JobStatus, Workflow
 from gigq_flow.store import clock
 
 pytestmark = pytest.mark.contract
@@ -334,6 +334,23 @@ def test_get_status_decodes_json_fields(queue, db_path, make_worker):
     drain(make_worker(db_path))
     assert queue.get_status(parent)["result"] == {"k": [1, 2]}
     assert queue.get_status(child)["result"] == 3
+
+
+def test_a_submission_stores_each_jobs_options_whichever_of_them_others_set(queue):
+    wf = Workflow("options")
+    plain = wf.add_task(jobs.identity, name="plain")
+    dressed = wf.add_task(jobs.identity, name="dressed", depends_on=[plain],
+                          pass_parent_results=False, cache_version=2, tags=["gpu"])
+    run = wf.submit(queue)
+    alone = queue.submit(Job("alone", jobs.identity))  # no workflow, no option
+    for job_id, expected in ((plain.id, (None, None, [], run.id)),
+                             (dressed.id, (False, "2", ["gpu"], run.id)),
+                             (alone, (None, None, [], None))):
+        status = queue.get_status(job_id)
+        assert (status["pass_parent_results"], status["cache_version"], status["tags"],
+                status["workflow_id"]) == expected, status["name"]
+        assert (status["status"], status["attempts"], status["map_param"]) == (
+            "pending", 0, None)
 
 
 def test_job_rows_have_the_same_columns_on_every_backend(queue):

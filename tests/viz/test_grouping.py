@@ -8,7 +8,7 @@ import pytest
 from support import jobs
 from support.viz import count_in, node_count, table_rows
 
-from gigq_flow import Workflow
+from gigq_flow import Job, Workflow
 from gigq_flow.viz.draw import visualize
 from gigq_flow.viz.grouping import GROUP_MAX_NODES, group_labels
 from gigq_flow.viz.jobtable import MAX_ROWS
@@ -76,6 +76,25 @@ def test_numbered_steps_group_into_runs_of_numbers_and_match_the_snapshots_pictu
     # the outline draws what the snapshot draws
     assert dot == visualize(None, run.snapshot()).source
     assert run.visualize(max_nodes=1000).source.count("×10") == 301
+
+
+def test_the_submitting_process_draws_the_run_as_a_process_that_reads_it_back(queue):
+    made_first = Job("made-first", jobs.identity)  # the queue lists it first: made first
+    wf = layered(300, lambda i: f"layer-{i // 10}")
+    wf.add_job(made_first, depends_on=[wf.jobs[-1]])
+    run = wf.submit(queue)
+    queue.cancel(wf.jobs[5].id)
+    loaded = queue.get_workflow(run.id)
+    mine, theirs = run.outline(), loaded.outline()
+    assert mine.ids[0] == made_first.id and mine.functions[0] == "support.jobs.identity"
+    for column in ("ids", "names", "functions", "statuses", "erred", "edges"):
+        assert getattr(mine, column) == getattr(theirs, column), column
+    assert run.visualize().source == loaded.visualize().source
+    # a job cleared from the queue since: the run's picture reads the run back whole
+    queue.store.db.run(lambda tx: tx.execute("DELETE FROM jobs WHERE id = ?",
+                                             (wf.jobs[-2].id,)))
+    assert run.outline().ids == queue.get_workflow(run.id).outline().ids
+    assert len(run.outline().ids) == 300
 
 
 def test_a_refresh_reads_what_changed_and_the_table_lists_a_bounded_page(queue):

@@ -10,6 +10,7 @@ from support.workflows import finish
 
 from gigq_flow import JobNotFoundError, JobStatus, ParentResults, Workflow
 from gigq_flow.job import Job
+from gigq_flow.store import sqlite_connection
 
 pytestmark = pytest.mark.contract
 
@@ -105,6 +106,16 @@ def test_results_result_and_failed(queue):
         run.result("not-a-job-of-this-run")
     with pytest.raises(KeyError):
         run.result(Job(name="stranger", function=jobs.identity, params={"value": 0}))
+
+
+def test_results_are_read_a_batch_at_a_time_in_submission_order(queue, monkeypatch):
+    monkeypatch.setattr(sqlite_connection, "STREAM_ROWS", 2)
+    wf = Workflow("batches")
+    for i in range(5):
+        wf.add_task(jobs.identity, {"value": i}, name="step")
+    wf.add_task(jobs.identity, {"value": "last"}, name="last")
+    run = finish(queue, wf.submit(queue))
+    assert run.results() == {"step": [0, 1, 2, 3, 4], "last": "last"}
 
 
 # -- serializers ----------------------------------------------------------------------------
