@@ -31,8 +31,8 @@ from harness.tempdirs import temporary_directory
 
 import gigq_flow
 from gigq_flow.claim_batch import ClaimBatch
+from gigq_flow.clock import now_iso
 from gigq_flow.store import sqlite as sqlite_store
-from gigq_flow.store.clock import now_iso
 
 JOBS = 3000
 PAIRS = 1000

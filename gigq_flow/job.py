@@ -8,10 +8,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 from .checks import check_int, check_number
+from .clock import now_iso
 from .errors import ConfigurationError, TaskDefinitionError
 from .serialization import SERIALIZERS
 from .shipping import by_value_only
@@ -209,7 +209,7 @@ class Job:
         """Set by ``Workflow.map``: the job is a map, its items receive this parameter."""
         self.map_limit: int | None = None
         """A map's ``max_active``: how many of its items may run at once."""
-        self.created_at = datetime.now().isoformat()
+        self.created_at = now_iso()
 
     @property
     def function_module(self) -> str:

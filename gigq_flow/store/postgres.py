@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..clock import now_iso
 from ..errors import DatabaseError
-from .clock import now_iso
 from .contract import ClaimedJob, Row
 from .postgres_connection import PostgresConnections
 from .postgres_schema import SCHEMA_VERSION, migrate, recorded_version

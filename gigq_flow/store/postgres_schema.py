@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..clock import now_iso
 from ..errors import SchemaVersionError
-from .clock import now_iso
 from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from ..clock import now_iso
 from ..job import DEFAULT_TIMEOUT
-from .clock import now_iso
 from .contract import new_instance
 from .statements import job_result
 from .transport import Tx

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..clock import later_iso, now_iso
 from ..job import CACHE_USE
-from .clock import later_iso, now_iso
 from .contract import REUSED, CacheProbe, ClaimedJob
 from .sql_base import SQLBase
 from .statements import COMPLETE_SET, HELD, claimed_job

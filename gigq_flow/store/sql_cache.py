@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import now_iso
+from ..clock import now_iso
 from .contract import CacheKey, CacheLookup, CacheProbe, ClaimedJob, ParentResult, Row
 from .sql_base import SQLBase
 from .statements import HELD, PARENT_DIGESTS, READY_CACHED_CHILDREN, claimed_job

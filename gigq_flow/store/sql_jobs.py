@@ -8,10 +8,10 @@ from json.encoder import encode_basestring_ascii
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from ..clock import now_iso
 from ..errors import DuplicateJobError, UnknownDependencyError
 from ..job import new_id
 from ..job_status import JobStatus
-from .clock import now_iso
 from .contract import ClaimedJob, NewJob, WorkflowRecord, map_tag
 from .sql_limits import SQLLimits
 from .statements import DESCENDANTS, FINAL, FINAL_MARKS, HELD, chunks, marks

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from .clock import now_iso
+from ..clock import now_iso
 from .contract import INSTANCE_DIGITS, ParentResult, Row
 from .sql_base import SQLBase
 from .statements import PARENT_DIGESTS, PARENT_RESULTS, chunks, job_result, marks

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..clock import now_iso
 from ..errors import DatabaseError
-from .clock import now_iso
 from .contract import ClaimedJob
 from .sql import SQLStore
 from .sqlite_connection import QueueConnection, SQLiteConnections

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from ..clock import now_iso
 from ..errors import DatabaseError, SchemaVersionError
-from .clock import now_iso
 from .schema import (
     ATTEMPTS_QUERY,
     CACHE_JOB_COLUMNS,

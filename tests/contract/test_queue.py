@@ -9,8 +9,7 @@ import pytest
 from support import jobs
 from support.helpers import drain, lines, status_of
 
-from gigq_flow import Job, JobQueue, JobStatus, Workflow
-from gigq_flow.store import clock
+from gigq_flow import Job, JobQueue, JobStatus, Workflow, clock
 
 pytestmark = pytest.mark.contract
 

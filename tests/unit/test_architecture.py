@@ -19,7 +19,7 @@ MAX_LINES = 500
 # Bottom to top: a module imports modules of its own layer (without cycles) or below.
 LAYERS = (
     ("base", ("errors", "checks", "locations", "logs", "serialization", "shipping", "job_status",
-              "job", "gc_pause")),
+              "job", "gc_pause", "clock")),
     ("store", ("store",)),
     ("data", ("results", "snapshot", "codec", "decorators")),
     ("viz", ("viz",)),
