@@ -128,6 +128,7 @@ class WorkflowRun:
             ids, names = tuple(job.id for job in known), tuple(job.name for job in known)
             functions = _function_names(known)
             statuses, cached, erred, mapped = columns
+
         def read(job_ids: Sequence[str]) -> dict[str, JobState]:
             found = self._store.workflow_jobs_by_id(self.id, job_ids) if job_ids else []
             return {row["id"]: _state(row) for row in found}
