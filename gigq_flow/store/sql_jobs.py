@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -146,12 +146,12 @@ class SQLJobs(SQLLimits):
             )
             for job, gate in zip(jobs, gates, strict=True)
         )
-        empty = {name for name in OPTIONAL_JOB_FIELDS
-                 if set(map(attrgetter(name), jobs)) == {None}}
-        empty.update(name for name, unused in (
-            ("workflow_id", workflow_id is None), ("tags", not any(job.tags for job in jobs)),
-            ("gate", all(gate is None for gate in gates))) if unused)
-        statement, pick = job_insert(empty)
+        values: dict[str, Iterable[Any]] = {
+            name: map(attrgetter(name), jobs) for name in OPTIONAL_JOB_FIELDS}
+        values.update(tags=(job.tags or None for job in jobs), gate=gates,
+                      workflow_id=(workflow_id,))
+        statement, pick = job_insert(
+            {column for column, found in values.items() if set(found) <= {None}})
         tx.executemany(statement, map(pick, rows))
         code = {job.code_digest: job.code for job in jobs if job.code is not None}
         if code:
