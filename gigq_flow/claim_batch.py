@@ -8,7 +8,10 @@ Steps that quick gain nothing from running on several threads, whose transaction
 would only queue for the one writer: while one of the worker's threads runs them in
 batches (the first to batch, until it goes idle or its steps slow down), its other
 threads finish what they hold and claim only when woken by a batch that left ready jobs
-behind.
+behind. A thread whose steps are untimed (it has just started, or was idle) claims on
+trial: until its first step has run TRIAL seconds, or ended, the worker's other untimed
+threads leave the claims to it, so that a burst of quick steps starts on one thread
+rather than one step on each.
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
 than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are
@@ -18,6 +21,7 @@ batch's children nor its waiting jobs from other threads.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -31,6 +35,9 @@ QUICK_STEP = 0.0005
 short costs less than the transactions of its claim and completion)."""
 MAX_BATCH = 64
 """The most jobs a thread claims in one transaction."""
+TRIAL = 0.001
+"""Seconds after the step of a trial claim starts that the worker's other untimed threads
+wait for it to end (slow steps' threads start this much apart)."""
 HOLD_LIMIT = 1.0
 """Seconds a step may run before its batch gives up what it holds."""
 
@@ -47,6 +54,8 @@ class ClaimBatch:
         self.step_time = 0.0  # seconds its steps ran since the last write
         self.step_started: float | None = None  # a step of the batch runs since then
         self.idle = False  # its thread waits for work
+        self.timed = False  # a step of its thread was timed since it was last idle
+        self.trial: float | None = None  # its trial's first step started (inf: not yet)
         self._lock = threading.Lock()  # the heartbeat may give the batch up
 
     @property
@@ -54,8 +63,28 @@ class ClaimBatch:
         """Whether its thread runs quick steps in batches and has not gone idle."""
         return self.size > 1 and not self.idle
 
-    def begin_step(self) -> None:
+    def rest(self) -> None:
+        """Its thread waits for work: no thread defers to it, and its steps are untimed."""
+        self.idle, self.timed, self.trial = True, False, None
+
+    def trial_left(self, now: float) -> float:
+        """Seconds the other untimed threads still leave the claims to this one (inf:
+        until its first step starts)."""
+        return 0.0 if self.trial is None else max(0.0, self.trial + TRIAL - now)
+
+    def found(self, claimed: bool) -> None:
+        """Its thread's claim returned: a trial that claimed nothing ends."""
+        if not claimed:
+            self.trial = None
+
+    def begin_step(self) -> bool:
+        """A step starts; True when it is a trial's first (the threads that wait for the
+        trial look again)."""
         self.step_started = time.monotonic()
+        if self.trial != math.inf:
+            return False
+        self.trial = self.step_started
+        return True
 
     def end_step(self) -> None:
         if self.step_started is not None:
@@ -85,7 +114,7 @@ class ClaimBatch:
             done, self.done = self.done, []
         quick = bool(done) and self.step_time / len(done) < QUICK_STEP
         self.size = min(self.size * 2, MAX_BATCH) if quick else 1
-        self.step_time = 0.0
+        self.step_time, self.timed, self.trial = 0.0, True, None
         return done, self.size if claiming else 0
 
     def add(self, claims: list[ClaimedJob]) -> None:
@@ -104,3 +133,49 @@ class ClaimBatch:
             waiting, self.waiting = list(self.waiting), deque()
             self.size = 1
         return done, waiting
+
+
+class ClaimBatches:
+    """The batches of a worker's loop threads, and which of them claims for the others."""
+
+    def __init__(self) -> None:
+        self._batches: list[ClaimBatch] = []
+        self._leader: ClaimBatch | None = None  # the one that claims quick steps
+        self._lock = threading.Lock()  # the list, and who is on trial
+
+    def new(self) -> ClaimBatch:
+        """A loop thread's batch."""
+        batch = ClaimBatch()
+        with self._lock:
+            self._batches.append(batch)
+        return batch
+
+    def all(self) -> list[ClaimBatch]:
+        with self._lock:
+            return list(self._batches)
+
+    def clear(self) -> None:
+        """Forget the batches (a restarted worker's threads bring their own)."""
+        with self._lock:
+            self._batches.clear()
+
+    def deferral(self, batch: ClaimBatch, now: float, *, trial: bool = False) -> float:
+        """Seconds ``batch``'s thread leaves the claims to another (0: it claims now;
+        inf: until woken): to the one that runs quick steps in batches (the first thread
+        to batch leads until it stops: idle, or its steps slowed down), or, its own steps
+        untimed, to another's trial. With ``trial``, a thread that claims now with
+        untimed steps goes on trial."""
+        leader = self._leader
+        if leader is None or not leader.batching:
+            leader = self._leader = next((other for other in self._batches if other.batching),
+                                         None)
+        if leader is not None:
+            return 0.0 if leader is batch else math.inf
+        if batch.timed:
+            return 0.0
+        with self._lock:
+            left = max([other.trial_left(now) for other in self._batches if other is not batch],
+                       default=0.0)
+            if trial and not left and batch.trial is None:
+                batch.trial = math.inf
+        return left

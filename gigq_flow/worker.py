@@ -14,7 +14,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .checks import check_int, check_number
-from .claim_batch import ClaimBatch, Done
+from .claim_batch import ClaimBatch, ClaimBatches, Done
 from .current import Attempt, CurrentJob
 from .errors import ConfigurationError, DatabaseError
 from .fingerprint import result_digest
@@ -111,7 +111,6 @@ class Worker:
         self.running = False
         self._attempt_numbers = itertools.count(1)
         self._held = HeldJobs()
-        self._lock = threading.Lock()  # the list of batches
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stopping, self._heartbeat_next_wake = False, 0.0
         self._heartbeat_wake = threading.Event()
@@ -120,8 +119,7 @@ class Worker:
         self._cache = StepCache(self.store, self._loader.loaded, self._next_attempt)
         self._thread_state = threading.local()  # a thread's ClaimBatch
         self._steps = ThreadSteps()  # each thread's child process, with executor="processes"
-        self._batches: list[ClaimBatch] = []  # the loop threads'
-        self._leader: ClaimBatch | None = None  # the one that claims quick steps
+        self._batches = ClaimBatches()  # the loop threads'
 
     # -- one job ----------------------------------------------------------------------------
     def process_one(self) -> bool:
@@ -140,14 +138,18 @@ class Worker:
                 self._write_batch(batch, worker_id)
             claim = batch.next()
         if claim is None:
-            if batch is not None and self._defers(batch):
-                return False
             now = time.monotonic()
+            if batch is not None and self._batches.deferral(batch, now, trial=True):
+                return False
             if now >= self._next_lost_check:  # a cheap read, but not on every job
                 self._next_lost_check = now + LOST_WORKER_CHECK_INTERVAL
                 self.store.reclaim_lost()
             self._cache.begin_claim()
-            claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
+            try:
+                claim = self.store.claim(worker_id, self._next_attempt(), self._cache)
+            finally:
+                if batch is not None:
+                    batch.found(claim is not None)
             if claim is None:
                 return False
             if not self._accept(claim):
@@ -206,8 +208,8 @@ class Worker:
         self._held.start(claim, output, attempt)
         if time.monotonic() + OUTPUT_STORE_INTERVAL < self._heartbeat_next_wake:
             self._heartbeat_wake.set()  # it stores the output and sees cancels every second
-        if batch is not None:
-            batch.begin_step()
+        if batch is not None and batch.begin_step() and self.concurrency > 1:
+            self.store.wake_all()  # the threads that wait for its trial look again
         try:
             if step is None or code is None:
                 outcome = call_step(func, params, claim.serializer, output, attempt)
@@ -246,20 +248,13 @@ class Worker:
 
     def _write_batch(self, batch: ClaimBatch, worker_id: str) -> None:
         """Write a loop thread's completions and claim its next batch, in one transaction."""
-        done, size = batch.take(claiming=self.running and not self._defers(batch))
+        done, size = batch.take(claiming=self.running and not self._batches.deferral(
+            batch, time.monotonic()))
         self._cache.begin_claim()
         completed, claimed = self.store.complete_and_claim(
             done, worker_id, [self._next_attempt() for _ in range(size)], self._cache)
         self._written(done, completed)
         batch.add([claim for claim in claimed if self._accept(claim)])
-
-    def _defers(self, batch: ClaimBatch) -> bool:
-        """Whether a thread leaves the claims to another, which runs quick steps in batches:
-        the first thread to batch leads until it stops (idle, or its steps slowed down)."""
-        leader = self._leader
-        if leader is None or not leader.batching:
-            leader = self._leader = batch if batch.batching else None
-        return leader is not None and leader is not batch
 
     def _written(self, done: list[Done], completed: list[bool]) -> None:
         self._held.drop(claim for claim, _ in done)
@@ -270,7 +265,7 @@ class Worker:
     def _give_up_batches(self, now: float | None = None) -> None:
         """Write the completions and return the waiting jobs of the batches whose step
         runs past their HOLD_LIMIT at ``now`` (of every batch without ``now``)."""
-        for batch in list(self._batches):
+        for batch in self._batches.all():
             done, waiting = batch.give_up(now)
             if done:
                 self._written(done, self.store.complete_and_claim(done, "", [])[0])
@@ -370,9 +365,7 @@ class Worker:
     def _loop(self, index: int) -> None:
         worker_id = self.worker_id if self.concurrency == 1 else f"{self.worker_id}-{index}"
         logger.info("worker thread %s started", worker_id)
-        batch = self._thread_state.batch = ClaimBatch()
-        with self._lock:
-            self._batches.append(batch)
+        batch = self._thread_state.batch = self._batches.new()
         try:
             if self.executor == "processes":
                 self._steps.mine().start()  # its start-up overlaps the first claim's
@@ -384,9 +377,11 @@ class Worker:
                         break
                     if self._process_one(worker_id):
                         continue
-                    batch.idle = True  # until woken: no thread defers to a waiting one
-                    if self._defers(batch):  # the batching thread wakes it if it leaves work
-                        self.store.wait_for_work(self.polling_interval, since, this_process=True)
+                    batch.rest()  # until woken: no thread defers to a waiting one
+                    deferral = self._batches.deferral(batch, time.monotonic())
+                    if deferral:  # the thread it defers to wakes it if it leaves work
+                        self.store.wait_for_work(min(deferral, self.polling_interval), since,
+                                                 this_process=True)
                     else:
                         due = self.store.next_due()
                         idle = self.polling_interval if due is None else due
@@ -396,7 +391,7 @@ class Worker:
                     logger.exception("worker thread %s: database error", worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)
         finally:
-            batch.idle = True  # no thread defers to a stopped one
+            batch.rest()  # no thread defers to a stopped one
             logger.info("worker thread %s stopped", worker_id)
             self.store.close()
 
@@ -421,8 +416,7 @@ class Worker:
             alive[0].join(SUPERVISE_INTERVAL)
             alive = [thread for thread in alive if thread.is_alive()]
         self._give_up_batches()
-        with self._lock:
-            self._batches.clear()  # a restart's threads bring their own
+        self._batches.clear()
         unfinished, stopping = self._held.take_all()
         for attempt in stopping:  # released below: their processes end now
             attempt.ended = "interrupted"  # its thread drops the killed step's exit

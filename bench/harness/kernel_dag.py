@@ -19,8 +19,8 @@
                     ``panel.refresh()``.
 
 Every run is in a fresh interpreter (``kernel_dag_systems``) that imports only the
-system it runs; with ``--repeat`` each timing is the best of that many runs (the large
-run's peak memory the highest of them).
+system it runs; with ``--repeat`` each timing is the best of that many runs, the systems
+taking turns a run each (the large run's peak memory the highest of them).
 """
 
 from __future__ import annotations
@@ -62,46 +62,52 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def best(run: str, spec: dict[str, Any], repeat: int, label: str) -> dict[str, float]:
-    """The fastest of ``repeat`` runs, each in a fresh process."""
-    found: dict[str, float] | None = None
+Contender = tuple[str, str, dict[str, Any]]  # label, system, spec
+
+
+def best(contenders: list[Contender], repeat: int) -> dict[str, dict[str, float]]:
+    """Label -> the figures of its fastest of ``repeat`` runs, each in a fresh process.
+    The contenders take turns, a run each a round: a machine whose load drifts weighs on
+    all of them alike."""
+    found: dict[str, dict[str, float]] = {}
     for trial in range(1, repeat + 1):
-        log(f"  kernel-dag, run {trial}/{repeat}: {label}")
-        figures = in_fresh_process(run, spec)
-        if found is None or figures["seconds"] < found["seconds"]:
-            found = figures
-    assert found is not None
+        for label, run, spec in contenders:
+            log(f"  kernel-dag, run {trial}/{repeat}: {label}")
+            figures = in_fresh_process(run, spec)
+            if label not in found or figures["seconds"] < found[label]["seconds"]:
+                found[label] = figures
     return found
 
 
 def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int) -> Report:
     """Seconds by row (the "rows" of the report), and the rows measured apart."""
-    rows: dict[str, float] = {}
-    apart: dict[str, float] = {}
-    for label, run, workers in ((GF4, "gigq_flow", 4), (GF1, "gigq_flow", 1),
-                                (DASK_GET, "dask.threaded.get", 4),
-                                (DASK_DELAYED, "dask.delayed", 4)):
-        rows[label] = best(run, {"steps": steps, "workers": workers}, repeat, label)["seconds"]
+    contenders: list[Contender] = [
+        (label, run, {"steps": steps, "workers": workers})
+        for label, run, workers in ((GF4, "gigq_flow", 4), (GF1, "gigq_flow", 1),
+                                    (DASK_GET, "dask.threaded.get", 4),
+                                    (DASK_DELAYED, "dask.delayed", 4))]
     skipped = {}
     if importlib.util.find_spec("distributed"):
-        figures = best("distributed", {"steps": steps}, repeat, DISTRIBUTED)
-        rows[DISTRIBUTED], apart[DISTRIBUTED_START] = figures["seconds"], figures["start"]
+        contenders.append((DISTRIBUTED, "distributed", {"steps": steps}))
     else:
         skipped["distributed"] = DISTRIBUTED_MISSING
+    found = best(contenders, repeat)
+    rows = {label: figures["seconds"] for label, figures in found.items()}
+    apart = {DISTRIBUTED_START: found[DISTRIBUTED]["start"]} if DISTRIBUTED in found else {}
     small: dict[str, float] = {}
     if prefect_steps == 0:
         skipped["prefect"] = "--prefect-steps 0"
     elif importlib.util.find_spec("prefect"):
-        small[GF4_SMALL] = best("gigq_flow", {"steps": prefect_steps, "workers": 4}, repeat,
-                                GF4_SMALL)["seconds"]
         try:
             with tempfile.TemporaryDirectory(prefix="gigq-bench-prefect-") as home:
-                figures = best("prefect", {"steps": prefect_steps, "home": home}, repeat,
-                               PREFECT)
+                pair = best([(GF4_SMALL, "gigq_flow", {"steps": prefect_steps, "workers": 4}),
+                             (PREFECT, "prefect", {"steps": prefect_steps, "home": home})],
+                            repeat)
         except RuntimeError as exc:  # an optional peer that could not run: say why, go on
             skipped["prefect"] = f"failed: {str(exc).strip().splitlines()[-1]}"
         else:
-            small[PREFECT], apart[PREFECT_START] = figures["seconds"], figures["start"]
+            small = {label: figures["seconds"] for label, figures in pair.items()}
+            apart[PREFECT_START] = pair[PREFECT]["start"]
     else:
         skipped["prefect"] = PREFECT_MISSING
     return {"steps": steps, "rows": rows, "prefect_steps": prefect_steps, "prefect_rows": small,

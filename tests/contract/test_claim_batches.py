@@ -9,7 +9,7 @@ import pytest
 from support import jobs
 from support.helpers import wait_until
 
-from gigq_flow import Job, claim_batch
+from gigq_flow import Job, Workflow, claim_batch
 
 pytestmark = pytest.mark.contract
 
@@ -85,6 +85,37 @@ def test_other_threads_leave_quick_steps_to_the_batching_thread(queue, db_path, 
         by_thread[thread] = by_thread.get(thread, 0) + 1
     assert sum(by_thread.values()) == 400
     assert max(by_thread.values()) >= 300, by_thread  # one thread ran nearly all of them
+
+
+def test_a_burst_of_quick_steps_starts_on_one_thread(queue, db_path, make_worker, monkeypatch):
+    """The first thread to claim is on trial until its first step shows whether the steps
+    are quick: the other threads do not each claim one step of the burst meanwhile."""
+    monkeypatch.setattr(claim_batch, "QUICK_STEP", 60.0)  # every step counts as quick
+    monkeypatch.setattr(claim_batch, "TRIAL", 60.0)  # the trial lasts until it is written
+    worker = make_worker(db_path, concurrency=4, polling_interval=0.05)
+    worker.start_background()
+    workflow = Workflow("burst")
+    for i in range(200):
+        workflow.add_task(jobs.identity, params={"value": i}, name=f"quick-{i}")
+    run = workflow.submit(queue)  # the threads are idle: all of them wake for it
+    assert run.wait(timeout=30)
+    threads = {queue.get_status(job.id)["worker_id"] for job in workflow.jobs}
+    assert len(threads) == 1, threads
+
+
+def test_slow_steps_start_on_every_thread_after_the_trial(queue, db_path, make_worker):
+    """A trial lasts TRIAL seconds of its step: steps that take longer than that still
+    start on every thread at once."""
+    key = f"barrier-{uuid.uuid4()}"
+    job_ids = [queue.submit(Job(f"meet-{i}", jobs.meet_at_barrier,
+                                params={"key": key, "parties": 4}, max_attempts=1))
+               for i in range(4)]
+    worker = make_worker(db_path, worker_id="quad", concurrency=4, polling_interval=5)
+    worker.start_background()
+    wait_until(lambda: set(statuses(queue, job_ids)) <= {"completed", "failed"}, timeout=20)
+    runs = [queue.get_status(job_id) for job_id in job_ids]
+    assert [run["status"] for run in runs] == ["completed"] * 4, [run["error"] for run in runs]
+    assert {run["worker_id"] for run in runs} == {f"quad-{i}" for i in range(4)}
 
 
 def test_a_restarted_worker_claims_again(queue, db_path, make_worker, monkeypatch):
