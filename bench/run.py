@@ -3,7 +3,8 @@ raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
 (gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
-                        [--dag-steps 2000] [--prefect-steps 200] [--large-steps 100000]
+                        [--dag-steps 2000] [--dag-rounds 5] [--prefect-steps 200]
+                        [--large-steps 100000]
 
 Every measurement uses a fresh temporary directory; each queue figure is the best of
 ``--repeat`` runs, in jobs per second. Queue scenarios:
@@ -17,7 +18,8 @@ Every measurement uses a fresh temporary directory; each queue figure is the bes
 
 Workflow scenarios: workflow-submit, wide-dag, fan-out and dependent-latency;
 see ``bench/harness/workflow_scenarios.py``. A DAG in the kernel beside Dask and Prefect:
-kernel-dag and kernel-dag-large (``--dag-steps``, ``--prefect-steps``, ``--large-steps``);
+kernel-dag and kernel-dag-large (``--dag-steps``, ``--dag-rounds``, ``--prefect-steps``,
+``--large-steps``);
 see ``bench/harness/kernel_dag.py``.
 """
 
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 from harness.kernel_dag import (
+    DAG_ROUNDS,
     DEFAULT_DAG_STEPS,
     DEFAULT_LARGE_STEPS,
     DEFAULT_PREFECT_STEPS,
@@ -204,6 +207,9 @@ def main() -> None:
                         help=f"run these scenarios: {', '.join(every)}")
     parser.add_argument("--dag-steps", type=int, default=DEFAULT_DAG_STEPS,
                         help=f"steps of the kernel-dag DAG ({DEFAULT_DAG_STEPS})")
+    parser.add_argument("--dag-rounds", type=int, default=DAG_ROUNDS,
+                        help="rounds of the kernel-dag DAG without Prefect, the systems taking "
+                             f"turns; the best of each is kept (at least --repeat; {DAG_ROUNDS})")
     parser.add_argument("--prefect-steps", type=int, default=DEFAULT_PREFECT_STEPS,
                         help=f"steps of kernel-dag's DAG for Prefect ({DEFAULT_PREFECT_STEPS}; "
                              "0: leave Prefect out)")
@@ -211,8 +217,8 @@ def main() -> None:
                         help=f"steps of the kernel-dag-large DAG ({DEFAULT_LARGE_STEPS})")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
-    if args.jobs < 1 or args.repeat < 1:
-        parser.error("--jobs and --repeat must be at least 1")
+    if args.jobs < 1 or args.repeat < 1 or args.dag_rounds < 1:
+        parser.error("--jobs, --repeat and --dag-rounds must be at least 1")
     for option in ("dag_steps", "prefect_steps", "large_steps"):
         steps = getattr(args, option)
         wrong = None if option == "prefect_steps" and steps == 0 else check_steps(
@@ -225,7 +231,8 @@ def main() -> None:
     began = time.perf_counter()
     results = measure([s for s in SCENARIOS if s in chosen], args.jobs, args.repeat)
     workflows = measure_workflows([s for s in WORKFLOW_SCENARIOS if s in chosen], args.repeat)
-    kernel_dag = (measure_kernel_dag(args.dag_steps, args.prefect_steps, args.repeat)
+    kernel_dag = (measure_kernel_dag(args.dag_steps, args.prefect_steps, args.repeat,
+                                     max(args.repeat, args.dag_rounds))
                   if "kernel-dag" in chosen else None)
     large = measure_large(args.large_steps, args.repeat) if "kernel-dag-large" in chosen else None
     print(summary(about))

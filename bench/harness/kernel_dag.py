@@ -19,8 +19,11 @@
                     ``panel.refresh()``.
 
 Every run is in a fresh interpreter (``kernel_dag_systems``) that imports only the
-system it runs; with ``--repeat`` each timing is the best of that many runs, the systems
-taking turns a run each (the large run's peak memory the highest of them).
+system it runs; each timing is the best of several runs, the systems taking turns a run
+each: ``--repeat`` runs, and ``--dag-rounds`` (default DAG_ROUNDS) of the kernel-dag DAG
+without Prefect (a run takes a fraction of a second to a few seconds, and a shared
+machine's noise is as large as the differences measured); the large run's peak memory is
+the highest of its runs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DEFAULT_DAG_STEPS = 2000
 DEFAULT_PREFECT_STEPS = 200
 DEFAULT_LARGE_STEPS = 100_000
 LARGE_WORKERS = 2
+DAG_ROUNDS = 5
 
 GF4, GF1 = "gigq_flow Workflow.run(workers=4)", "gigq_flow Workflow.run(workers=1)"
 DASK_GET = "dask.threaded.get(graph, keys, num_workers=4)"
@@ -79,8 +83,9 @@ def best(contenders: list[Contender], repeat: int) -> dict[str, dict[str, float]
     return found
 
 
-def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int) -> Report:
-    """Seconds by row (the "rows" of the report), and the rows measured apart."""
+def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int) -> Report:
+    """Seconds by row (the "rows" of the report; the best of ``rounds``, Prefect's of
+    ``repeat``), and the rows measured apart."""
     contenders: list[Contender] = [
         (label, run, {"steps": steps, "workers": workers})
         for label, run, workers in ((GF4, "gigq_flow", 4), (GF1, "gigq_flow", 1),
@@ -91,7 +96,7 @@ def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int) -> Report:
         contenders.append((DISTRIBUTED, "distributed", {"steps": steps}))
     else:
         skipped["distributed"] = DISTRIBUTED_MISSING
-    found = best(contenders, repeat)
+    found = best(contenders, rounds)
     rows = {label: figures["seconds"] for label, figures in found.items()}
     apart = {DISTRIBUTED_START: found[DISTRIBUTED]["start"]} if DISTRIBUTED in found else {}
     small: dict[str, float] = {}
@@ -110,8 +115,8 @@ def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int) -> Report:
             apart[PREFECT_START] = pair[PREFECT]["start"]
     else:
         skipped["prefect"] = PREFECT_MISSING
-    return {"steps": steps, "rows": rows, "prefect_steps": prefect_steps, "prefect_rows": small,
-            "apart": apart, "skipped": skipped}
+    return {"steps": steps, "rounds": rounds, "rows": rows, "prefect_steps": prefect_steps,
+            "prefect_rows": small, "apart": apart, "skipped": skipped}
 
 
 def measure_large(steps: int, repeat: int) -> Report:
@@ -150,7 +155,8 @@ def rows_table(rows: dict[str, float], steps: int, ours: str) -> list[str]:
 def kernel_dag_lines(report: Report) -> list[str]:
     steps = report["steps"]
     lines = [f"kernel-dag: {shape(steps)}, 4 worker threads, end to end (build to every "
-             "result), each run in a fresh process",
+             f"result), each run in a fresh process, the best of {report['rounds']} "
+             f"round{'s' if report['rounds'] > 1 else ''} (the systems take turns)",
              *rows_table(report["rows"], steps, GF4)]
     if PREFECT in report["prefect_rows"]:
         lines += [f"Prefect on a smaller DAG, {shape(report['prefect_steps'])}:",

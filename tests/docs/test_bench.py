@@ -225,8 +225,8 @@ def test_run_measures_the_kernel_dag_beside_dask_and_the_large_run(tmp_path: Pat
         pytest.skip("dask is not installed: pip install -e \".[bench]\"")
     out = tmp_path / "kernel.json"
     stdout = run_script("run.py", "--only", "kernel-dag", "kernel-dag-large", "--dag-steps",
-                        "200", "--prefect-steps", "0", "--large-steps", "1000", "--json",
-                        str(out))
+                        "200", "--dag-rounds", "1", "--prefect-steps", "0", "--large-steps",
+                        "1000", "--json", str(out))
     figures = json.loads(out.read_text())
     rows = figures["kernel_dag"]["rows"]
     distributed = importlib.util.find_spec("distributed") is not None
@@ -234,6 +234,8 @@ def test_run_measures_the_kernel_dag_beside_dask_and_the_large_run(tmp_path: Pat
     expected += ["distributed LocalCluster(1 x 4 threads)"] if distributed else []
     assert list(rows) == expected
     assert all(seconds > 0 for seconds in rows.values())
+    assert figures["kernel_dag"]["rounds"] == 1
+    assert "each run in a fresh process, the best of 1 round (the systems take turns)" in stdout
     for row in expected:
         assert re.search(rf"^  {re.escape(row)} +\d+\.\d{{3}} +[\d,]+ +\d+\.\d\d$", stdout,
                          re.MULTILINE), (row, stdout)
