@@ -159,6 +159,10 @@ class ClaimBatches:
         with self._lock:
             self._batches.clear()
 
+    def leads(self, batch: ClaimBatch) -> bool:
+        """Whether ``batch``'s thread claims quick steps for the others, which defer to it."""
+        return self._leader is batch and batch.batching
+
     def deferral(self, batch: ClaimBatch, now: float, *, trial: bool = False) -> float:
         """Seconds ``batch``'s thread leaves the claims to another (0: it claims now;
         inf: until woken): to the one that runs quick steps in batches (the first thread

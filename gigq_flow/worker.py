@@ -252,7 +252,8 @@ class Worker:
             batch, time.monotonic()))
         self._cache.begin_claim()
         completed, claimed = self.store.complete_and_claim(
-            done, worker_id, [self._next_attempt() for _ in range(size)], self._cache)
+            done, worker_id, [self._next_attempt() for _ in range(size)], self._cache,
+            leading=self._batches.leads(batch))
         self._written(done, completed)
         batch.add([claim for claim in claimed if self._accept(claim)])
 
@@ -371,8 +372,11 @@ class Worker:
                 self._steps.mine().start()  # its start-up overlaps the first claim's
             while True:
                 try:
-                    # Before the checks, so that no wake-up is missed; none if a job waits.
-                    since = None if batch.waiting else self.store.watch()
+                    # Before the checks, so that no wake-up is missed; none if a job waits;
+                    # a thread that defers to another waits for this process only.
+                    deferring = not batch.waiting and bool(
+                        self._batches.deferral(batch, time.monotonic()))
+                    since = None if batch.waiting else self.store.watch(this_process=deferring)
                     if since is not None and not self.running:
                         break
                     if self._process_one(worker_id):
@@ -382,6 +386,8 @@ class Worker:
                     if deferral:  # the thread it defers to wakes it if it leaves work
                         self.store.wait_for_work(min(deferral, self.polling_interval), since,
                                                  this_process=True)
+                    elif deferring:
+                        continue  # it claims after all: its token cannot wait for others
                     else:
                         due = self.store.next_due()
                         idle = self.polling_interval if due is None else due

@@ -187,12 +187,14 @@ class Store(Protocol):
 
     def complete_and_claim(self, done: Sequence[tuple[ClaimedJob, str | bytes | None]],
                            worker_id: str, execution_ids: Sequence[str],
-                           probe: CacheProbe | None = None
+                           probe: CacheProbe | None = None, *, leading: bool = False
                            ) -> tuple[list[bool], list[ClaimedJob]]:
         """``complete`` each of ``done`` (a claim and its result), then ``claim`` as
         ``worker_id`` up to one job per id of ``execution_ids``, in one transaction:
         whether each completion was recorded, and the jobs claimed (fewer when fewer
-        were ready)."""
+        were ready). Idle threads of this process wake when it claimed none, or every
+        job it asked for (more may be ready) unless ``leading``: the caller claims for
+        its worker's other threads, which wait for it."""
         ...
 
     def unclaim(self, claims: Sequence[ClaimedJob]) -> int:
@@ -367,8 +369,10 @@ class Store(Protocol):
     def next_due(self) -> float | None:
         """Seconds until a delayed retry becomes ready or a running job times out."""
 
-    def watch(self) -> Any:
-        """A token for ``wait_for_work``: changes committed after it wake the waiter."""
+    def watch(self, this_process: bool = False) -> Any:
+        """A token for ``wait_for_work``: changes committed after it wake the waiter. A
+        token taken with ``this_process`` serves only waits with ``this_process`` (it
+        may cost nothing to take)."""
 
     def wait_for_work(self, timeout: float, since: Any = None, *,
                       this_process: bool = False) -> None:

@@ -93,7 +93,7 @@ class PostgresStore(SQLStore):
         return rows
 
     # -- wake-ups -----------------------------------------------------------------------------
-    def watch(self) -> int:
+    def watch(self, this_process: bool = False) -> int:
         # One listener per process and queue, started by the first waiter.
         self.db.ensure_listener(self.channel, self.wake.bump)
         return self.wake.generation

@@ -59,7 +59,7 @@ class SQLAttempts(SQLBase):
 
     def complete_and_claim(self, done: Sequence[tuple[ClaimedJob, str | bytes | None]],
                            worker_id: str, execution_ids: Sequence[str],
-                           probe: CacheProbe | None = None
+                           probe: CacheProbe | None = None, *, leading: bool = False
                            ) -> tuple[list[bool], list[ClaimedJob]]:
         settlers = [self._settler(worker_id, execution_id, probe)
                     for execution_id in execution_ids]
@@ -69,8 +69,10 @@ class SQLAttempts(SQLBase):
             return completed, self.claim_many_in(tx, worker_id, execution_ids, settlers)
 
         completed, claimed = self.db.run(body, patient=True)
-        if len(claimed) in (0, len(execution_ids)):  # else it took every ready job: no
-            self.wake.bump()  # other thread would find one, and the run is not done
+        # Fewer than asked: it took every ready job, no other thread would find one, and
+        # the run is not done.
+        if not claimed or (len(claimed) == len(execution_ids) and not leading):
+            self.wake.bump()
         return completed, claimed
 
     def complete_many_in(self, tx: Any, done: Sequence[tuple[ClaimedJob, str | bytes | None]]

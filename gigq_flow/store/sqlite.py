@@ -181,8 +181,9 @@ class SQLiteStore(SQLStore):
         super().heartbeat(instance)
         self.db.checkpoint_if_large()
 
-    def watch(self) -> tuple[int, int]:
-        return self.wake.generation, self.db.data_version()
+    def watch(self, this_process: bool = False) -> tuple[int, int | None]:
+        # A thread that waits for this process only opens no connection to take its token.
+        return self.wake.generation, None if this_process else self.db.data_version()
 
     def wait_for_work(self, timeout: float, since: Any = None, *,
                       this_process: bool = False) -> None:

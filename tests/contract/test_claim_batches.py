@@ -3,6 +3,8 @@ slow step makes its batch give back what it holds."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
@@ -26,9 +28,9 @@ def test_quick_steps_are_claimed_and_completed_in_batches(queue, db_path, make_w
     writes = []
     write = worker.store.complete_and_claim
 
-    def counted(done, worker_id, execution_ids, probe=None):
+    def counted(done, worker_id, execution_ids, *rest, **options):
         writes.append((len(done), len(execution_ids)))
-        return write(done, worker_id, execution_ids, probe)
+        return write(done, worker_id, execution_ids, *rest, **options)
 
     worker.store.complete_and_claim = counted
     worker.start_background()
@@ -126,3 +128,42 @@ def test_a_restarted_worker_claims_again(queue, db_path, make_worker, monkeypatc
         worker.start_background()
         wait_until(lambda ids=job_ids: set(statuses(queue, ids)) == {"completed"})
         worker.stop(wait=True)
+
+
+@pytest.mark.parametrize("leading", [False, True])
+def test_a_leading_claim_of_all_it_asked_for_wakes_no_idle_thread(queue, db_path, make_worker,
+                                                                  leading):
+    """Taking every job it asked for leaves more ready: idle threads wake to take them,
+    unless the caller leads, and they wait for it. Claiming none wakes them always."""
+    store = make_worker(db_path).store
+    since = store.watch()  # on PostgreSQL, the listener that hears the submission's NOTIFY
+    workflow = Workflow("ready")
+    for i in range(4):
+        workflow.add_task(jobs.noop, name=f"ready-{i}")
+    workflow.submit(queue)  # one transaction
+    store.wait_for_work(5.0, since)  # its wake-up has come
+    since = store.watch(this_process=True)  # no connection: serves this process's wake-ups
+    woken = threading.Event()
+    waiter = threading.Thread(target=lambda: (
+        store.wait_for_work(1.5, since, this_process=True), woken.set()))
+    waiter.start()
+    claimed = store.complete_and_claim([], "w", ["w-1", "w-2"], leading=leading)[1]
+    assert len(claimed) == 2
+    assert woken.wait(0.5) is not leading
+    waiter.join()
+    since = store.watch(this_process=True)
+    waiter = threading.Thread(target=store.wait_for_work, args=(1.5, since),
+                              kwargs={"this_process": True})
+    began = time.monotonic()
+    waiter.start()
+    assert len(store.complete_and_claim([], "w", ["w-3", "w-4", "w-5"], leading=True)[1]) == 2
+    waiter.join()  # fewer than asked: every ready job taken, nothing for another thread
+    assert time.monotonic() - began > 1.0
+    since = store.watch(this_process=True)
+    waiter = threading.Thread(target=store.wait_for_work, args=(5.0, since),
+                              kwargs={"this_process": True})
+    began = time.monotonic()
+    waiter.start()
+    assert store.complete_and_claim([(claimed[0], None)], "w", ["w-6"], leading=True)[1] == []
+    waiter.join()  # none claimed: the run may be over, or its completions freed others' jobs
+    assert time.monotonic() - began < 2.5

@@ -249,11 +249,11 @@ def test_an_outcome_the_database_refused_ends_at_the_deadline_not_never(queue, d
     refusals = []
 
     def refuse_once(record, execution_id):  # a loop thread writes its completions in batches
-        def refused(first, *rest):
+        def refused(first, *rest, **options):
             if not refusals:
                 refusals.append(execution_id(first))
                 raise DatabaseError("disk I/O error (simulated)")
-            return record(first, *rest)
+            return record(first, *rest, **options)
         return refused
 
     worker.store.complete = refuse_once(worker.store.complete, lambda claim: claim.execution_id)

@@ -304,3 +304,23 @@ def test_requeue_of_a_job_whose_parent_failed_meanwhile(queue, db_path, tmp_path
     # Its parent ended failed: it can never run, so it must not wait as pending.
     assert queue.get_status(child.id)["status"] == "upstream_failed"
     assert queue.get_status(grandchild.id)["status"] == "upstream_failed"
+
+
+
+def test_a_token_for_this_process_opens_no_connection(tmp_path):
+    """A worker thread that defers to another waits for this process's wake-ups only: it
+    takes its token without a connection (a whole token reads PRAGMA data_version)."""
+    queue = JobQueue(tmp_path / "q.db")
+    opened = {}
+
+    def watch(this_process):
+        queue.store.watch(this_process=this_process)
+        opened[this_process] = bool(getattr(sqlite_connection._local, "connections", None))
+        queue.store.close()  # this thread's connections
+
+    for this_process in (True, False):
+        thread = threading.Thread(target=watch, args=(this_process,))
+        thread.start()
+        thread.join()
+    assert opened == {True: False, False: True}
+    queue.close()
