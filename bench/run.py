@@ -3,7 +3,7 @@ raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
 (gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
-                        [--dag-steps 2000] [--dag-rounds 5] [--prefect-steps 200]
+                        [--dag-steps 2000] [--dag-rounds 10] [--prefect-steps 200]
                         [--large-steps 100000]
 
 Every measurement uses a fresh temporary directory; each queue figure is the best of

@@ -39,7 +39,7 @@ DEFAULT_DAG_STEPS = 2000
 DEFAULT_PREFECT_STEPS = 200
 DEFAULT_LARGE_STEPS = 100_000
 LARGE_WORKERS = 2
-DAG_ROUNDS = 5
+DAG_ROUNDS = 10
 
 GF4, GF1 = "gigq_flow Workflow.run(workers=4)", "gigq_flow Workflow.run(workers=1)"
 DASK_GET = "dask.threaded.get(graph, keys, num_workers=4)"
