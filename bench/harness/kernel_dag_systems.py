@@ -76,20 +76,26 @@ def gigq_flow_workflow(steps: int) -> Any:
 
 def gigq_flow_dag(spec: dict[str, Any]) -> Figures:
     """``Workflow.run(queue, workers=spec["workers"])`` on a fresh SQLite file, then
-    ``run.results()``; with ``spec["large"]``, also the peak RSS, ``run.visualize()``,
+    ``run.results()``: the seconds, and the CPU time and voluntary context switches of the
+    process meanwhile; with ``spec["large"]``, also the peak RSS, ``run.visualize()``,
     its SVG, opening ``run.widget()`` and one ``panel.refresh()``, each timed once."""
     from gigq_flow import JobQueue
 
     steps, workers = spec["steps"], spec["workers"]
     with temporary_directory() as directory:
         before = peak_rss_mb()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         began = time.perf_counter()
         queue = JobQueue(os.path.join(directory, "queue.db"))
         run = gigq_flow_workflow(steps).run(queue, workers=workers, progress=False)
         results = run.results()
         seconds = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_SELF)
         check_count("gigq_flow", sum(len(values) for values in results.values()), steps)
-        figures = {"seconds": seconds}
+        figures = {"seconds": seconds,
+                   "CPU seconds": (after.ru_utime + after.ru_stime
+                                   - usage.ru_utime - usage.ru_stime),
+                   "voluntary context switches": after.ru_nvcsw - usage.ru_nvcsw}
         if spec.get("large"):
             figures["peak RSS MB"] = peak_rss_mb()
             figures["RSS before the build MB"] = before
