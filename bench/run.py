@@ -3,7 +3,7 @@ raw SQLite claim-and-complete loop (the floor), plus the workflow scenarios
 (gigq_flow against gigq 0.5.1, in ``bench/harness/workflow_scenarios.py``), in one run.
 
     python bench/run.py [--jobs 3000] [--repeat 1] [--only SCENARIO ...] [--json PATH]
-                        [--dag-steps 2000] [--dag-rounds 10] [--prefect-steps 200]
+                        [--dag-steps 2000] [--dag-rounds 20] [--prefect-steps 200]
                         [--large-steps 100000]
 
 Every measurement uses a fresh temporary directory; each queue figure is the best of
@@ -208,8 +208,8 @@ def main() -> None:
     parser.add_argument("--dag-steps", type=int, default=DEFAULT_DAG_STEPS,
                         help=f"steps of the kernel-dag DAG ({DEFAULT_DAG_STEPS})")
     parser.add_argument("--dag-rounds", type=int, default=DAG_ROUNDS,
-                        help="rounds of the kernel-dag DAG without Prefect, the systems taking "
-                             f"turns; the best of each is kept (at least --repeat; {DAG_ROUNDS})")
+                        help="runs of the kernel-dag DAG for gigq_flow and dask.threaded.get, "
+                             f"the systems taking turns (at least --repeat; {DAG_ROUNDS})")
     parser.add_argument("--prefect-steps", type=int, default=DEFAULT_PREFECT_STEPS,
                         help=f"steps of kernel-dag's DAG for Prefect ({DEFAULT_PREFECT_STEPS}; "
                              "0: leave Prefect out)")

@@ -22,8 +22,8 @@
 
 Every run is in a fresh interpreter (``kernel_dag_systems``) that imports only the
 system it runs; each timing is the best of several runs, the systems taking turns a run
-each: ``--repeat`` runs, and ``--dag-rounds`` (default DAG_ROUNDS) of the kernel-dag DAG
-without Prefect (a run takes a fraction of a second to a few seconds, and a shared
+each: ``--repeat`` runs, and ``--dag-rounds`` (default DAG_ROUNDS) for gigq_flow and
+Dask's raw graph on the kernel-dag DAG (a run takes a fraction of a second, and a shared
 machine's noise is as large as the differences measured); the large run's peak memory is
 the highest of its runs.
 """
@@ -42,7 +42,7 @@ DEFAULT_DAG_STEPS = 2000
 DEFAULT_PREFECT_STEPS = 200
 DEFAULT_LARGE_STEPS = 100_000
 LARGE_WORKERS = 2
-DAG_ROUNDS = 10
+DAG_ROUNDS = 20
 
 GF4, GF1 = "gigq_flow Workflow.run(workers=4)", "gigq_flow Workflow.run(workers=1)"
 DASK_GET = "dask.threaded.get(graph, keys, num_workers=4)"
@@ -69,19 +69,19 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-Contender = tuple[str, str, dict[str, Any]]  # label, system, spec
+Contender = tuple[str, str, dict[str, Any], int]  # label, system, spec, runs
 
 
-def measure_rounds(contenders: list[Contender], rounds: int
-                   ) -> dict[str, list[dict[str, float]]]:
-    """Label -> the figures of each of its ``rounds`` runs, each in a fresh process. The
-    contenders take turns, a run each a round: a machine whose load drifts weighs on all
-    of them alike."""
-    found: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in contenders}
-    for trial in range(1, rounds + 1):
-        for label, run, spec in contenders:
-            log(f"  kernel-dag, run {trial}/{rounds}: {label}")
-            found[label].append(in_fresh_process(run, spec))
+def measure_rounds(contenders: list[Contender]) -> dict[str, list[dict[str, float]]]:
+    """Label -> the figures of each of its runs, each in a fresh process. The contenders
+    take turns, a run each a round (while they have runs left): a machine whose load
+    drifts weighs on all of them alike."""
+    found: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in contenders}
+    for trial in range(1, max(runs for *_, runs in contenders) + 1):
+        for label, run, spec, runs in contenders:
+            if trial <= runs:
+                log(f"  kernel-dag, run {trial}/{runs}: {label}")
+                found[label].append(in_fresh_process(run, spec))
     return found
 
 
@@ -90,19 +90,20 @@ def fastest(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int) -> Report:
-    """Seconds by row (the "rows" of the report; the best of ``rounds``, Prefect's of
-    ``repeat``), and the rows measured apart."""
+    """Seconds by row (the "rows" of the report: the best of ``rounds`` for gigq_flow and
+    Dask's raw graph, of ``repeat`` for the others), and the rows measured apart."""
     contenders: list[Contender] = [
-        (label, run, {"steps": steps, "workers": workers})
-        for label, run, workers in ((GF4, "gigq_flow", 4), (GF1, "gigq_flow", 1),
-                                    (DASK_GET, "dask.threaded.get", 4),
-                                    (DASK_DELAYED, "dask.delayed", 4))]
+        (label, run, {"steps": steps, "workers": workers}, runs)
+        for label, run, workers, runs in ((GF4, "gigq_flow", 4, rounds),
+                                          (GF1, "gigq_flow", 1, rounds),
+                                          (DASK_GET, "dask.threaded.get", 4, rounds),
+                                          (DASK_DELAYED, "dask.delayed", 4, repeat))]
     skipped = {}
     if importlib.util.find_spec("distributed"):
-        contenders.append((DISTRIBUTED, "distributed", {"steps": steps}))
+        contenders.append((DISTRIBUTED, "distributed", {"steps": steps}, repeat))
     else:
         skipped["distributed"] = DISTRIBUTED_MISSING
-    found = measure_rounds(contenders, rounds)
+    found = measure_rounds(contenders)
     rows = {label: fastest(runs)["seconds"] for label, runs in found.items()}
     apart = ({DISTRIBUTED_START: fastest(found[DISTRIBUTED])["start"]}
              if DISTRIBUTED in found else {})
@@ -115,8 +116,8 @@ def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int)
         try:
             with tempfile.TemporaryDirectory(prefix="gigq-bench-prefect-") as home:
                 pair = measure_rounds(
-                    [(GF4_SMALL, "gigq_flow", {"steps": prefect_steps, "workers": 4}),
-                     (PREFECT, "prefect", {"steps": prefect_steps, "home": home})], repeat)
+                    [(GF4_SMALL, "gigq_flow", {"steps": prefect_steps, "workers": 4}, repeat),
+                     (PREFECT, "prefect", {"steps": prefect_steps, "home": home}, repeat)])
         except RuntimeError as exc:  # an optional peer that could not run: say why, go on
             skipped["prefect"] = f"failed: {str(exc).strip().splitlines()[-1]}"
         else:
@@ -124,7 +125,7 @@ def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int)
             apart[PREFECT_START] = fastest(pair[PREFECT])["start"]
     else:
         skipped["prefect"] = PREFECT_MISSING
-    return {"steps": steps, "rounds": rounds, "rows": rows,
+    return {"steps": steps, "rounds": rounds, "repeat": repeat, "rows": rows,
             "workers=1 over workers=4, each round": pairs, "prefect_steps": prefect_steps,
             "prefect_rows": small, "apart": apart, "skipped": skipped}
 
@@ -165,8 +166,9 @@ def rows_table(rows: dict[str, float], steps: int, ours: str) -> list[str]:
 def kernel_dag_lines(report: Report) -> list[str]:
     steps = report["steps"]
     lines = [f"kernel-dag: {shape(steps)}, 4 worker threads, end to end (build to every "
-             f"result), each run in a fresh process, the best of {report['rounds']} "
-             f"round{'s' if report['rounds'] > 1 else ''} (the systems take turns)",
+             f"result), each run in a fresh process, the systems taking turns; the best of "
+             f"{report['rounds']} run{'s' if report['rounds'] > 1 else ''} for gigq_flow and "
+             f"dask.threaded.get, of {report['repeat']} for the others",
              *rows_table(report["rows"], steps, GF4)]
     if PREFECT in report["prefect_rows"]:
         lines += [f"Prefect on a smaller DAG, {shape(report['prefect_steps'])}:",
