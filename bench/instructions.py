@@ -30,7 +30,6 @@ from harness.systems import SYSTEMS
 from harness.tempdirs import temporary_directory
 
 import gigq_flow
-from gigq_flow.claim_batch import ClaimBatch
 from gigq_flow.clock import now_iso
 from gigq_flow.store import sqlite as sqlite_store
 
@@ -87,8 +86,7 @@ def kernel_dag(drain: bool, directory: str) -> None:
     gigq_flow_workflow(JOBS).submit(queue)
     worker = gigq_flow.Worker(queue, polling_interval=1)
     worker.running = True
-    worker._thread_state.batch = batch = ClaimBatch()  # as a loop thread, in this one
-    worker._batches.append(batch)
+    worker._thread_state.batch = worker._batches.new()  # as a loop thread, in this one
     misses = 0
     while drain and misses < 2:  # after the first miss, its last batch is written
         misses = 0 if worker._process_one("w") else misses + 1

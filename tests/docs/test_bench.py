@@ -278,3 +278,11 @@ def test_thread_scaling_pairs_one_thread_against_four() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--steps must be a multiple of 50, at least 100 (got 120)" in done.stderr
+
+
+@pytest.mark.parametrize("loop", ["gigq_flow", "dag", "kernel-dag"])
+def test_instructions_runs_each_gigq_flow_loop_as_callgrind_would(loop: str) -> None:
+    """The phases that ``instructions.py`` counts under callgrind run on the worker as it
+    is (they reach into its loop-thread state), here without valgrind."""
+    for phase in ("submit", "drain"):
+        run_script("instructions.py", "--phase", phase, loop)
