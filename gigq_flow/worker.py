@@ -386,10 +386,8 @@ class Worker:
                     if deferral:  # the thread it defers to wakes it if it leaves work
                         self.store.wait_for_work(min(deferral, self.polling_interval), since,
                                                  this_process=True)
-                    elif deferring:
-                        continue  # it claims after all: its token cannot wait for others
-                    else:
-                        due = self.store.next_due()
+                    elif not deferring:  # else it claims after all: its token waits for
+                        due = self.store.next_due()  # this process only
                         idle = self.polling_interval if due is None else due
                         self.store.wait_for_work(min(self.polling_interval, idle), since)
                     batch.idle = False

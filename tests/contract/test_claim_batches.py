@@ -130,35 +130,45 @@ def test_a_restarted_worker_claims_again(queue, db_path, make_worker, monkeypatc
         worker.stop(wait=True)
 
 
+def settle(store):
+    """Return once no wake-up has come for 0.3 s: the submission's, in this process and
+    (PostgreSQL) through the listener's NOTIFY a moment later, are over."""
+    while True:
+        since, began = store.watch(), time.monotonic()
+        store.wait_for_work(0.3, since)
+        if time.monotonic() - began >= 0.3:
+            return
+
+
 @pytest.mark.parametrize("leading", [False, True])
 def test_a_leading_claim_of_all_it_asked_for_wakes_no_idle_thread(queue, db_path, make_worker,
                                                                   leading):
     """Taking every job it asked for leaves more ready: idle threads wake to take them,
     unless the caller leads, and they wait for it. Claiming none wakes them always."""
     store = make_worker(db_path).store
-    since = store.watch()  # on PostgreSQL, the listener that hears the submission's NOTIFY
+    store.watch()  # on PostgreSQL, starts the listener that hears the submission's NOTIFY
     workflow = Workflow("ready")
     for i in range(4):
         workflow.add_task(jobs.noop, name=f"ready-{i}")
-    workflow.submit(queue)  # one transaction
-    store.wait_for_work(5.0, since)  # its wake-up has come
+    workflow.submit(queue)
+    settle(store)
     since = store.watch(this_process=True)  # no connection: serves this process's wake-ups
     woken = threading.Event()
     waiter = threading.Thread(target=lambda: (
-        store.wait_for_work(1.5, since, this_process=True), woken.set()))
+        store.wait_for_work(1.0, since, this_process=True), woken.set()))
     waiter.start()
     claimed = store.complete_and_claim([], "w", ["w-1", "w-2"], leading=leading)[1]
     assert len(claimed) == 2
     assert woken.wait(0.5) is not leading
     waiter.join()
     since = store.watch(this_process=True)
-    waiter = threading.Thread(target=store.wait_for_work, args=(1.5, since),
+    waiter = threading.Thread(target=store.wait_for_work, args=(1.0, since),
                               kwargs={"this_process": True})
     began = time.monotonic()
     waiter.start()
     assert len(store.complete_and_claim([], "w", ["w-3", "w-4", "w-5"], leading=True)[1]) == 2
     waiter.join()  # fewer than asked: every ready job taken, nothing for another thread
-    assert time.monotonic() - began > 1.0
+    assert time.monotonic() - began > 0.8
     since = store.watch(this_process=True)
     waiter = threading.Thread(target=store.wait_for_work, args=(5.0, since),
                               kwargs={"this_process": True})
