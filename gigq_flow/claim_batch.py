@@ -11,7 +11,9 @@ threads finish what they hold and claim only when woken by a batch that left rea
 behind. A thread whose steps are untimed (it has just started, or was idle) claims on
 trial: until its first step has run TRIAL seconds, or ended, the worker's other untimed
 threads leave the claims to it, so that a burst of quick steps starts on one thread
-rather than one step on each.
+rather than one step on each. While the worker has nothing to do, one of its idle
+threads watches the file for other processes' work; the others wait for a wake-up from
+this process (the watcher's trial, when it finds work).
 Claimed jobs wait in the batch as running jobs of the worker (its heartbeat renews their
 lease); each one's timeout counts from its own start. A step that runs on for longer
 than HOLD_LIMIT makes the batch give up what it holds (``give_up``): the completions are
@@ -56,6 +58,7 @@ class ClaimBatch:
         self.idle = False  # its thread waits for work
         self.timed = False  # a step of its thread was timed since it was last idle
         self.trial: float | None = None  # its trial's first step started (inf: not yet)
+        self.watching = False  # its thread waits for other processes' work, for the worker
         self._lock = threading.Lock()  # the heartbeat may give the batch up
 
     @property
@@ -65,7 +68,7 @@ class ClaimBatch:
 
     def rest(self) -> None:
         """Its thread waits for work: no thread defers to it, and its steps are untimed."""
-        self.idle, self.timed, self.trial = True, False, None
+        self.idle, self.timed, self.trial, self.watching = True, False, None, False
 
     def trial_left(self, now: float) -> float:
         """Seconds the other untimed threads still leave the claims to this one (inf:
@@ -163,12 +166,13 @@ class ClaimBatches:
         """Whether ``batch``'s thread claims quick steps for the others, which defer to it."""
         return self._leader is batch and batch.batching
 
-    def deferral(self, batch: ClaimBatch, now: float, *, trial: bool = False) -> float:
+    def deferral(self, batch: ClaimBatch, now: float, *, trial: bool = False,
+                 idle: bool = False) -> float:
         """Seconds ``batch``'s thread leaves the claims to another (0: it claims now;
         inf: until woken): to the one that runs quick steps in batches (the first thread
         to batch leads until it stops: idle, or its steps slowed down), or, its own steps
-        untimed, to another's trial. With ``trial``, a thread that claims now with
-        untimed steps goes on trial."""
+        untimed, to another's trial, or, ``idle``, to the thread that watches the file.
+        With ``trial``, a thread that claims now with untimed steps goes on trial."""
         leader = self._leader
         if leader is None or not leader.batching:
             leader = self._leader = next((other for other in self._batches if other.batching),
@@ -182,4 +186,7 @@ class ClaimBatches:
                        default=0.0)
             if trial and not left and batch.trial is None:
                 batch.trial = math.inf
+        if not left and idle and any(other.watching for other in self._batches
+                                     if other is not batch):
+            return math.inf
         return left

@@ -372,25 +372,26 @@ class Worker:
                 self._steps.mine().start()  # its start-up overlaps the first claim's
             while True:
                 try:
+                    batch.idle = batch.watching = False
                     # Before the checks, so that no wake-up is missed; none if a job waits;
                     # a thread that defers to another waits for this process only.
                     deferring = not batch.waiting and bool(
-                        self._batches.deferral(batch, time.monotonic()))
+                        self._batches.deferral(batch, time.monotonic(), idle=True))
                     since = None if batch.waiting else self.store.watch(this_process=deferring)
                     if since is not None and not self.running:
                         break
                     if self._process_one(worker_id):
                         continue
                     batch.rest()  # until woken: no thread defers to a waiting one
-                    deferral = self._batches.deferral(batch, time.monotonic())
+                    deferral = self._batches.deferral(batch, time.monotonic(), idle=True)
                     if deferral:  # the thread it defers to wakes it if it leaves work
                         self.store.wait_for_work(min(deferral, self.polling_interval), since,
                                                  this_process=True)
                     elif not deferring:  # else it claims after all: its token waits for
                         due = self.store.next_due()  # this process only
                         idle = self.polling_interval if due is None else due
+                        batch.watching = True  # for the worker: its other idle threads rest
                         self.store.wait_for_work(min(self.polling_interval, idle), since)
-                    batch.idle = False
                 except DatabaseError:
                     logger.exception("worker thread %s: database error", worker_id)
                     self.store.wait_for_work(DATABASE_ERROR_BACKOFF)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import warnings
 
 import pytest
@@ -324,3 +325,48 @@ def test_a_token_for_this_process_opens_no_connection(tmp_path):
         thread.join()
     assert opened == {True: False, False: True}
     queue.close()
+
+
+SUBMIT_MEETING = """
+import sys
+from gigq_flow import Job, JobQueue
+from support import jobs
+queue = JobQueue(sys.argv[1])
+for i in range(4):
+    queue.submit(Job(f"meet-{i}", jobs.meet_at_barrier, params={"key": sys.argv[2],
+                                                              "parties": 4}, max_attempts=1))
+"""
+
+
+def test_one_idle_thread_watches_the_file_and_wakes_the_others(tmp_path, monkeypatch):
+    """While a worker has nothing to do, one of its threads reads PRAGMA data_version
+    and the others wait for it; work that another process submits still starts on every
+    thread (four steps that meet at a barrier)."""
+    reads: dict[str, int] = {}
+    data_version = sqlite_connection.SQLiteConnections.data_version
+
+    def counted(self):
+        name = threading.current_thread().name
+        reads[name] = reads.get(name, 0) + 1
+        return data_version(self)
+
+    monkeypatch.setattr(sqlite_connection.SQLiteConnections, "data_version", counted)
+    path = tmp_path / "q.db"
+    queue = JobQueue(path)
+    worker = Worker(queue, worker_id="quad", concurrency=4, polling_interval=5)
+    worker.start_background()
+    try:
+        time.sleep(0.5)  # idle: 25 polls of the file a watching thread
+        idle = sorted(reads.get(f"quad-{i}", 0) for i in range(4))
+        assert idle[-1] >= 10, reads
+        assert idle[-2] <= 3, reads  # the others do not poll
+        key = f"barrier-{uuid.uuid4()}"
+        done = subprocess.run([sys.executable, "-c", SUBMIT_MEETING, str(path), key],
+                              env=subprocess_env(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: queue.stats()["completed"] + queue.stats()["failed"] == 4, 20)
+        assert queue.stats()["completed"] == 4, [job["error"] for job in queue.list_jobs()]
+        assert {job["worker_id"] for job in queue.list_jobs()} == {f"quad-{i}" for i in range(4)}
+    finally:
+        worker.stop(wait=True, timeout=10)
+        queue.close()
