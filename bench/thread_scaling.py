@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from harness.kernel_dag import check_steps
+from harness.kernel_dag import check_steps, paired_ratios
 from harness.kernel_dag_systems import in_fresh_process
 
 FIGURES = (("seconds", "{:.3f} s"), ("CPU seconds", "{:.3f} s of CPU"),
@@ -40,7 +40,7 @@ def main() -> None:
         print(f"  workers={workers}: " + ", ".join(
             form.format(statistics.median(run[key] for run in figures))
             for key, form in FIGURES))
-    ratios = [one["seconds"] / four["seconds"] for one, four in zip(runs[1], runs[4], strict=True)]
+    ratios = paired_ratios(runs[1], runs[4])
     print(f"  workers=1's time over workers=4's, median of the pairs: "
           f"{statistics.median(ratios):.3f} (from {min(ratios):.2f} to {max(ratios):.2f})")
 

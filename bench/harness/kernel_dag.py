@@ -89,6 +89,11 @@ def fastest(runs: list[dict[str, float]]) -> dict[str, float]:
     return min(runs, key=lambda figures: figures["seconds"])
 
 
+def paired_ratios(ones: list[dict[str, float]], fours: list[dict[str, float]]) -> list[float]:
+    """Round by round, workers=1's time over workers=4's (above 1: four threads faster)."""
+    return [one["seconds"] / four["seconds"] for one, four in zip(ones, fours, strict=True)]
+
+
 def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int) -> Report:
     """Seconds by row (the "rows" of the report: the best of ``rounds`` for gigq_flow and
     Dask's raw graph, of ``repeat`` for the others), and the rows measured apart."""
@@ -107,8 +112,7 @@ def measure_kernel_dag(steps: int, prefect_steps: int, repeat: int, rounds: int)
     rows = {label: fastest(runs)["seconds"] for label, runs in found.items()}
     apart = ({DISTRIBUTED_START: fastest(found[DISTRIBUTED])["start"]}
              if DISTRIBUTED in found else {})
-    pairs = [one["seconds"] / four["seconds"]
-             for one, four in zip(found[GF1], found[GF4], strict=True)]
+    pairs = paired_ratios(found[GF1], found[GF4])
     small: dict[str, float] = {}
     if prefect_steps == 0:
         skipped["prefect"] = "--prefect-steps 0"
